@@ -1,0 +1,175 @@
+package webhook
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Processor processes one delivery. It is responsible for recording the
+// outcome (and marking the delivery done) durably before returning nil; an
+// error is passed to DispatcherOptions.Failed.
+type Processor func(ctx context.Context, d Delivery) error
+
+// DispatcherOptions configure a Dispatcher.
+type DispatcherOptions struct {
+	Workers int // default 8
+	Process Processor
+	// Load returns a delivery whose payload was not kept in memory.
+	Load func(ctx context.Context, seq int64) (Delivery, error)
+	// Failed is told about a delivery whose processing failed; it records
+	// that durably so a redelivery or the reconcile picks it up again.
+	Failed func(ctx context.Context, d Delivery, err error)
+	// MaxPayloadBytes bounds the payload bytes held in the queue; beyond it
+	// payloads are dropped from memory and loaded again when their turn
+	// comes. Default 64 MiB.
+	MaxPayloadBytes int
+	Logger          *slog.Logger
+	// Done, if set, is called after each delivery with the time since it
+	// was received (metrics).
+	Done func(d Delivery, took time.Duration)
+}
+
+// Dispatcher runs deliveries on a bounded set of workers, one at a time per
+// ordering key, in the order they were enqueued. It is safe for concurrent
+// use.
+type Dispatcher struct {
+	o DispatcherOptions
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	queues   map[string][]Delivery // pending deliveries per key
+	ready    []string              // keys with pending work and no worker on them
+	busy     map[string]bool       // keys a worker is processing
+	held     int                   // payload bytes held in queues
+	pending  int
+	closed   bool
+	inflight sync.WaitGroup
+}
+
+// NewDispatcher returns a dispatcher; call Run to start its workers.
+func NewDispatcher(o DispatcherOptions) *Dispatcher {
+	if o.Workers <= 0 {
+		o.Workers = 8
+	}
+	if o.MaxPayloadBytes <= 0 {
+		o.MaxPayloadBytes = 64 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	d := &Dispatcher{o: o, queues: map[string][]Delivery{}, busy: map[string]bool{}}
+	d.cond = sync.NewCond(&d.mu)
+	return d
+}
+
+// Enqueue adds a delivery behind the others of its key.
+func (d *Dispatcher) Enqueue(del Delivery) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.held+len(del.Payload) > d.o.MaxPayloadBytes {
+		del.Payload = nil
+	}
+	d.held += len(del.Payload)
+	q := d.queues[del.Key]
+	d.queues[del.Key] = append(q, del)
+	d.pending++
+	if len(q) == 0 && !d.busy[del.Key] {
+		d.ready = append(d.ready, del.Key)
+		d.cond.Signal()
+	}
+}
+
+// Len is the number of deliveries queued or being processed.
+func (d *Dispatcher) Len() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pending
+}
+
+// Run starts the workers and blocks until ctx is done and the deliveries
+// being processed have finished. Queued ones stay in the inbox for the next
+// start.
+func (d *Dispatcher) Run(ctx context.Context) {
+	stop := context.AfterFunc(ctx, func() {
+		d.mu.Lock()
+		d.closed = true
+		d.cond.Broadcast()
+		d.mu.Unlock()
+	})
+	defer stop()
+	var wg sync.WaitGroup
+	for range d.o.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.work(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
+// next blocks until a key is ready and takes its first delivery.
+func (d *Dispatcher) next() (Delivery, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for len(d.ready) == 0 && !d.closed {
+		d.cond.Wait()
+	}
+	if d.closed {
+		return Delivery{}, false
+	}
+	key := d.ready[0]
+	d.ready = d.ready[1:]
+	q := d.queues[key]
+	del := q[0]
+	d.queues[key] = q[1:]
+	d.busy[key] = true
+	d.held -= len(del.Payload)
+	return del, true
+}
+
+// finish releases the key of del and makes it ready again if more waits.
+func (d *Dispatcher) finish(del Delivery) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.pending--
+	delete(d.busy, del.Key)
+	if len(d.queues[del.Key]) > 0 {
+		d.ready = append(d.ready, del.Key)
+		d.cond.Signal()
+	} else {
+		delete(d.queues, del.Key)
+	}
+}
+
+func (d *Dispatcher) work(ctx context.Context) {
+	for {
+		del, ok := d.next()
+		if !ok {
+			return
+		}
+		// Processing is not cut short by shutdown: a delivery half-published
+		// is finished (the inbox makes a repeat harmless anyway).
+		pctx := context.WithoutCancel(ctx)
+		if del.Payload == nil && d.o.Load != nil {
+			full, err := d.o.Load(pctx, del.Seq)
+			if err == nil {
+				del.Payload = full.Payload
+			}
+		}
+		err := d.o.Process(pctx, del)
+		if err != nil {
+			d.o.Logger.Error("delivery failed", "delivery", del.ID, "event", del.Event,
+				"action", del.Action, "key", del.Key, "err", err)
+			if d.o.Failed != nil {
+				d.o.Failed(pctx, del, err)
+			}
+		}
+		if d.o.Done != nil {
+			d.o.Done(del, time.Since(del.ReceivedAt))
+		}
+		d.finish(del)
+	}
+}

@@ -1,0 +1,156 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/mergeguard/guard/internal/metrics"
+)
+
+// MaxBody is the largest payload accepted (GitHub caps payloads at 25 MiB).
+const MaxBody = 25 << 20
+
+// Delivery is one accepted webhook delivery.
+type Delivery struct {
+	Seq        int64 // inbox sequence, assigned when stored
+	ID         string
+	Event      string
+	Action     string
+	Key        string
+	Payload    []byte // may be nil in the dispatcher's queue; then it is loaded by Seq
+	ReceivedAt time.Time
+}
+
+// Inbox stores accepted deliveries durably.
+type Inbox interface {
+	// Accept stores d and returns only once it is durable. fresh is false
+	// when a delivery with the same ID is already stored and is processed or
+	// pending (nothing changes then); a redelivery of a failed one is fresh.
+	Accept(ctx context.Context, d Delivery) (seq int64, fresh bool, err error)
+}
+
+// Options configure the intake handler.
+type Options struct {
+	// Secrets returns the webhook secrets accepted now (current first, then
+	// a previous one while rotating). It is called per request.
+	Secrets func() [][]byte
+	Inbox   Inbox
+	// Enqueue hands a freshly stored delivery to the workers.
+	Enqueue func(Delivery)
+	// Interested reports whether the guard uses event/action; others are
+	// answered 200 and not stored.
+	Interested func(event, action string) bool
+	Metrics    *metrics.Metrics
+	Logger     *slog.Logger
+	Now        func() time.Time
+}
+
+// Handler is the POST /webhook endpoint.
+type Handler struct {
+	o Options
+}
+
+// NewHandler returns the intake handler.
+func NewHandler(o Options) *Handler {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Enqueue == nil {
+		o.Enqueue = func(Delivery) {}
+	}
+	return &Handler{o: o}
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	event := r.Header.Get("X-GitHub-Event")
+	id := r.Header.Get("X-GitHub-Delivery")
+	log := h.o.Logger.With("delivery", id, "event", event)
+	reply := func(code int, result, msg string) {
+		h.o.Metrics.Delivery(metricEvent(event), result)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(code)
+		io.WriteString(w, msg+"\n")
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		reply(http.StatusMethodNotAllowed, "bad_method", "webhooks are POSTed")
+		return
+	}
+	if r.ContentLength > MaxBody {
+		reply(http.StatusRequestEntityTooLarge, "too_large", "payload larger than 25 MiB")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			reply(http.StatusRequestEntityTooLarge, "too_large", "payload larger than 25 MiB")
+			return
+		}
+		reply(http.StatusBadRequest, "malformed", "could not read the body")
+		return
+	}
+	if err := Verify(r.Header.Get("X-Hub-Signature-256"), body, h.o.Secrets()...); err != nil {
+		log.Warn("webhook refused", "reason", err.Error(), "remote", r.RemoteAddr)
+		reply(http.StatusUnauthorized, "unauthorized", err.Error())
+		return
+	}
+	if event == "" || id == "" {
+		reply(http.StatusBadRequest, "malformed", "missing X-GitHub-Event or X-GitHub-Delivery header")
+		return
+	}
+	env, err := ParseEnvelope(body)
+	if err != nil {
+		reply(http.StatusBadRequest, "malformed", err.Error())
+		return
+	}
+	if event == "ping" {
+		reply(http.StatusOK, "ping", "pong")
+		return
+	}
+	if h.o.Interested != nil && !h.o.Interested(event, env.Action) {
+		reply(http.StatusOK, "ignored", "event not used by merge-guard; ignored")
+		return
+	}
+	d := Delivery{
+		ID:         id,
+		Event:      event,
+		Action:     env.Action,
+		Key:        env.Key(event),
+		Payload:    body,
+		ReceivedAt: h.o.Now(),
+	}
+	seq, fresh, err := h.o.Inbox.Accept(r.Context(), d)
+	if err != nil {
+		log.Error("webhook not stored", "err", err)
+		reply(http.StatusServiceUnavailable, "error", "could not store the delivery; GitHub may redeliver it")
+		return
+	}
+	h.o.Metrics.Ack(time.Since(start))
+	if !fresh {
+		reply(http.StatusOK, "duplicate", "delivery "+strconv.Quote(id)+" already received")
+		return
+	}
+	d.Seq = seq
+	h.o.Enqueue(d)
+	reply(http.StatusAccepted, "accepted", "accepted")
+}
+
+// metricEvent bounds the label values of the deliveries metric.
+func metricEvent(event string) string {
+	switch event {
+	case "pull_request", "pull_request_review", "issue_comment", "check_run", "check_suite",
+		"merge_group", "installation", "installation_repositories", "ping":
+		return event
+	}
+	return "other"
+}

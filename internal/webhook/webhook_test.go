@@ -1,0 +1,346 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var secret = []byte("It's a Secret to Everybody")
+
+// memInbox is an in-memory Inbox with the same dedupe rules as the store.
+type memInbox struct {
+	mu     sync.Mutex
+	byID   map[string]string // id -> state
+	stored []Delivery
+	err    error
+}
+
+func newMemInbox() *memInbox { return &memInbox{byID: map[string]string{}} }
+
+func (m *memInbox) Accept(_ context.Context, d Delivery) (int64, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil {
+		return 0, false, m.err
+	}
+	switch m.byID[d.ID] {
+	case "pending", "done":
+		return 0, false, nil
+	}
+	m.byID[d.ID] = "pending"
+	m.stored = append(m.stored, d)
+	return int64(len(m.stored)), true, nil
+}
+
+func fixture(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../../testdata/webhooks/" + name + ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// post sends a delivery signed with sig ("" = sign correctly with secret).
+func post(t *testing.T, h http.Handler, event, id string, body []byte, sig string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/webhook", bytes.NewReader(body))
+	if event != "" {
+		req.Header.Set("X-GitHub-Event", event)
+	}
+	if id != "" {
+		req.Header.Set("X-GitHub-Delivery", id)
+	}
+	if sig == "" {
+		sig = Sign(secret, body)
+	} else if sig == "-" {
+		sig = ""
+	}
+	if sig != "" {
+		req.Header.Set("X-Hub-Signature-256", sig)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func newTestHandler(inbox Inbox, enq *[]Delivery) *Handler {
+	return NewHandler(Options{
+		Secrets: func() [][]byte { return [][]byte{secret, []byte("previous-secret")} },
+		Inbox:   inbox,
+		Enqueue: func(d Delivery) { *enq = append(*enq, d) },
+		Interested: func(event, action string) bool {
+			return event == "pull_request" || event == "pull_request_review"
+		},
+	})
+}
+
+func TestIntake(t *testing.T) {
+	pr := fixture(t, "pull_request.opened")
+	tests := []struct {
+		name     string
+		event    string
+		id       string
+		body     []byte
+		sig      string
+		wantCode int
+		stored   bool
+	}{
+		{"signed pull_request is stored and enqueued", "pull_request", "d1", pr, "", 202, true},
+		{"previous secret is accepted while rotating", "pull_request", "d1", pr, Sign([]byte("previous-secret"), pr), 202, true},
+		{"missing signature is 401", "pull_request", "d1", pr, "-", 401, false},
+		{"wrong secret is 401", "pull_request", "d1", pr, Sign([]byte("nope"), pr), 401, false},
+		{"signature of another body is 401", "pull_request", "d1", pr, Sign(secret, []byte("{}")), 401, false},
+		{"sha1 style signature is 401", "pull_request", "d1", pr, "sha1=0123456789abcdef0123456789abcdef01234567", 401, false},
+		{"garbage signature is 401", "pull_request", "d1", pr, "sha256=zz", 401, false},
+		{"malformed JSON is 400", "pull_request", "d1", []byte(`{"action": "opened",`), "", 400, false},
+		{"JSON that is not an object is 400", "pull_request", "d1", []byte(`[1,2]`), "", 400, false},
+		{"missing event header is 400", "", "d1", pr, "", 400, false},
+		{"missing delivery header is 400", "pull_request", "", pr, "", 400, false},
+		{"unused event is 200 and not stored", "star", "d1", []byte(`{"action":"created"}`), "", 200, false},
+		{"ping is 200 and not stored", "ping", "d1", fixture(t, "ping"), "", 200, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inbox := newMemInbox()
+			var enq []Delivery
+			rec := post(t, newTestHandler(inbox, &enq), tt.event, tt.id, tt.body, tt.sig)
+			if rec.Code != tt.wantCode {
+				t.Fatalf("code = %d (%s), want %d", rec.Code, rec.Body, tt.wantCode)
+			}
+			if got := len(inbox.stored) == 1; got != tt.stored {
+				t.Fatalf("stored = %v, want %v", got, tt.stored)
+			}
+			if tt.stored {
+				d := enq[0]
+				if d.Key != "Codertocat/Hello-World#2" || d.Action != "opened" || d.Seq != 1 || !bytes.Equal(d.Payload, tt.body) {
+					t.Fatalf("enqueued %+v", d)
+				}
+			} else if len(enq) != 0 {
+				t.Fatalf("enqueued %d deliveries for a refused request", len(enq))
+			}
+			if strings.Contains(rec.Body.String(), string(secret)) {
+				t.Fatal("response leaks the secret")
+			}
+		})
+	}
+}
+
+func TestIntakeOversizedBody(t *testing.T) {
+	inbox := newMemInbox()
+	var enq []Delivery
+	h := newTestHandler(inbox, &enq)
+	big := bytes.Repeat([]byte(" "), MaxBody+1)
+	t.Run("declared length over the limit", func(t *testing.T) {
+		if rec := post(t, h, "pull_request", "d1", big, ""); rec.Code != 413 {
+			t.Fatalf("code = %d, want 413", rec.Code)
+		}
+	})
+	t.Run("chunked body over the limit", func(t *testing.T) {
+		req := httptest.NewRequest(http.MethodPost, "/webhook", struct{ *bytes.Reader }{bytes.NewReader(big)})
+		req.ContentLength = -1
+		req.Header.Set("X-GitHub-Event", "pull_request")
+		req.Header.Set("X-GitHub-Delivery", "d2")
+		req.Header.Set("X-Hub-Signature-256", Sign(secret, big))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 413 {
+			t.Fatalf("code = %d, want 413", rec.Code)
+		}
+	})
+	if len(inbox.stored) != 0 {
+		t.Fatal("oversized body stored")
+	}
+}
+
+func TestIntakeDuplicateDelivery(t *testing.T) {
+	inbox := newMemInbox()
+	var enq []Delivery
+	h := newTestHandler(inbox, &enq)
+	body := fixture(t, "pull_request.opened")
+	if rec := post(t, h, "pull_request", "same", body, ""); rec.Code != 202 {
+		t.Fatalf("first: %d", rec.Code)
+	}
+	if rec := post(t, h, "pull_request", "same", body, ""); rec.Code != 200 {
+		t.Fatalf("duplicate: %d, want 200", rec.Code)
+	}
+	if len(enq) != 1 || len(inbox.stored) != 1 {
+		t.Fatalf("duplicate processed again: enqueued %d stored %d", len(enq), len(inbox.stored))
+	}
+	// A failed delivery redelivered by GitHub is processed again.
+	inbox.byID["same"] = "failed"
+	if rec := post(t, h, "pull_request", "same", body, ""); rec.Code != 202 {
+		t.Fatalf("redelivery of failed: %d, want 202", rec.Code)
+	}
+	if len(enq) != 2 {
+		t.Fatal("redelivery of a failed delivery not processed")
+	}
+}
+
+func TestIntakeInboxDownIsNotAcknowledged(t *testing.T) {
+	inbox := newMemInbox()
+	inbox.err = errors.New("disk full")
+	var enq []Delivery
+	rec := post(t, newTestHandler(inbox, &enq), "pull_request", "d1", fixture(t, "pull_request.opened"), "")
+	if rec.Code < 500 {
+		t.Fatalf("code = %d; a delivery that was not stored must not be acknowledged", rec.Code)
+	}
+	if len(enq) != 0 {
+		t.Fatal("enqueued a delivery that was not stored")
+	}
+}
+
+func TestEnvelopeKey(t *testing.T) {
+	tests := map[string]string{
+		"pull_request.opened":             "Codertocat/Hello-World#2",
+		"pull_request_review.submitted":   "Codertocat/Hello-World#2",
+		"issue_comment.created":           "Codertocat/Hello-World#1",
+		"check_run.rerequested":           "github/hello-world@",
+		"merge_group.checks_requested":    "octo-org/octo-repo@",
+		"installation.created":            "installation/",
+		"installation_repositories.added": "installation/",
+	}
+	for name, prefix := range tests {
+		t.Run(name, func(t *testing.T) {
+			env, err := ParseEnvelope(fixture(t, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := env.Key(strings.Split(name, ".")[0]); !strings.HasPrefix(got, prefix) || got == prefix && strings.HasSuffix(prefix, "@") {
+				t.Fatalf("key = %q, want prefix %q", got, prefix)
+			}
+		})
+	}
+}
+
+func TestDispatcherOrdersPerKey(t *testing.T) {
+	var mu sync.Mutex
+	got := map[string][]int64{}
+	active := map[string]int{}
+	overlap := false
+	done := make(chan struct{})
+	const n = 200
+	count := 0
+	d := NewDispatcher(DispatcherOptions{
+		Workers: 4,
+		Process: func(ctx context.Context, del Delivery) error {
+			mu.Lock()
+			active[del.Key]++
+			if active[del.Key] > 1 {
+				overlap = true
+			}
+			mu.Unlock()
+			time.Sleep(50 * time.Microsecond)
+			mu.Lock()
+			active[del.Key]--
+			got[del.Key] = append(got[del.Key], del.Seq)
+			count++
+			if count == n {
+				close(done)
+			}
+			mu.Unlock()
+			return nil
+		},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan struct{})
+	go func() { d.Run(ctx); close(runDone) }()
+	for i := int64(1); i <= n; i++ {
+		d.Enqueue(Delivery{Seq: i, Key: []string{"a#1", "a#2", "b#1"}[i%3], Payload: []byte("{}")})
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("deliveries not processed")
+	}
+	cancel()
+	<-runDone
+	if overlap {
+		t.Fatal("two deliveries of one key ran at once")
+	}
+	for key, seqs := range got {
+		for i := 1; i < len(seqs); i++ {
+			if seqs[i] < seqs[i-1] {
+				t.Fatalf("key %s processed out of order: %v", key, seqs)
+			}
+		}
+	}
+	if d.Len() != 0 {
+		t.Fatalf("Len = %d after all processed", d.Len())
+	}
+}
+
+func TestDispatcherReloadsDroppedPayloadsAndReportsFailures(t *testing.T) {
+	var failed []int64
+	var mu sync.Mutex
+	done := make(chan struct{}, 10)
+	d := NewDispatcher(DispatcherOptions{
+		Workers:         1,
+		MaxPayloadBytes: 1,
+		Load: func(ctx context.Context, seq int64) (Delivery, error) {
+			return Delivery{Seq: seq, Payload: []byte(`{"reloaded":true}`)}, nil
+		},
+		Process: func(ctx context.Context, del Delivery) error {
+			if string(del.Payload) != `{"reloaded":true}` {
+				return errors.New("payload not reloaded")
+			}
+			if del.Seq == 2 {
+				return errors.New("boom")
+			}
+			return nil
+		},
+		Failed: func(ctx context.Context, del Delivery, err error) {
+			mu.Lock()
+			failed = append(failed, del.Seq)
+			mu.Unlock()
+		},
+		Done: func(Delivery, time.Duration) { done <- struct{}{} },
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go d.Run(ctx)
+	d.Enqueue(Delivery{Seq: 1, Key: "k", Payload: []byte("{}")})
+	d.Enqueue(Delivery{Seq: 2, Key: "k", Payload: []byte("{}")})
+	<-done
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if len(failed) != 1 || failed[0] != 2 {
+		t.Fatalf("failed = %v, want [2]", failed)
+	}
+}
+
+func FuzzVerify(f *testing.F) {
+	body := []byte(`{"action":"opened"}`)
+	f.Add(Sign(secret, body), body)
+	f.Add("sha256=", []byte{})
+	f.Add("", []byte("x"))
+	f.Fuzz(func(t *testing.T, header string, body []byte) {
+		err := Verify(header, body, secret)
+		if err == nil && !strings.EqualFold(header, Sign(secret, body)) {
+			t.Fatalf("accepted a signature that is not the HMAC: %q", header)
+		}
+	})
+}
+
+func FuzzParseEnvelope(f *testing.F) {
+	for _, name := range []string{"pull_request.opened", "issue_comment.created", "merge_group.checks_requested"} {
+		b, _ := os.ReadFile("../../testdata/webhooks/" + name + ".json")
+		f.Add(b)
+	}
+	f.Add([]byte(`{"pull_request":null,"issue":{"number":0}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		env, err := ParseEnvelope(body)
+		if err == nil {
+			_ = env.Key("pull_request")
+		}
+	})
+}
