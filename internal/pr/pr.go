@@ -278,3 +278,67 @@ type Directory interface {
 	// write, triage, read or none.
 	Permission(ctx context.Context, owner, repo, login string) (string, error)
 }
+
+// AddedLines returns the lines a unified diff adds, numbered in the new file.
+// Lines of "\ No newline at end of file" and malformed hunks are skipped.
+func AddedLines(patch string) []Line {
+	var out []Line
+	n := 0
+	inHunk := false
+	for len(patch) > 0 {
+		line := patch
+		if i := indexByte(patch, '\n'); i >= 0 {
+			line, patch = patch[:i], patch[i+1:]
+		} else {
+			patch = ""
+		}
+		switch {
+		case len(line) >= 2 && line[0] == '@' && line[1] == '@':
+			n, inHunk = hunkStart(line)
+		case !inHunk:
+		case len(line) > 0 && line[0] == '+':
+			out = append(out, Line{Number: n, Text: line[1:]})
+			n++
+		case len(line) > 0 && line[0] == '-':
+		case len(line) > 0 && line[0] == '\\':
+		default:
+			n++
+		}
+	}
+	return out
+}
+
+func indexByte(s string, c byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// hunkStart parses "@@ -a,b +c,d @@" and returns c.
+func hunkStart(h string) (int, bool) {
+	i := 0
+	for i < len(h) && h[i] != '+' {
+		i++
+	}
+	if i == len(h) {
+		return 0, false
+	}
+	i++
+	n := 0
+	digits := 0
+	for i < len(h) && h[i] >= '0' && h[i] <= '9' {
+		n = n*10 + int(h[i]-'0')
+		if n > 1<<30 {
+			return 0, false
+		}
+		i++
+		digits++
+	}
+	if digits == 0 {
+		return 0, false
+	}
+	return n, true
+}

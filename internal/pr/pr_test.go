@@ -1,0 +1,48 @@
+package pr
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestAddedLines(t *testing.T) {
+	tests := []struct {
+		name  string
+		patch string
+		want  []Line
+	}{
+		{"empty", "", nil},
+		{"one hunk", "@@ -1,3 +1,4 @@\n package x\n+// added\n func A() {}\n-func B() {}\n+func C() {}", []Line{{2, "// added"}, {4, "func C() {}"}}},
+		{"second hunk numbering", "@@ -1,2 +1,2 @@\n a\n-b\n+B\n@@ -40,2 +40,3 @@\n x\n+\tt.Skip(\"flaky\")\n y", []Line{{2, "B"}, {41, "\tt.Skip(\"flaky\")"}}},
+		{"no newline marker", "@@ -1 +1 @@\n-a\n\\ No newline at end of file\n+b\n\\ No newline at end of file", []Line{{1, "b"}}},
+		{"new file single line hunk", "@@ -0,0 +1 @@\n+only", []Line{{1, "only"}}},
+		{"garbage before a hunk is ignored", "+not a hunk\n@@ broken\n+still not", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := AddedLines(tt.patch); !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestWorst(t *testing.T) {
+	if Worst(Allow, Escalate) != Escalate || Worst(Block, Escalate) != Block || Worst(Error, Block) != Error {
+		t.Fatal("severity order wrong")
+	}
+	if Outcome("bogus").Severity() != Error.Severity() {
+		t.Fatal("unknown outcomes must rank as error")
+	}
+}
+
+func FuzzAddedLines(f *testing.F) {
+	f.Add("@@ -1,3 +1,4 @@\n package x\n+// added\n")
+	f.Fuzz(func(t *testing.T, patch string) {
+		for _, l := range AddedLines(patch) {
+			if l.Number < 0 {
+				t.Fatalf("negative line number %d", l.Number)
+			}
+		}
+	})
+}
