@@ -1,0 +1,16 @@
+// Package policy compiles Merge Guard's Rego policies and evaluates them.
+//
+// Contract:
+//   - Compile reads the non-test *.rego files of a file system (Rego v1,
+//     package guard), refuses a set that does not parse or compile with an
+//     error naming file:line:col and the reason, and prepares the query
+//     data.guard.decision once. Non-deterministic builtins (time.now_ns,
+//     http.send, rand.intn, …) are not available to policies, so a decision
+//     depends only on its input.
+//   - Decide evaluates one pr.Input. It returns an error, never a guess, when
+//     the policies yield no decision or one of the wrong shape: the caller
+//     fails closed. An Engine is immutable and safe for concurrent use.
+//   - Test runs the *_test.rego unit tests with OPA's tester.
+//   - A Reloader serves the last engine that compiled and swaps in a new one
+//     only when the policy directory changed and compiles.
+package policy

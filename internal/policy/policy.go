@@ -1,0 +1,223 @@
+package policy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+
+	"github.com/mergeguard/guard/internal/pr"
+)
+
+// Query is the query every policy set must answer.
+const Query = "data.guard.decision"
+
+// Engine is a compiled policy set with data.guard.decision prepared for
+// evaluation. It is immutable and safe for concurrent use.
+type Engine struct {
+	query    rego.PreparedEvalQuery
+	revision string
+	files    []string
+}
+
+// source is one policy file.
+type source struct {
+	name string
+	text string
+}
+
+// Compile parses and compiles the non-test *.rego files of fsys (walked from
+// its root; *_test.rego files are skipped) and prepares data.guard.decision.
+// A set that does not parse or compile is refused with every problem as
+// file:line:col: reason.
+func Compile(ctx context.Context, fsys fs.FS) (*Engine, error) {
+	srcs, err := readSources(fsys, false)
+	if err != nil {
+		return nil, err
+	}
+	if len(srcs) == 0 {
+		return nil, errors.New("compile policies: no *.rego files found")
+	}
+	opts := []func(*rego.Rego){
+		rego.Query(Query),
+		rego.Capabilities(deterministicCapabilities()),
+		rego.SetRegoVersion(ast.RegoV1),
+	}
+	for _, s := range srcs {
+		m, err := parseModule(s)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, rego.ParsedModule(m))
+	}
+	q, err := rego.New(opts...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("compile policies: %w", describe(err))
+	}
+	e := &Engine{query: q, revision: revision(srcs)}
+	for _, s := range srcs {
+		e.files = append(e.files, s.name)
+	}
+	return e, nil
+}
+
+// Revision identifies the policy set: the first 12 hex digits of a SHA-256
+// over the file names and contents of its non-test files.
+func (e *Engine) Revision() string { return e.revision }
+
+// Files returns the names of the policy files the engine was compiled from.
+func (e *Engine) Files() []string { return append([]string(nil), e.files...) }
+
+// Decide evaluates data.guard.decision for in. It fails (and the caller must
+// fail closed) when the decision is undefined or malformed: an outcome other
+// than allow, escalate or block, a reason without rule, outcome or message,
+// or an outcome less severe than one of its reasons.
+func (e *Engine) Decide(ctx context.Context, in *pr.Input) (pr.Decision, error) {
+	if in == nil {
+		return pr.Decision{}, errors.New("decide: nil input")
+	}
+	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(inputValue(in)))
+	if err != nil {
+		return pr.Decision{}, fmt.Errorf("evaluate %s: %w", Query, err)
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return pr.Decision{}, fmt.Errorf("evaluate %s: undefined (policies %s define no decision for this input)", Query, e.revision)
+	}
+	if len(rs) > 1 {
+		return pr.Decision{}, fmt.Errorf("evaluate %s: %d results, want one", Query, len(rs))
+	}
+	d, err := decodeDecision(rs[0].Expressions[0].Value)
+	if err != nil {
+		return pr.Decision{}, fmt.Errorf("decision of policies %s: %w", e.revision, err)
+	}
+	return d, nil
+}
+
+// readSources returns the *.rego files of fsys sorted by name, with or
+// without the *_test.rego files.
+func readSources(fsys fs.FS, withTests bool) ([]source, error) {
+	var srcs []source
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != "." && strings.HasPrefix(d.Name(), ".") {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if path.Ext(p) != ".rego" || (!withTests && isTestFile(p)) {
+			return nil
+		}
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		srcs = append(srcs, source{name: p, text: string(b)})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read policies: %w", err)
+	}
+	sort.Slice(srcs, func(i, j int) bool { return srcs[i].name < srcs[j].name })
+	return srcs, nil
+}
+
+func isTestFile(name string) bool { return strings.HasSuffix(name, "_test.rego") }
+
+func parseModule(s source) (*ast.Module, error) {
+	m, err := ast.ParseModuleWithOpts(s.name, s.text, ast.ParserOptions{RegoVersion: ast.RegoV1})
+	if err != nil {
+		return nil, fmt.Errorf("parse policies: %w", describe(err))
+	}
+	return m, nil
+}
+
+// revision hashes file names and contents; the names are length-prefixed so
+// that no two sets hash alike by moving bytes between name and content.
+func revision(srcs []source) string {
+	h := sha256.New()
+	for _, s := range srcs {
+		fmt.Fprintf(h, "%d:%s%d:", len(s.name), s.name, len(s.text))
+		h.Write([]byte(s.text))
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// deterministicCapabilities are this OPA's capabilities without the builtins
+// whose result depends on more than their arguments (time.now_ns, http.send,
+// rand.intn, net.lookup_ip_addr, opa.runtime, …).
+func deterministicCapabilities() *ast.Capabilities {
+	caps := ast.CapabilitiesForThisVersion()
+	kept := caps.Builtins[:0]
+	for _, b := range caps.Builtins {
+		if !b.Nondeterministic {
+			kept = append(kept, b)
+		}
+	}
+	caps.Builtins = kept
+	return caps
+}
+
+// PolicyError is a policy set that does not parse or compile. Its message
+// lists each problem as file:line:col: reason.
+type PolicyError struct {
+	Problems []Problem
+}
+
+// Problem is one parse or compile error at a place in a policy file.
+type Problem struct {
+	File    string
+	Line    int
+	Col     int
+	Message string
+}
+
+func (p Problem) String() string {
+	if p.File == "" && p.Line == 0 {
+		return p.Message
+	}
+	return fmt.Sprintf("%s:%d:%d: %s", p.File, p.Line, p.Col, p.Message)
+}
+
+func (e *PolicyError) Error() string {
+	parts := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		parts[i] = p.String()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// describe turns OPA's parse and compile errors into a *PolicyError; other
+// errors are returned as they are.
+func describe(err error) error {
+	var errs ast.Errors
+	if !errors.As(err, &errs) {
+		var one *ast.Error
+		if !errors.As(err, &one) {
+			return err
+		}
+		errs = ast.Errors{one}
+	}
+	pe := &PolicyError{}
+	for _, e := range errs {
+		p := Problem{Message: e.Message}
+		if e.Code != "" {
+			p.Message = e.Code + ": " + e.Message
+		}
+		if e.Location != nil {
+			p.File, p.Line, p.Col = e.Location.File, e.Location.Row, e.Location.Col
+		}
+		pe.Problems = append(pe.Problems, p)
+	}
+	return pe
+}

@@ -1,0 +1,102 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"sort"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/tester"
+	"github.com/open-policy-agent/opa/v1/topdown"
+)
+
+// Test runs the Rego unit tests (rules named test_* in *_test.rego files) of
+// the policies in fsys with OPA's tester, under the same capabilities as
+// Compile. It writes one line per test, "PASS name (file:line)" or
+// "FAIL name (file:line)" (ERROR when the test could not be evaluated), in
+// file and line order, and returns the counts. verbose adds the output of
+// print() calls and, for failures, an evaluation trace. A policy set that
+// does not parse or compile is an error naming file:line:col.
+func Test(ctx context.Context, fsys fs.FS, w io.Writer, verbose bool) (passed, failed int, err error) {
+	srcs, err := readSources(fsys, true)
+	if err != nil {
+		return 0, 0, err
+	}
+	modules := make(map[string]*ast.Module, len(srcs))
+	for _, s := range srcs {
+		m, err := parseModule(s)
+		if err != nil {
+			return 0, 0, err
+		}
+		modules[s.name] = m
+	}
+	compiler := ast.NewCompiler().
+		WithCapabilities(deterministicCapabilities()).
+		WithEnablePrintStatements(verbose).
+		WithDefaultRegoVersion(ast.RegoV1)
+	runner := tester.NewRunner().
+		SetCompiler(compiler).
+		SetDefaultRegoVersion(ast.RegoV1).
+		SetModules(modules).
+		CapturePrintOutput(verbose).
+		EnableTracing(verbose)
+	ch, err := runner.RunTests(ctx, nil)
+	if err != nil {
+		return 0, 0, fmt.Errorf("compile policy tests: %w", describe(err))
+	}
+	var results []*tester.Result
+	for r := range ch {
+		results = append(results, r)
+	}
+	sort.Slice(results, func(i, j int) bool {
+		a, b := results[i].Location, results[j].Location
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		return a.Row < b.Row
+	})
+	for _, r := range results {
+		status := "PASS"
+		switch {
+		case r.Error != nil:
+			status = "ERROR"
+		case r.Fail:
+			status = "FAIL"
+		case r.Skip:
+			status = "SKIP"
+		}
+		fmt.Fprintf(w, "%s %s (%s:%d)\n", status, r.Name, r.Location.File, r.Location.Row)
+		if r.Error != nil {
+			fmt.Fprintf(w, "    %v\n", r.Error)
+		}
+		if verbose && len(r.Output) > 0 {
+			fmt.Fprintf(w, "    %s\n", strings.ReplaceAll(strings.TrimRight(string(r.Output), "\n"), "\n", "\n    "))
+		}
+		if verbose && !r.Pass() && !r.Skip && len(r.Trace) > 0 {
+			topdown.PrettyTraceWithLocation(indent{w}, r.Trace)
+		}
+		switch {
+		case r.Pass():
+			passed++
+		case r.Skip:
+		default:
+			failed++
+		}
+	}
+	fmt.Fprintf(w, "%d passed, %d failed\n", passed, failed)
+	return passed, failed, nil
+}
+
+// indent prefixes every write with four spaces (traces are written line by
+// line).
+type indent struct{ w io.Writer }
+
+func (i indent) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(i.w, "    "); err != nil {
+		return 0, err
+	}
+	return i.w.Write(p)
+}
