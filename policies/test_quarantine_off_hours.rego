@@ -29,7 +29,7 @@ max_reported_matches := 20
 # *IT, Ruby *_spec.rb, anything under tests/, test/, spec/, __tests__/ or
 # src/test/, and every Rust file (#[ignore] is only meaningful on tests, and
 # Rust unit tests live in #[cfg(test)] modules of ordinary files).
-test_file_pattern := `(?:_test\.(?:go|py|rb)|(?:^|/)test_[^/]*\.(?:py|rb)|\.(?:test|spec)\.[^/]+|(?:Tests?|IT)\.(?:java|kt|cs)|_spec\.rb|\.rs)$|(?:^|/)(?:tests?|spec|__tests__|src/test)/`
+quarantine_test_path := `(?:_test\.(?:go|py|rb)|(?:^|/)test_[^/]*\.(?:py|rb)|\.(?:test|spec)\.[^/]+|(?:Tests?|IT)\.(?:java|kt|cs)|_spec\.rb|\.rs)$|(?:^|/)(?:tests?|spec|__tests__|src/test)/`
 
 # Skip markers per file extension; (?m) so that one match on a file's added
 # lines joined by newlines finds whether any line has one.
@@ -59,7 +59,7 @@ jvm_skip_marker := `@(?:Disabled|Ignore)\b`
 # Matches as [file, line, text], text cut at 200 bytes.
 quarantine_matches contains [f.filename, l.number, substring(l.text, 0, 200)] if {
 	some f in input.files
-	regex.match(test_file_pattern, f.filename)
+	regex.match(quarantine_test_path, f.filename)
 	marker := skip_markers[file_extension(f.filename)]
 	regex.match(marker, concat("\n", [l.text | some l in f.added_lines]))
 	some l in f.added_lines

@@ -18,7 +18,9 @@ import (
 // Compile. It writes one line per test, "PASS name (file:line)" or
 // "FAIL name (file:line)" (ERROR when the test could not be evaluated), in
 // file and line order, and returns the counts. verbose adds the output of
-// print() calls and, for failures, an evaluation trace. A policy set that
+// print() calls and, for failures, an evaluation trace. Data-driven tests
+// (test_x[name] if …) list their failing cases by name, all cases when
+// verbose. A policy set that
 // does not parse or compile is an error naming file:line:col.
 func Test(ctx context.Context, fsys fs.FS, w io.Writer, verbose bool) (passed, failed int, err error) {
 	srcs, err := readSources(fsys, true)
@@ -71,6 +73,11 @@ func Test(ctx context.Context, fsys fs.FS, w io.Writer, verbose bool) (passed, f
 		fmt.Fprintf(w, "%s %s (%s:%d)\n", status, r.Name, r.Location.File, r.Location.Row)
 		if r.Error != nil {
 			fmt.Fprintf(w, "    %v\n", r.Error)
+		}
+		for name, sub := range r.SubResults.Iter {
+			if sub.Fail || verbose {
+				fmt.Fprintf(w, "    %s %s\n", map[bool]string{true: "FAIL", false: "PASS"}[sub.Fail], strings.Join(name, " / "))
+			}
 		}
 		if verbose && len(r.Output) > 0 {
 			fmt.Fprintf(w, "    %s\n", strings.ReplaceAll(strings.TrimRight(string(r.Output), "\n"), "\n", "\n    "))
