@@ -413,28 +413,31 @@ func digits(s string) bool {
 // refuses equal ends (a freeze must have a length; freeze the whole week
 // with an absolute window instead).
 func ParseWeekly(from, to string) (Weekly, error) {
-	fd, fm, err := parseDayClock(from)
+	fd, fm, err := ParseDayTime(from)
 	if err != nil {
 		return Weekly{}, fmt.Errorf("from: %w", err)
 	}
-	td, tm, err := parseDayClock(to)
+	td, tm, err := ParseDayTime(to)
 	if err != nil {
 		return Weekly{}, fmt.Errorf("to: %w", err)
 	}
 	w := Weekly{FromDay: fd, FromMin: fm, ToDay: td, ToMin: tm}
-	if weekMinute(fd, fm) == weekMinute(td, tm) {
+	if SameWeekMinute(fd, fm, td, tm) {
 		return Weekly{}, fmt.Errorf("to %q is the same time of the week as from %q", to, from)
 	}
 	return w, nil
 }
 
-// weekMinute is the minute of the week, normalising "fri 24:00" to
-// "sat 00:00".
-func weekMinute(d time.Weekday, m int) int {
-	return (int(d)*1440 + m) % (7 * 1440)
+// SameWeekMinute reports whether two day-and-minute pairs are the same time
+// of the week ("fri 24:00" is "sat 00:00").
+func SameWeekMinute(d1 time.Weekday, m1 int, d2 time.Weekday, m2 int) bool {
+	week := 7 * 1440
+	return (int(d1)*1440+m1)%week == (int(d2)*1440+m2)%week
 }
 
-func parseDayClock(s string) (time.Weekday, int, error) {
+// ParseDayTime parses a day of the week and a local time, "fri 16:00",
+// into the weekday and minutes after midnight.
+func ParseDayTime(s string) (time.Weekday, int, error) {
 	f := strings.Fields(s)
 	if len(f) != 2 {
 		return 0, 0, fmt.Errorf("%q must be a day and a time like \"fri 16:00\"", s)
