@@ -352,7 +352,9 @@ func (f *flow) handler() http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
-		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action "+f.web)
+		// No form-action: GitHub may redirect the form's POST to a login
+		// or SSO page on another host, which form-action would block.
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
 		if !f.hosts[r.Host] { // DNS rebinding: only the loopback address itself
 			http.Error(w, "unexpected Host header: open the address guard setup printed", http.StatusMisdirectedRequest)
 			return

@@ -215,16 +215,18 @@ func TestRunCreatesTheApp(t *testing.T) {
 	tests := []struct {
 		name       string
 		org        string
+		appName    string // --name
 		wantAction string // path of GitHub's new-app page
+		wantName   string // in the manifest
 	}{
-		{"personal account", "", "/settings/apps/new"},
-		{"organization", "acme-corp", "/organizations/acme-corp/settings/apps/new"},
+		{"personal account", "", "", "/settings/apps/new", "Merge Guard"},
+		{"organization with its own app name", "acme-corp", "Acme Merge Guard", "/organizations/acme-corp/settings/apps/new", "Acme Merge Guard"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := newFakeGitHub(t, http.StatusCreated, "conversion-201.json")
 			path := filepath.Join(t.TempDir(), "creds.json")
-			s := start(t, g, Options{Org: tt.org, CredentialsPath: path, PublicURL: "https://guard.example.com/"})
+			s := start(t, g, Options{Org: tt.org, Name: tt.appName, CredentialsPath: path, PublicURL: "https://guard.example.com/"})
 
 			action, state, m := s.form(t)
 			if got := action.Scheme + "://" + action.Host + action.Path; got != g.srv.URL+tt.wantAction {
@@ -232,6 +234,9 @@ func TestRunCreatesTheApp(t *testing.T) {
 			}
 			if len(state) < 32 {
 				t.Errorf("state %q is too short to be unguessable", state)
+			}
+			if m["name"] != tt.wantName {
+				t.Errorf("name = %v, want %q", m["name"], tt.wantName)
 			}
 			hook, _ := m["hook_attributes"].(map[string]any)
 			if hook["url"] != "https://guard.example.com/webhook" || hook["active"] != true {
