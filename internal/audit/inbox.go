@@ -1,0 +1,309 @@
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Delivery is a durable webhook delivery in the inbox.
+type Delivery struct {
+	Seq        int64  // assigned by Accept
+	ID         string // X-GitHub-Delivery
+	Event      string // X-GitHub-Event
+	Action     string
+	Key        string // ordering key computed by the caller, e.g. "owner/repo#12"; deliveries of one key are processed in Seq order
+	Payload    []byte
+	ReceivedAt time.Time
+	Attempts   int
+	State      string // pending, done, failed
+}
+
+// Delivery states.
+const (
+	StatePending = "pending"
+	StateDone    = "done"
+	StateFailed  = "failed"
+)
+
+type acceptReq struct {
+	d   Delivery
+	res chan acceptRes // buffered: the writer never blocks on it
+}
+
+type acceptRes struct {
+	seq   int64
+	fresh bool
+	err   error
+}
+
+// Accept stores d durably before returning nil. Group commit: concurrent
+// calls are batched into one transaction by a single writer goroutine, so
+// many acknowledgements share one fsync.
+//
+// A delivery ID seen before: done or pending -> fresh=false (nothing
+// changes); failed -> set back to pending (a redelivery of a failed one is
+// processed again), fresh=true. Seq is the delivery's original Seq then.
+//
+// If ctx ends while the batch is being committed, Accept returns ctx.Err()
+// although the delivery may have been stored; a redelivery is then
+// answered with fresh=false.
+func (s *Store) Accept(ctx context.Context, d Delivery) (seq int64, fresh bool, err error) {
+	if d.ID == "" {
+		return 0, false, errors.New("accept delivery: empty delivery id")
+	}
+	if d.Event == "" {
+		return 0, false, fmt.Errorf("accept delivery %s: empty event name", d.ID)
+	}
+	req := acceptReq{d: d, res: make(chan acceptRes, 1)}
+	select {
+	case s.accepts <- req:
+	case <-s.quit:
+		return 0, false, ErrClosed
+	case <-ctx.Done():
+		return 0, false, fmt.Errorf("accept delivery %s: %w", d.ID, ctx.Err())
+	}
+	select {
+	case r := <-req.res:
+		if r.err != nil {
+			return 0, false, fmt.Errorf("accept delivery %s: %w", d.ID, r.err)
+		}
+		return r.seq, r.fresh, nil
+	case <-ctx.Done():
+		return 0, false, fmt.Errorf("accept delivery %s: %w", d.ID, ctx.Err())
+	}
+}
+
+// writer is the group-commit goroutine: it takes every Accept waiting at
+// the moment, commits them in one transaction and answers each.
+func (s *Store) writer() {
+	defer close(s.writerDone)
+	batch := make([]acceptReq, 0, maxBatch)
+	for {
+		select {
+		case <-s.quit:
+			return
+		case r := <-s.accepts:
+			batch = append(batch[:0], r)
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-s.accepts:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		res := s.commitAccepts(batch)
+		for i, r := range batch {
+			r.res <- res[i]
+		}
+	}
+}
+
+// commitAccepts stores a batch in one transaction. If the transaction fails
+// as a whole, every request gets the error.
+func (s *Store) commitAccepts(batch []acceptReq) []acceptRes {
+	res := make([]acceptRes, len(batch))
+	fail := func(err error) []acceptRes {
+		for i := range res {
+			res[i] = acceptRes{err: err}
+		}
+		return res
+	}
+	ctx := context.Background()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fail(err)
+	}
+	defer tx.Rollback()
+	find, err := tx.PrepareContext(ctx, "SELECT seq, state FROM deliveries WHERE id = ?")
+	if err != nil {
+		return fail(err)
+	}
+	defer find.Close()
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO deliveries (id, event, action, key, payload, received_at, state)
+		VALUES (?, ?, ?, ?, ?, ?, 'pending')`)
+	if err != nil {
+		return fail(err)
+	}
+	defer ins.Close()
+	now := s.nowUTC()
+	for i, r := range batch {
+		d := r.d
+		var seq int64
+		var state string
+		err := find.QueryRowContext(ctx, d.ID).Scan(&seq, &state)
+		switch {
+		case err == nil && state == StateFailed:
+			if _, err := tx.ExecContext(ctx, "UPDATE deliveries SET state = 'pending' WHERE seq = ?", seq); err != nil {
+				return fail(err)
+			}
+			res[i] = acceptRes{seq: seq, fresh: true}
+		case err == nil:
+			res[i] = acceptRes{seq: seq, fresh: false}
+		case errors.Is(err, sql.ErrNoRows):
+			at := d.ReceivedAt
+			if at.IsZero() {
+				at = now
+			}
+			payload := d.Payload
+			if payload == nil {
+				payload = []byte{}
+			}
+			out, err := ins.ExecContext(ctx, d.ID, d.Event, d.Action, d.Key, payload, ns(at))
+			if err != nil {
+				return fail(err)
+			}
+			seq, err := out.LastInsertId()
+			if err != nil {
+				return fail(err)
+			}
+			res[i] = acceptRes{seq: seq, fresh: true}
+		default:
+			return fail(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fail(err)
+	}
+	return res
+}
+
+const deliveryCols = "seq, id, event, action, key, payload, received_at, attempts, state"
+
+func scanDelivery(sc interface{ Scan(...any) error }) (Delivery, error) {
+	var d Delivery
+	var at int64
+	err := sc.Scan(&d.Seq, &d.ID, &d.Event, &d.Action, &d.Key, &d.Payload, &at, &d.Attempts, &d.State)
+	d.ReceivedAt = fromNS(at)
+	return d, err
+}
+
+// Pending returns the deliveries in state pending, in Seq order (to resume
+// them on start).
+func (s *Store) Pending(ctx context.Context) ([]Delivery, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT "+deliveryCols+" FROM deliveries WHERE state = 'pending' ORDER BY seq")
+	if err != nil {
+		return nil, fmt.Errorf("list pending deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list pending deliveries: %w", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list pending deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// Delivery returns the delivery with that Seq, or ErrNotFound.
+func (s *Store) Delivery(ctx context.Context, seq int64) (Delivery, error) {
+	d, err := scanDelivery(s.r.QueryRowContext(ctx, "SELECT "+deliveryCols+" FROM deliveries WHERE seq = ?", seq))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Delivery{}, fmt.Errorf("delivery %d: %w", seq, ErrNotFound)
+	}
+	if err != nil {
+		return Delivery{}, fmt.Errorf("delivery %d: %w", seq, err)
+	}
+	return d, nil
+}
+
+// Fail counts a failed attempt and marks the delivery failed with reason. A
+// delivery already done stays done (its records are in the trail).
+func (s *Store) Fail(ctx context.Context, seq int64, reason string) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		out, err := tx.ExecContext(ctx, `UPDATE deliveries SET attempts = attempts + 1, state = 'failed', last_error = ?
+			WHERE seq = ? AND state <> 'done'`, reason, seq)
+		if err != nil {
+			return err
+		}
+		if n, _ := out.RowsAffected(); n == 0 {
+			var one int
+			if err := tx.QueryRowContext(ctx, "SELECT 1 FROM deliveries WHERE seq = ?", seq).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+				return ErrNotFound
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("fail delivery %d: %w", seq, err)
+	}
+	return nil
+}
+
+// Complete appends recs to the trail and marks the delivery done in ONE
+// transaction; if it is already done it appends nothing and returns nil
+// (exactly-once across crashes and redeliveries). Records without a
+// DeliveryID get the delivery's ID. It returns the records as stored.
+func (s *Store) Complete(ctx context.Context, seq int64, recs ...Record) ([]Record, error) {
+	var out []Record
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var id, state string
+		err := tx.QueryRowContext(ctx, "SELECT id, state FROM deliveries WHERE seq = ?", seq).Scan(&id, &state)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if state == StateDone {
+			return nil
+		}
+		recs = append([]Record(nil), recs...)
+		for i := range recs {
+			if recs[i].DeliveryID == "" {
+				recs[i].DeliveryID = id
+			}
+		}
+		if out, err = s.appendTx(ctx, tx, recs); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "UPDATE deliveries SET state = 'done', done_at = ?, last_error = '' WHERE seq = ?",
+			ns(s.nowUTC()), seq)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("complete delivery %d: %w", seq, err)
+	}
+	return out, nil
+}
+
+// InboxStats returns how many deliveries are pending and when the oldest of
+// them was received (zero when none).
+func (s *Store) InboxStats(ctx context.Context) (depth int, oldest time.Time, err error) {
+	var min sql.NullInt64
+	err = s.r.QueryRowContext(ctx, "SELECT count(*), min(received_at) FROM deliveries WHERE state = 'pending'").Scan(&depth, &min)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("inbox stats: %w", err)
+	}
+	return depth, timeOrZero(min), nil
+}
+
+// PruneInbox deletes the deliveries that were done before the given time
+// and returns how many it deleted. Their records stay in the trail; a
+// redelivery of a pruned ID would be processed again, so keep at least the
+// window in which GitHub redelivers (days).
+func (s *Store) PruneInbox(ctx context.Context, before time.Time) (int, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		out, err := tx.ExecContext(ctx, "DELETE FROM deliveries WHERE state = 'done' AND done_at < ?", ns(before))
+		if err != nil {
+			return err
+		}
+		n, err = out.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune inbox: %w", err)
+	}
+	return int(n), nil
+}

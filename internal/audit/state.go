@@ -1,0 +1,292 @@
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mergeguard/guard/internal/pr"
+)
+
+// SaveCheckRun remembers the check run the guard created for repo at sha and
+// the pull requests it belongs to (added to those already known).
+func (s *Store) SaveCheckRun(ctx context.Context, repo, sha string, checkRunID int64, prs []int) error {
+	if repo == "" || sha == "" {
+		return errors.New("save check run: empty repository or SHA")
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO check_runs (repo, sha, check_run_id, updated_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (repo, sha) DO UPDATE SET check_run_id = excluded.check_run_id, updated_at = excluded.updated_at`,
+			repo, sha, checkRunID, ns(s.nowUTC()))
+		if err != nil {
+			return err
+		}
+		for _, n := range prs {
+			if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO check_run_prs (repo, sha, number) VALUES (?, ?, ?)", repo, sha, n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("save check run of %s@%s: %w", repo, sha, err)
+	}
+	return nil
+}
+
+// CheckRunFor returns the check run the guard created for repo at sha.
+func (s *Store) CheckRunFor(ctx context.Context, repo, sha string) (int64, bool, error) {
+	var id int64
+	err := s.r.QueryRowContext(ctx, "SELECT check_run_id FROM check_runs WHERE repo = ? AND sha = ?", repo, sha).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("check run of %s@%s: %w", repo, sha, err)
+	}
+	return id, true, nil
+}
+
+// PRsForSHA maps a head SHA back to pull requests through the guard's own
+// records: the PRs saved with its check run and the tracked PRs whose head
+// it is. Ascending, without duplicates.
+func (s *Store) PRsForSHA(ctx context.Context, repo, sha string) ([]int, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT number FROM check_run_prs WHERE repo = ? AND sha = ?
+		UNION SELECT number FROM tracked_prs WHERE repo = ? AND head_sha = ? ORDER BY 1`, repo, sha, repo, sha)
+	if err != nil {
+		return nil, fmt.Errorf("PRs of %s@%s: %w", repo, sha, err)
+	}
+	defer rows.Close()
+	var out []int
+	for rows.Next() {
+		var n int
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("PRs of %s@%s: %w", repo, sha, err)
+		}
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("PRs of %s@%s: %w", repo, sha, err)
+	}
+	return out, nil
+}
+
+// UseComment marks a /guard comment as used; first is true only the first
+// time for that comment id.
+func (s *Store) UseComment(ctx context.Context, commentID int64) (first bool, err error) {
+	first, err = s.insertOnce(ctx, "INSERT OR IGNORE INTO used_comments (comment_id, used_at) VALUES (?, ?)", commentID)
+	if err != nil {
+		return false, fmt.Errorf("use comment %d: %w", commentID, err)
+	}
+	return first, nil
+}
+
+// MarkOnce records a generic idempotency key (e.g. one escalation comment
+// per head SHA); first is true only the first time for that key.
+func (s *Store) MarkOnce(ctx context.Context, key string) (first bool, err error) {
+	if key == "" {
+		return false, errors.New("mark once: empty key")
+	}
+	first, err = s.insertOnce(ctx, "INSERT OR IGNORE INTO once_keys (key, done_at) VALUES (?, ?)", key)
+	if err != nil {
+		return false, fmt.Errorf("mark once %q: %w", key, err)
+	}
+	return first, nil
+}
+
+func (s *Store) insertOnce(ctx context.Context, q string, key any) (bool, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		out, err := tx.ExecContext(ctx, q, key, ns(s.nowUTC()))
+		if err != nil {
+			return err
+		}
+		n, err = out.RowsAffected()
+		return err
+	})
+	return n == 1, err
+}
+
+// AddOverride records a human's approval or override for a pull request.
+func (s *Store) AddOverride(ctx context.Context, repo string, number int, o pr.Override) error {
+	if o.Kind == "" || o.Actor == "" {
+		return fmt.Errorf("add override to %s#%d: kind and actor are required", repo, number)
+	}
+	rules, _ := json.Marshal(nonNil(o.Rules)) // []string: cannot fail
+	freezes, _ := json.Marshal(nonNil(o.Freezes))
+	at := o.At
+	if at.IsZero() {
+		at = s.nowUTC()
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO overrides (repo, number, kind, actor, reason, head_sha, base_ref, rules, freezes, at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, repo, number, o.Kind, o.Actor, o.Reason, o.HeadSHA, o.BaseRef,
+			string(rules), string(freezes), ns(at))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("add override to %s#%d: %w", repo, number, err)
+	}
+	return nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// Overrides returns the approvals and overrides of a pull request in the
+// order they were added.
+func (s *Store) Overrides(ctx context.Context, repo string, number int) ([]pr.Override, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT kind, actor, reason, head_sha, base_ref, rules, freezes, at
+		FROM overrides WHERE repo = ? AND number = ? ORDER BY id`, repo, number)
+	if err != nil {
+		return nil, fmt.Errorf("overrides of %s#%d: %w", repo, number, err)
+	}
+	defer rows.Close()
+	var out []pr.Override
+	for rows.Next() {
+		var o pr.Override
+		var rules, freezes string
+		var at int64
+		if err := rows.Scan(&o.Kind, &o.Actor, &o.Reason, &o.HeadSHA, &o.BaseRef, &rules, &freezes, &at); err != nil {
+			return nil, fmt.Errorf("overrides of %s#%d: %w", repo, number, err)
+		}
+		if err := json.Unmarshal([]byte(rules), &o.Rules); err != nil {
+			return nil, fmt.Errorf("overrides of %s#%d: rules: %w", repo, number, err)
+		}
+		if err := json.Unmarshal([]byte(freezes), &o.Freezes); err != nil {
+			return nil, fmt.Errorf("overrides of %s#%d: freezes: %w", repo, number, err)
+		}
+		o.At = fromNS(at)
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("overrides of %s#%d: %w", repo, number, err)
+	}
+	return out, nil
+}
+
+// TrackedPR is what the guard remembers about a pull request it evaluated,
+// so that time and reconcile can re-evaluate open agent PRs.
+type TrackedPR struct {
+	Repo          string
+	Number        int
+	Installation  int64
+	HeadSHA       string
+	BaseRef       string
+	Author        string
+	Agent         bool
+	Open          bool
+	Outcome       string
+	TimeDependent bool
+	CheckRunID    int64
+	UpdatedAt     time.Time // the store's clock if zero
+}
+
+// TrackPR inserts or replaces the tracked state of p.Repo#p.Number.
+func (s *Store) TrackPR(ctx context.Context, p TrackedPR) error {
+	if p.Repo == "" || p.Number <= 0 {
+		return fmt.Errorf("track PR %s#%d: repository and a positive number are required", p.Repo, p.Number)
+	}
+	at := p.UpdatedAt
+	if at.IsZero() {
+		at = s.nowUTC()
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO tracked_prs (repo, number, installation, head_sha, base_ref, author,
+			agent, open, outcome, time_dependent, check_run_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (repo, number) DO UPDATE SET installation = excluded.installation, head_sha = excluded.head_sha,
+			base_ref = excluded.base_ref, author = excluded.author, agent = excluded.agent, open = excluded.open,
+			outcome = excluded.outcome, time_dependent = excluded.time_dependent, check_run_id = excluded.check_run_id,
+			updated_at = excluded.updated_at`,
+			p.Repo, p.Number, p.Installation, p.HeadSHA, p.BaseRef, p.Author, b2i(p.Agent), b2i(p.Open), p.Outcome,
+			b2i(p.TimeDependent), p.CheckRunID, ns(at))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("track PR %s#%d: %w", p.Repo, p.Number, err)
+	}
+	return nil
+}
+
+const trackedCols = `repo, number, installation, head_sha, base_ref, author, agent, open, outcome, time_dependent,
+	check_run_id, updated_at`
+
+func scanTracked(sc interface{ Scan(...any) error }) (TrackedPR, error) {
+	var p TrackedPR
+	var agent, open, td int
+	var at int64
+	err := sc.Scan(&p.Repo, &p.Number, &p.Installation, &p.HeadSHA, &p.BaseRef, &p.Author, &agent, &open, &p.Outcome,
+		&td, &p.CheckRunID, &at)
+	p.Agent, p.Open, p.TimeDependent, p.UpdatedAt = agent != 0, open != 0, td != 0, fromNS(at)
+	return p, err
+}
+
+// OpenAgentPRs returns the tracked PRs that are open and agent PRs, by
+// repository and number.
+func (s *Store) OpenAgentPRs(ctx context.Context) ([]TrackedPR, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT "+trackedCols+" FROM tracked_prs WHERE open = 1 AND agent = 1 ORDER BY repo, number")
+	if err != nil {
+		return nil, fmt.Errorf("open agent PRs: %w", err)
+	}
+	defer rows.Close()
+	var out []TrackedPR
+	for rows.Next() {
+		p, err := scanTracked(rows)
+		if err != nil {
+			return nil, fmt.Errorf("open agent PRs: %w", err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("open agent PRs: %w", err)
+	}
+	return out, nil
+}
+
+// TrackedPR returns the tracked state of repo#number.
+func (s *Store) TrackedPR(ctx context.Context, repo string, number int) (TrackedPR, bool, error) {
+	p, err := scanTracked(s.r.QueryRowContext(ctx, "SELECT "+trackedCols+" FROM tracked_prs WHERE repo = ? AND number = ?", repo, number))
+	if errors.Is(err, sql.ErrNoRows) {
+		return TrackedPR{}, false, nil
+	}
+	if err != nil {
+		return TrackedPR{}, false, fmt.Errorf("tracked PR %s#%d: %w", repo, number, err)
+	}
+	return p, true, nil
+}
+
+// State returns the value stored under key (small key/value for schedulers).
+func (s *Store) State(ctx context.Context, key string) (string, bool, error) {
+	var v string
+	err := s.r.QueryRowContext(ctx, "SELECT value FROM state WHERE key = ?", key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("state %q: %w", key, err)
+	}
+	return v, true, nil
+}
+
+// SetState stores value under key.
+func (s *Store) SetState(ctx context.Context, key, value string) error {
+	if key == "" {
+		return errors.New("set state: empty key")
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, key, value, ns(s.nowUTC()))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set state %q: %w", key, err)
+	}
+	return nil
+}
