@@ -15,7 +15,7 @@ verdict_states := {"APPROVED", "CHANGES_REQUESTED", "DISMISSED"}
 
 # latest_verdict[login] is the reviewer's last verdict review: the latest by
 # submitted_at, then id, then position in input.reviews.
-latest_verdict[login] := input.reviews[last[2]] if {
+latest_verdict := {login: input.reviews[last[2]] |
 	some login in {lower(r.user.login) | some r in input.reviews; r.state in verdict_states}
 	last := max([[submitted_ns(r), r.id, i] |
 		some i, r in input.reviews
@@ -29,7 +29,7 @@ submitted_ns(r) := ns if {
 } else := 0
 
 # Lowercased logins of everyone who authored or committed a commit of the PR.
-committers contains lower(login) if {
+committers := {lower(login) |
 	some c in input.commits
 	some p in [c.author, c.committer]
 	login := p.account.login
@@ -52,7 +52,7 @@ why_not_human(r) := {why |
 }
 
 # human_approvers are the logins of the reviewers whose approval counts.
-human_approvers contains r.user.login if {
+human_approvers := {r.user.login |
 	some r in latest_verdict
 	r.state == "APPROVED"
 	r.commit_id == head_sha

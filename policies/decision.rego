@@ -12,12 +12,11 @@ package guard
 
 decision := {"outcome": outcome, "reasons": ordered_reasons}
 
-reasons contains r if {
-	some r in findings
-	not cleared(r)
-}
+# all_findings evaluates the findings once (iterating a partial set rule
+# re-evaluates it; a complete rule is cached for the evaluation).
+all_findings := {r | some r in findings}
 
-reasons contains n if some n in override_notes
+reasons := {r | some r in all_findings; not cleared(r)} | override_notes
 
 outcome := "block" if {
 	some r in reasons

@@ -45,12 +45,14 @@ clearers(r) := {o |
 
 cleared(r) if count(clearers(r)) > 0
 
-override_notes contains {
+override_notes := {n | some n in override_note}
+
+override_note contains {
 	"rule": "override",
 	"outcome": "allow",
 	"message": sprintf("%s was cleared for head commit %s by %s.", [reason_label(r), short_sha(head_sha), concat("; ", sort(by))]),
 } if {
-	some r in findings
+	some r in all_findings
 	cleared(r)
 	by := {sprintf("%s by @%s (%s)", [override_verb[o.kind], object.get(o, "actor", ""), object.get(o, "reason", "")]) |
 		some o in clearers(r)

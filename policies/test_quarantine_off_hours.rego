@@ -24,12 +24,21 @@ off_hours if input.time.holiday == true
 # At most this many matches are reported; the message gives the total.
 max_reported_matches := 20
 
-# A test file by its path: Go/Python/Ruby *_test.*, Python/Ruby test_*.*,
-# *.test.* and *.spec.* (JS/TS and others), Java/Kotlin/C# *Test, *Tests and
-# *IT, Ruby *_spec.rb, anything under tests/, test/, spec/, __tests__/ or
-# src/test/, and every Rust file (#[ignore] is only meaningful on tests, and
-# Rust unit tests live in #[cfg(test)] modules of ordinary files).
-quarantine_test_path := `(?:_test\.(?:go|py|rb)|(?:^|/)test_[^/]*\.(?:py|rb)|\.(?:test|spec)\.[^/]+|(?:Tests?|IT)\.(?:java|kt|cs)|_spec\.rb|\.rs)$|(?:^|/)(?:tests?|spec|__tests__|src/test)/`
+# A test file by its path (a glob where * stays within a path segment and **
+# crosses them): Go/Python/Ruby *_test.*, Python/Ruby test_*.*, *.test.* and
+# *.spec.* (JS/TS and others), Java/Kotlin/C# *Test, *Tests and *IT, Ruby
+# *_spec.rb, anything under tests/, test/, spec/, __tests__/ or src/test/, and
+# every Rust file (#[ignore] is only meaningful on tests, and Rust unit tests
+# live in #[cfg(test)] modules of ordinary files). One glob, so that each
+# changed file costs one match.
+tests_glob := concat(",", [
+	"{**_test.go,**_test.py,**_test.rb,**_spec.rb",
+	"test_*.py,test_*.rb,**/test_*.py,**/test_*.rb",
+	"*.test.*,*.spec.*,**/*.test.*,**/*.spec.*",
+	"**Test.java,**Tests.java,**IT.java,**Test.kt,**Tests.kt,**IT.kt,**Test.cs,**Tests.cs",
+	"**.rs",
+	"test/**,tests/**,spec/**,__tests__/**,**/test/**,**/tests/**,**/spec/**,**/__tests__/**}",
+])
 
 # Skip markers per file extension; (?m) so that one match on a file's added
 # lines joined by newlines finds whether any line has one.
@@ -56,10 +65,12 @@ js_skip_marker := `\b(?:it|test|describe|context|suite|specify)\.(?:skip|todo)\b
 
 jvm_skip_marker := `@(?:Disabled|Ignore)\b`
 
+quarantine_evidence := {e | some e in quarantine_evidence_of}
+
 # Matches as [file, line, text], text cut at 200 bytes.
 quarantine_matches contains [f.filename, l.number, substring(l.text, 0, 200)] if {
 	some f in input.files
-	regex.match(quarantine_test_path, f.filename)
+	glob.match(tests_glob, ["/"], f.filename)
 	marker := skip_markers[file_extension(f.filename)]
 	regex.match(marker, concat("\n", [l.text | some l in f.added_lines]))
 	some l in f.added_lines
@@ -67,12 +78,37 @@ quarantine_matches contains [f.filename, l.number, substring(l.text, 0, 200)] if
 }
 
 quarantine_matches contains [f.filename, l.number, substring(l.text, 0, 200)] if {
+	some f in input.files
+	glob.match(quarantine_glob, ["/"], f.filename)
+	some l in f.added_lines
+	trim_space(l.text) != ""
+}
+
+# quarantine_files as one glob ({a,b,...}) when the patterns allow it, so that
+# each changed file costs one match; else each pattern on its own.
+quarantine_glob := input.quarantine_files[0] if count(input.quarantine_files) == 1
+
+quarantine_glob := concat("", ["{", concat(",", input.quarantine_files), "}"]) if {
+	count(input.quarantine_files) > 1
+	not quarantine_globs_nest
+}
+
+quarantine_globs_nest if {
+	some p in input.quarantine_files
+	regex.match(`[{},]`, p)
+}
+
+quarantine_matches contains [f.filename, l.number, substring(l.text, 0, 200)] if {
+	quarantine_globs_nest
 	some pattern in input.quarantine_files
 	some f in input.files
 	glob.match(pattern, ["/"], f.filename)
 	some l in f.added_lines
 	trim_space(l.text) != ""
 }
+
+# quarantine_found are the matches, sorted by file and line, evaluated once.
+quarantine_found := sort(quarantine_matches)
 
 file_extension(name) := regex.find_n(`[^./]+$`, name, 1)[0]
 
@@ -81,17 +117,17 @@ quarantine_label if {
 	lower(label) == "quarantine"
 }
 
-quarantine_evidence contains sprintf("adds %d skip/quarantine line(s) in %s", [count(quarantine_matches), concat(", ", sort({m[0] | some m in quarantine_matches}))]) if {
-	count(quarantine_matches) > 0
+quarantine_evidence_of contains sprintf("adds %d skip/quarantine line(s) in %s", [count(quarantine_found), concat(", ", sort({m[0] | some m in quarantine_found}))]) if {
+	count(quarantine_found) > 0
 }
 
-quarantine_evidence contains "has the quarantine label" if quarantine_label
+quarantine_evidence_of contains "has the quarantine label" if quarantine_label
 
 findings contains {
 	"rule": "test_quarantine_off_hours",
 	"outcome": "escalate",
 	"message": quarantine_message,
-	"matches": [{"file": m[0], "line": m[1], "text": m[2]} | some m in array.slice(sort(quarantine_matches), 0, max_reported_matches)],
+	"matches": [{"file": m[0], "line": m[1], "text": m[2]} | some m in array.slice(quarantine_found, 0, max_reported_matches)],
 } if {
 	input.agent_pr == true
 	off_hours

@@ -161,3 +161,38 @@ test_approve_override_for_older_commit_keeps_quarantine if {
 	d.outcome == "escalate"
 	rules_of(d) == {"test_quarantine_off_hours"}
 }
+
+path_cases := {
+	"go": ["a_test.go", "pkg/x/a_test.go"],
+	"python": ["test_a.py", "pkg/test_a.py", "pkg/a_test.py"],
+	"js": ["a.test.ts", "web/a.spec.jsx", "src/__tests__/a.js"],
+	"jvm": ["src/test/java/A.java", "core/ATest.java", "core/ATests.kt", "core/AIT.java"],
+	"ruby": ["spec/a_spec.rb", "a_spec.rb", "test/a_test.rb"],
+	"rust": ["src/lib.rs", "tests/it.rs"],
+	"csharp": ["Shop.Tests/CartTests.cs", "CartTest.cs"],
+}
+
+test_test_paths_are_recognised[name] if {
+	some name, paths in path_cases
+	every p in paths {
+		glob.match(tests_glob, ["/"], p)
+	}
+}
+
+test_other_paths_are_not_test_files if {
+	every p in ["main.go", "pkg/testing.go", "contest.py", "src/latest/a.ts", "docs/spec.md", "Attest.java"] {
+		not glob.match(tests_glob, ["/"], p)
+	}
+}
+
+test_quarantine_list_with_several_globs if {
+	inp := with_changes(with_file(off_hours_input, "ci/flaky.txt", "TestTotals"), {"quarantine_files": ["quarantine.yml", "ci/*.txt"]})
+	rules := {r.rule | some r in findings} with input as inp
+	"test_quarantine_off_hours" in rules
+}
+
+test_quarantine_list_with_brace_globs if {
+	inp := with_changes(with_file(off_hours_input, "ci/flaky.txt", "TestTotals"), {"quarantine_files": ["quarantine.{yml,yaml}", "ci/*.txt"]})
+	rules := {r.rule | some r in findings} with input as inp
+	"test_quarantine_off_hours" in rules
+}

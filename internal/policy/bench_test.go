@@ -1,0 +1,101 @@
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/util"
+
+	"github.com/mergeguard/guard/internal/pr"
+)
+
+// benchInput is an agent PR off hours with 100 changed files of 20 added
+// lines each (10 of them test files, one adding a t.Skip), a quarantine list,
+// three reviews and an active weekly freeze: every rule has work to do.
+func benchInput() *pr.Input {
+	in := agentInput()
+	in.Time.BusinessHours = false
+	in.Time.Freezes = []pr.Freeze{{Name: "friday-deploys", Kind: "weekly", AppliesTo: "agents", Until: "2026-03-09T08:00:00-04:00"}}
+	in.QuarantineFiles = []string{".github/quarantine.yml", "**/flaky-tests.txt"}
+	in.Reviews = []pr.Review{
+		{ID: 1, User: alice, State: "APPROVED", CommitID: "0000000", Approver: true},
+		{ID: 2, User: pr.Account{Login: "bob", Type: "User"}, State: "COMMENTED", CommitID: headSHA, Approver: true},
+		{ID: 3, User: agentAccount, State: "APPROVED", CommitID: headSHA},
+	}
+	for i := range 100 {
+		name := fmt.Sprintf("internal/pkg%02d/file%02d.go", i/10, i)
+		if i%10 == 0 {
+			name = fmt.Sprintf("internal/pkg%02d/file%02d_test.go", i/10, i)
+		}
+		f := pr.File{Filename: name, Status: "modified", Additions: 20}
+		for n := range 20 {
+			text := fmt.Sprintf("\tresult%d := compute(ctx, input%d) // keep going", n, n)
+			if i == 50 && n == 10 {
+				text = "\tt.Skip(\"flaky on CI, see #123\")"
+			}
+			f.AddedLines = append(f.AddedLines, pr.Line{Number: 100 + n, Text: text})
+		}
+		in.Files = append(in.Files, f)
+	}
+	return in
+}
+
+func BenchmarkDecide(b *testing.B) {
+	e := mustCompile(b)
+	in := benchInput()
+	ctx := context.Background()
+	d, err := e.Decide(ctx, in)
+	if err != nil || d.Outcome != pr.Block || len(d.Reasons) != 3 {
+		b.Fatalf("Decide = %+v, %v; want block with 3 reasons", d, err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := e.Decide(ctx, in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecideJSONInput is the alternative Decide does not take: the
+// input through encoding/json and back into an OPA value.
+func BenchmarkDecideJSONInput(b *testing.B) {
+	e := mustCompile(b)
+	in := benchInput()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		raw, err := json.Marshal(in)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var doc any
+		if err := util.UnmarshalJSON(raw, &doc); err != nil {
+			b.Fatal(err)
+		}
+		v, err := ast.InterfaceToValue(doc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rs, err := e.query.Eval(ctx, rego.EvalParsedInput(v))
+		if err != nil || len(rs) != 1 {
+			b.Fatal(err)
+		}
+		if _, err := decodeDecision(rs[0].Expressions[0].Value); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkInputValue is the cost of building the input document alone.
+func BenchmarkInputValue(b *testing.B) {
+	in := benchInput()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = inputValue(in)
+	}
+}
