@@ -1,0 +1,131 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Reloader serves the last policy set that compiled and swaps in a new one
+// when the policy directory changes and the new set compiles. A set that
+// does not compile is reported through onError (file:line:col: reason) and
+// the previous engine stays in service; it is reported once per change of
+// the directory, not on every poll. Current is safe for concurrent use;
+// Watch and Reload serialize among themselves.
+type Reloader struct {
+	dir      string
+	onError  func(error)
+	onReload func(*Engine)
+
+	current atomic.Pointer[Engine]
+
+	mu     sync.Mutex // guards stamp and the check-compile-swap sequence
+	stamp  string     // names, sizes and mtimes of the *.rego files last looked at
+	failed string     // revision of the last set that did not compile
+}
+
+// NewReloader returns a Reloader of the policies in dir that serves e until
+// a changed set compiles. onError and onReload may be nil.
+func NewReloader(e *Engine, dir string, onError func(error), onReload func(*Engine)) *Reloader {
+	r := &Reloader{dir: dir, onError: onError, onReload: onReload}
+	r.current.Store(e)
+	return r
+}
+
+// Current returns the engine in service.
+func (r *Reloader) Current() *Engine { return r.current.Load() }
+
+// Watch polls the directory every interval until ctx is done, reloading when
+// it changed (see Reload).
+func (r *Reloader) Watch(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := r.Reload(ctx); err != nil && r.onError != nil {
+				r.onError(err)
+			}
+		}
+	}
+}
+
+// Reload checks the directory now. When the names, sizes or modification
+// times of its *.rego files changed since the last look, it hashes their
+// contents; when those differ from the engine in service it compiles them
+// and, on success, swaps the new engine in (and calls onReload). It reports
+// whether it swapped. An error means the directory could not be read or the
+// new set does not compile; the engine in service is kept. The same broken
+// set is reported once.
+func (r *Reloader) Reload(ctx context.Context) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	stamp, err := dirStamp(r.dir)
+	if err != nil {
+		return false, fmt.Errorf("reload policies from %s: %w", r.dir, err)
+	}
+	if stamp == r.stamp {
+		return false, nil
+	}
+	fsys := os.DirFS(r.dir)
+	srcs, err := readSources(fsys, false)
+	if err != nil {
+		return false, fmt.Errorf("reload policies from %s: %w", r.dir, err)
+	}
+	r.stamp = stamp
+	rev := revision(srcs)
+	if cur := r.Current(); cur != nil && rev == cur.Revision() {
+		return false, nil
+	}
+	if rev == r.failed {
+		return false, nil
+	}
+	e, err := Compile(ctx, fsys)
+	if err != nil {
+		r.failed = rev
+		return false, fmt.Errorf("reload policies from %s (keeping revision %s): %w", r.dir, r.Current().Revision(), err)
+	}
+	r.failed = ""
+	r.current.Store(e)
+	if r.onReload != nil {
+		r.onReload(e)
+	}
+	return true, nil
+}
+
+// dirStamp summarizes the non-test *.rego files under dir by name, size and
+// modification time, cheaply enough to run every few seconds.
+func dirStamp(dir string) (string, error) {
+	var lines []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != dir && strings.HasPrefix(d.Name(), ".") {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if filepath.Ext(p) != ".rego" || isTestFile(p) {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		lines = append(lines, fmt.Sprintf("%s\x00%d\x00%d", p, info.Size(), info.ModTime().UnixNano()))
+		return nil
+	})
+	sort.Strings(lines)
+	return strings.Join(lines, "\n"), err
+}

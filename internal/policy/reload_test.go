@@ -1,0 +1,142 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	allowPolicy = "package guard\n\ndecision := {\"outcome\": \"allow\", \"reasons\": []}\n"
+	blockPolicy = "package guard\n\ndecision := {\"outcome\": \"block\", \"reasons\": [{\"rule\": \"r\", \"outcome\": \"block\", \"message\": \"m\"}]}\n"
+	brokenRego  = "package guard\n\ndecision := {\"outcome\": \"allow\", \"reasons\": []}\n\nbroken if {\n"
+)
+
+// writePolicy writes decision.rego into dir with a distinct mtime, so that
+// a poll notices the change even on coarse-grained file systems.
+func writePolicy(t *testing.T, dir, text string, age time.Duration) {
+	t.Helper()
+	p := filepath.Join(dir, "decision.rego")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mt := time.Now().Add(-age)
+	if err := os.Chtimes(p, mt, mt); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func outcomeOf(t *testing.T, e *Engine) string {
+	t.Helper()
+	d, err := e.Decide(context.Background(), agentInput())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(d.Outcome)
+}
+
+func TestReloaderKeepsLastGoodSet(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	writePolicy(t, dir, allowPolicy, 3*time.Hour)
+	first, err := Compile(ctx, os.DirFS(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reloaded []*Engine
+	r := NewReloader(first, dir, nil, func(e *Engine) { reloaded = append(reloaded, e) })
+
+	steps := []struct {
+		name    string
+		text    string
+		age     time.Duration
+		swapped bool
+		errHas  string
+		outcome string
+	}{
+		{"unchanged directory keeps the engine", "", 0, false, "", "allow"},
+		{"broken policy is refused with file and line", brokenRego, 2 * time.Hour, false, "decision.rego:6:", "allow"},
+		{"same broken policy is reported once", brokenRego, 90 * time.Minute, false, "", "allow"},
+		{"fixed policy is swapped in", blockPolicy, time.Hour, true, "", "block"},
+		{"touch without change keeps the engine", blockPolicy, 30 * time.Minute, false, "", "block"},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			if s.text != "" {
+				writePolicy(t, dir, s.text, s.age)
+			}
+			swapped, err := r.Reload(ctx)
+			if swapped != s.swapped {
+				t.Errorf("swapped = %v, want %v", swapped, s.swapped)
+			}
+			switch {
+			case s.errHas == "" && err != nil:
+				t.Errorf("Reload: %v", err)
+			case s.errHas != "" && (err == nil || !strings.Contains(err.Error(), s.errHas)):
+				t.Errorf("Reload error = %v, want one containing %q", err, s.errHas)
+			}
+			if got := outcomeOf(t, r.Current()); got != s.outcome {
+				t.Errorf("current engine decides %q, want %q", got, s.outcome)
+			}
+		})
+	}
+	if len(reloaded) != 1 || reloaded[0] != r.Current() {
+		t.Errorf("onReload called %d times, want once with the current engine", len(reloaded))
+	}
+}
+
+func TestReloaderMissingDirectory(t *testing.T) {
+	r := NewReloader(mustCompile(t), filepath.Join(t.TempDir(), "gone"), nil, nil)
+	if _, err := r.Reload(context.Background()); err == nil {
+		t.Fatal("Reload of a missing directory succeeded")
+	}
+	if r.Current() == nil {
+		t.Fatal("engine dropped")
+	}
+}
+
+func TestWatchReportsAndReloads(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	writePolicy(t, dir, allowPolicy, 3*time.Hour)
+	first, err := Compile(ctx, os.DirFS(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 10)
+	reloads := make(chan *Engine, 10)
+	r := NewReloader(first, dir, func(err error) { errs <- err }, func(e *Engine) { reloads <- e })
+	done := make(chan struct{})
+	go func() { r.Watch(ctx, 5*time.Millisecond); close(done) }()
+
+	writePolicy(t, dir, brokenRego, 2*time.Hour)
+	select {
+	case err := <-errs:
+		var pe *PolicyError
+		if !errors.As(err, &pe) || pe.Problems[0].File != "decision.rego" {
+			t.Errorf("onError got %v, want a *PolicyError in decision.rego", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no error reported for a broken policy")
+	}
+	if r.Current() != first {
+		t.Error("broken policy replaced the engine")
+	}
+
+	writePolicy(t, dir, blockPolicy, time.Hour)
+	select {
+	case e := <-reloads:
+		if e != r.Current() || outcomeOf(t, e) != "block" {
+			t.Error("reloaded engine is not the current one or not the new policy")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("fixed policy not reloaded")
+	}
+	cancel()
+	<-done
+}
