@@ -74,7 +74,7 @@ func (s *Store) Verify(ctx context.Context, anchor string) (VerifyResult, error)
 	}
 	if anchor != "" && !w.anchorFound {
 		return res, &ChainError{Seq: w.lastSeq, ID: w.lastID, Reason: BrokenTruncated,
-			Detail: fmt.Sprintf("anchor %s is not in the chain (%d records, head %s): records after it were removed or it belongs to another trail",
+			Detail: fmt.Sprintf("anchor %s is not in the chain (%d records, head %s): the trail was cut or rewritten after it, or the anchor belongs to another trail",
 				anchor, res.Records, orNone(res.Head))}
 	}
 	return res, nil

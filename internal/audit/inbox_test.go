@@ -1,0 +1,240 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestAccept(t *testing.T) {
+	ctx := context.Background()
+	t.Run("a new delivery is pending and fresh", func(t *testing.T) {
+		c := newClock(t0)
+		s := mustOpen(t, WithClock(c.Now))
+		seq, fresh, err := s.Accept(ctx, Delivery{ID: "d1", Event: "pull_request", Action: "opened", Key: "o/r#1", Payload: []byte(`{"a":1}`)})
+		if err != nil || !fresh || seq <= 0 {
+			t.Fatalf("Accept = %d, %v, %v", seq, fresh, err)
+		}
+		d, err := s.Delivery(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Delivery{Seq: seq, ID: "d1", Event: "pull_request", Action: "opened", Key: "o/r#1", Payload: []byte(`{"a":1}`),
+			ReceivedAt: t0, State: StatePending}
+		if fmt.Sprint(d) != fmt.Sprint(want) {
+			t.Fatalf("Delivery = %+v, want %+v", d, want)
+		}
+	})
+	t.Run("a repeated pending delivery is not fresh and changes nothing", func(t *testing.T) {
+		s := mustOpen(t)
+		seq, _, _ := s.Accept(ctx, Delivery{ID: "d1", Event: "pull_request", Payload: []byte("1")})
+		seq2, fresh, err := s.Accept(ctx, Delivery{ID: "d1", Event: "pull_request", Payload: []byte("2")})
+		if err != nil || fresh || seq2 != seq {
+			t.Fatalf("repeat Accept = %d, %v, %v; want %d, false", seq2, fresh, err, seq)
+		}
+		d, _ := s.Delivery(ctx, seq)
+		if string(d.Payload) != "1" {
+			t.Fatalf("payload changed to %q", d.Payload)
+		}
+	})
+	t.Run("a repeated done delivery is not fresh and stays done", func(t *testing.T) {
+		s := mustOpen(t)
+		seq, _, _ := s.Accept(ctx, Delivery{ID: "d1", Event: "pull_request"})
+		if _, err := s.Complete(ctx, seq); err != nil {
+			t.Fatal(err)
+		}
+		_, fresh, err := s.Accept(ctx, Delivery{ID: "d1", Event: "pull_request"})
+		if err != nil || fresh {
+			t.Fatalf("repeat Accept of a done delivery = %v, %v; want fresh=false", fresh, err)
+		}
+		if d, _ := s.Delivery(ctx, seq); d.State != StateDone {
+			t.Fatalf("state = %s, want done", d.State)
+		}
+	})
+	t.Run("a redelivery of a failed delivery is pending again and fresh", func(t *testing.T) {
+		s := mustOpen(t)
+		seq, _, _ := s.Accept(ctx, Delivery{ID: "d1", Event: "pull_request"})
+		if err := s.Fail(ctx, seq, "GitHub 502"); err != nil {
+			t.Fatal(err)
+		}
+		seq2, fresh, err := s.Accept(ctx, Delivery{ID: "d1", Event: "pull_request"})
+		if err != nil || !fresh || seq2 != seq {
+			t.Fatalf("redelivery = %d, %v, %v; want %d, true", seq2, fresh, err, seq)
+		}
+		d, _ := s.Delivery(ctx, seq)
+		if d.State != StatePending || d.Attempts != 1 {
+			t.Fatalf("after redelivery: state %s attempts %d, want pending 1", d.State, d.Attempts)
+		}
+	})
+	t.Run("an empty delivery id is refused", func(t *testing.T) {
+		s := mustOpen(t)
+		if _, _, err := s.Accept(ctx, Delivery{Event: "pull_request"}); err == nil {
+			t.Fatal("Accept without ID succeeded")
+		}
+	})
+	t.Run("an empty event is refused", func(t *testing.T) {
+		s := mustOpen(t)
+		if _, _, err := s.Accept(ctx, Delivery{ID: "d"}); err == nil {
+			t.Fatal("Accept without event succeeded")
+		}
+	})
+	t.Run("a cancelled context returns its error", func(t *testing.T) {
+		s := mustOpen(t)
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, _, err := s.Accept(cctx, Delivery{ID: "d", Event: "ping"}); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Accept = %v, want context.Canceled", err)
+		}
+	})
+	t.Run("concurrent accepts are all stored once, duplicates included", func(t *testing.T) {
+		s, _ := mustOpenFile(t)
+		const n = 200
+		var wg sync.WaitGroup
+		fresh := make(chan bool, 2*n)
+		for i := 0; i < n; i++ {
+			for j := 0; j < 2; j++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, f, err := s.Accept(ctx, Delivery{ID: fmt.Sprint("d", i), Event: "pull_request", Key: fmt.Sprint("o/r#", i%7)})
+					if err != nil {
+						t.Error(err)
+					}
+					fresh <- f
+				}()
+			}
+		}
+		wg.Wait()
+		close(fresh)
+		nFresh := 0
+		for f := range fresh {
+			if f {
+				nFresh++
+			}
+		}
+		if nFresh != n {
+			t.Fatalf("%d accepts were fresh, want %d (one per id)", nFresh, n)
+		}
+		p, err := s.Pending(ctx)
+		if err != nil || len(p) != n {
+			t.Fatalf("Pending = %d deliveries, %v; want %d", len(p), err, n)
+		}
+	})
+}
+
+func TestPendingAndStats(t *testing.T) {
+	ctx := context.Background()
+	c := newClock(t0)
+	s := mustOpen(t, WithClock(c.Now))
+	if depth, oldest, err := s.InboxStats(ctx); err != nil || depth != 0 || !oldest.IsZero() {
+		t.Fatalf("empty InboxStats = %d, %v, %v", depth, oldest, err)
+	}
+	var seqs []int64
+	for i := 0; i < 4; i++ {
+		seq, _, err := s.Accept(ctx, Delivery{ID: fmt.Sprint("d", i), Event: "pull_request"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, seq)
+		c.Add(time.Second)
+	}
+	if _, err := s.Complete(ctx, seqs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Fail(ctx, seqs[2], "boom"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Pending(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p) != 2 || p[0].Seq != seqs[1] || p[1].Seq != seqs[3] {
+		t.Fatalf("Pending = %+v, want seqs %d and %d in order", p, seqs[1], seqs[3])
+	}
+	depth, oldest, err := s.InboxStats(ctx)
+	if err != nil || depth != 2 || !oldest.Equal(t0.Add(time.Second)) {
+		t.Fatalf("InboxStats = %d, %v, %v; want 2, %v", depth, oldest, err, t0.Add(time.Second))
+	}
+	t.Run("Delivery of an unknown seq is ErrNotFound", func(t *testing.T) {
+		if _, err := s.Delivery(ctx, 999); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Delivery(999) = %v", err)
+		}
+	})
+	t.Run("Fail of an unknown seq is ErrNotFound", func(t *testing.T) {
+		if err := s.Fail(ctx, 999, "x"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Fail(999) = %v", err)
+		}
+	})
+	t.Run("Fail of a done delivery keeps it done", func(t *testing.T) {
+		if err := s.Fail(ctx, seqs[0], "late"); err != nil {
+			t.Fatal(err)
+		}
+		if d, _ := s.Delivery(ctx, seqs[0]); d.State != StateDone {
+			t.Fatalf("state = %s, want done", d.State)
+		}
+	})
+	t.Run("PruneInbox deletes only old done deliveries", func(t *testing.T) {
+		n, err := s.PruneInbox(ctx, c.Now().Add(time.Hour))
+		if err != nil || n != 1 {
+			t.Fatalf("PruneInbox = %d, %v; want 1", n, err)
+		}
+		if p, _ := s.Pending(ctx); len(p) != 2 {
+			t.Fatalf("pending after prune = %d, want 2", len(p))
+		}
+	})
+}
+
+func TestCompleteIsExactlyOnce(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t)
+	seq, _, err := s.Accept(ctx, Delivery{ID: "gh-1", Event: "pull_request"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := Record{Kind: KindDecision, Outcome: "escalate", Repository: "o/r", PullRequest: 3, Rules: []string{"agent_self_merge"}}
+	t.Run("first Complete appends and marks done", func(t *testing.T) {
+		out, err := s.Complete(ctx, seq, rec, rec)
+		if err != nil || len(out) != 2 {
+			t.Fatalf("Complete = %d records, %v", len(out), err)
+		}
+		if out[0].DeliveryID != "gh-1" || out[0].Seq != 1 || out[1].PrevHash != out[0].Hash {
+			t.Fatalf("stored records = %+v", out)
+		}
+	})
+	t.Run("second Complete (crash replay) appends nothing", func(t *testing.T) {
+		out, err := s.Complete(ctx, seq, rec)
+		if err != nil || len(out) != 0 {
+			t.Fatalf("second Complete = %v, %v; want nothing", out, err)
+		}
+	})
+	t.Run("a redelivery after completion is not processed", func(t *testing.T) {
+		if _, fresh, _ := s.Accept(ctx, Delivery{ID: "gh-1", Event: "pull_request"}); fresh {
+			t.Fatal("redelivery was fresh")
+		}
+	})
+	t.Run("the trail holds the records once", func(t *testing.T) {
+		if res, err := s.Verify(ctx, ""); err != nil || res.Records != 2 {
+			t.Fatalf("Verify = %+v, %v; want 2 records", res, err)
+		}
+	})
+	t.Run("a bad record rolls back and leaves the delivery pending", func(t *testing.T) {
+		seq2, _, _ := s.Accept(ctx, Delivery{ID: "gh-2", Event: "pull_request"})
+		if _, err := s.Complete(ctx, seq2, rec, Record{Kind: "bogus", Outcome: "x"}); err == nil {
+			t.Fatal("Complete with a bad record succeeded")
+		}
+		if d, _ := s.Delivery(ctx, seq2); d.State != StatePending {
+			t.Fatalf("state = %s, want pending", d.State)
+		}
+		if res, _ := s.Verify(ctx, ""); res.Records != 2 {
+			t.Fatalf("trail has %d records after the rollback, want 2", res.Records)
+		}
+	})
+	t.Run("Complete of an unknown seq is ErrNotFound", func(t *testing.T) {
+		if _, err := s.Complete(ctx, 999); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Complete(999) = %v", err)
+		}
+	})
+}

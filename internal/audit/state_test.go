@@ -1,0 +1,311 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mergeguard/guard/internal/pr"
+)
+
+func TestFreezes(t *testing.T) {
+	ctx := context.Background()
+	c := newClock(t0)
+	s := mustOpen(t, WithClock(c.Now))
+	v0, _ := s.FreezeVersion(ctx)
+	repo, err := s.StartFreeze(ctx, ManualFreeze{Scope: ScopeRepo, Target: "o/r", Reason: "incident 42", By: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	org, err := s.StartFreeze(ctx, ManualFreeze{Scope: ScopeOrg, Target: "o", Branch: "release/*", Reason: "release",
+		By: "bob", Until: t0.Add(2 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := func(fs []ManualFreeze) []int64 {
+		var out []int64
+		for _, f := range fs {
+			out = append(out, f.ID)
+		}
+		return out
+	}
+	t.Run("start sets id and from, and bumps the version", func(t *testing.T) {
+		if repo.ID == 0 || org.ID == repo.ID || !repo.From.Equal(t0) {
+			t.Fatalf("started %+v and %+v", repo, org)
+		}
+		if v, _ := s.FreezeVersion(ctx); v != v0+2 {
+			t.Fatalf("FreezeVersion = %d, want %d", v, v0+2)
+		}
+	})
+	t.Run("both are active now", func(t *testing.T) {
+		fs, err := s.ActiveFreezes(ctx, t0)
+		if err != nil || !slices.Equal(ids(fs), []int64{repo.ID, org.ID}) {
+			t.Fatalf("ActiveFreezes = %v, %v", ids(fs), err)
+		}
+		if fs[1].Branch != "release/*" || !fs[1].Until.Equal(t0.Add(2*time.Hour)) || fs[1].By != "bob" {
+			t.Fatalf("org freeze read back as %+v", fs[1])
+		}
+	})
+	t.Run("a freeze with Until runs out by itself", func(t *testing.T) {
+		fs, _ := s.ActiveFreezes(ctx, t0.Add(2*time.Hour))
+		if !slices.Equal(ids(fs), []int64{repo.ID}) {
+			t.Fatalf("ActiveFreezes at until = %v", ids(fs))
+		}
+	})
+	t.Run("nothing is active before From", func(t *testing.T) {
+		if fs, _ := s.ActiveFreezes(ctx, t0.Add(-time.Second)); len(fs) != 0 {
+			t.Fatalf("ActiveFreezes before = %v", ids(fs))
+		}
+	})
+	t.Run("end ends only that scope and target", func(t *testing.T) {
+		c.Set(t0.Add(time.Hour))
+		n, err := s.EndFreezes(ctx, ScopeRepo, "o/r", "carol")
+		if err != nil || n != 1 {
+			t.Fatalf("EndFreezes = %d, %v", n, err)
+		}
+		fs, _ := s.ActiveFreezes(ctx, t0.Add(time.Hour))
+		if !slices.Equal(ids(fs), []int64{org.ID}) {
+			t.Fatalf("ActiveFreezes after end = %v", ids(fs))
+		}
+		if fs, _ := s.ActiveFreezes(ctx, t0.Add(30*time.Minute)); len(fs) != 2 {
+			t.Fatalf("the ended freeze should still show as active in the past, got %v", ids(fs))
+		}
+		if v, _ := s.FreezeVersion(ctx); v != v0+3 {
+			t.Fatalf("FreezeVersion = %d, want %d", v, v0+3)
+		}
+	})
+	t.Run("ending again ends nothing and keeps the version", func(t *testing.T) {
+		n, err := s.EndFreezes(ctx, ScopeRepo, "o/r", "carol")
+		if err != nil || n != 0 {
+			t.Fatalf("EndFreezes = %d, %v", n, err)
+		}
+		if v, _ := s.FreezeVersion(ctx); v != v0+3 {
+			t.Fatalf("FreezeVersion = %d, want %d", v, v0+3)
+		}
+	})
+	t.Run("start and end are in the trail", func(t *testing.T) {
+		res, err := s.Verify(ctx, "")
+		if err != nil || res.Records != 3 {
+			t.Fatalf("Verify = %+v, %v; want 3 freeze records", res, err)
+		}
+	})
+	for _, bad := range []struct {
+		name string
+		f    ManualFreeze
+	}{
+		{"an unknown scope", ManualFreeze{Scope: "team", Target: "o"}},
+		{"a repo target without owner", ManualFreeze{Scope: ScopeRepo, Target: "r"}},
+		{"a repo target with two slashes", ManualFreeze{Scope: ScopeRepo, Target: "o/r/x"}},
+		{"an org target with a slash", ManualFreeze{Scope: ScopeOrg, Target: "o/r"}},
+		{"an empty org", ManualFreeze{Scope: ScopeOrg}},
+		{"until before from", ManualFreeze{Scope: ScopeOrg, Target: "o", From: t0, Until: t0.Add(-time.Minute)}},
+	} {
+		t.Run("refuses "+bad.name, func(t *testing.T) {
+			if _, err := s.StartFreeze(ctx, bad.f); err == nil {
+				t.Fatalf("StartFreeze(%+v) succeeded", bad.f)
+			}
+		})
+	}
+	t.Run("EndFreezes refuses a bad scope", func(t *testing.T) {
+		if _, err := s.EndFreezes(ctx, "team", "x", "a"); err == nil {
+			t.Fatal("EndFreezes(team) succeeded")
+		}
+	})
+}
+
+func TestFreezeRecords(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t)
+	if _, err := s.StartFreeze(ctx, ManualFreeze{Scope: ScopeRepo, Target: "o/r", Reason: "db down", By: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.StartFreeze(ctx, ManualFreeze{Scope: ScopeOrg, Target: "o", Reason: "release", By: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EndFreezes(ctx, ScopeOrg, "o", "carol"); err != nil {
+		t.Fatal(err)
+	}
+	var rows []string
+	for seq := 1; seq <= 3; seq++ {
+		var kind, repo, actor, outcome, reason string
+		if err := s.r.QueryRow("SELECT kind, repository, actor, outcome, reason FROM records WHERE seq = ?", seq).
+			Scan(&kind, &repo, &actor, &outcome, &reason); err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, fmt.Sprintf("%s|%s|%s|%s|%s", kind, repo, actor, outcome, reason))
+	}
+	want := []string{"freeze|o/r|alice|started|db down", "freeze||bob|started|org o: release", "freeze||carol|ended|org o: release"}
+	if !slices.Equal(rows, want) {
+		t.Fatalf("records = %q\nwant %q", rows, want)
+	}
+}
+
+func TestCheckRunsAndPRs(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t)
+	if _, ok, err := s.CheckRunFor(ctx, "o/r", "abc"); ok || err != nil {
+		t.Fatalf("CheckRunFor unknown = %v, %v", ok, err)
+	}
+	if err := s.SaveCheckRun(ctx, "o/r", "abc", 11, []int{3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveCheckRun(ctx, "o/r", "abc", 12, []int{5, 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TrackPR(ctx, TrackedPR{Repo: "o/r", Number: 9, HeadSHA: "abc", Open: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TrackPR(ctx, TrackedPR{Repo: "o/other", Number: 4, HeadSHA: "abc", Open: true}); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("the latest check run id wins", func(t *testing.T) {
+		if id, ok, err := s.CheckRunFor(ctx, "o/r", "abc"); id != 12 || !ok || err != nil {
+			t.Fatalf("CheckRunFor = %d, %v, %v", id, ok, err)
+		}
+	})
+	t.Run("PRs come from check runs and tracked heads of that repository", func(t *testing.T) {
+		got, err := s.PRsForSHA(ctx, "o/r", "abc")
+		if err != nil || !slices.Equal(got, []int{3, 5, 9}) {
+			t.Fatalf("PRsForSHA = %v, %v", got, err)
+		}
+	})
+	t.Run("an unknown SHA maps to no PRs", func(t *testing.T) {
+		if got, err := s.PRsForSHA(ctx, "o/r", "zzz"); err != nil || len(got) != 0 {
+			t.Fatalf("PRsForSHA = %v, %v", got, err)
+		}
+	})
+	t.Run("SaveCheckRun refuses an empty SHA", func(t *testing.T) {
+		if err := s.SaveCheckRun(ctx, "o/r", "", 1, nil); err == nil {
+			t.Fatal("SaveCheckRun with empty SHA succeeded")
+		}
+	})
+}
+
+func TestOnce(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t)
+	for _, tc := range []struct {
+		name string
+		call func() (bool, error)
+		want bool
+	}{
+		{"first use of a comment", func() (bool, error) { return s.UseComment(ctx, 77) }, true},
+		{"second use of the same comment", func() (bool, error) { return s.UseComment(ctx, 77) }, false},
+		{"another comment", func() (bool, error) { return s.UseComment(ctx, 78) }, true},
+		{"first mark of a key", func() (bool, error) { return s.MarkOnce(ctx, "escalate:o/r#1:abc") }, true},
+		{"second mark of the key", func() (bool, error) { return s.MarkOnce(ctx, "escalate:o/r#1:abc") }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.call()
+			if err != nil || got != tc.want {
+				t.Fatalf("= %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+	t.Run("an empty key is refused", func(t *testing.T) {
+		if _, err := s.MarkOnce(ctx, ""); err == nil {
+			t.Fatal("MarkOnce(\"\") succeeded")
+		}
+	})
+}
+
+func TestOverrides(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t)
+	a := pr.Override{Kind: "approve", Actor: "alice", Reason: "looked at it", HeadSHA: "abc", BaseRef: "main", At: t0}
+	b := pr.Override{Kind: "override", Actor: "bob", Reason: "hotfix", HeadSHA: "abc", BaseRef: "main",
+		Rules: []string{"merge_freeze"}, Freezes: []string{"friday-deploys"}, At: t0.Add(time.Minute)}
+	for _, o := range []pr.Override{a, b} {
+		if err := s.AddOverride(ctx, "o/r", 1, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Overrides(ctx, "o/r", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Rules, a.Freezes = []string{}, []string{}
+	if fmt.Sprint(got) != fmt.Sprint([]pr.Override{a, b}) {
+		t.Fatalf("Overrides = %+v", got)
+	}
+	if got, _ := s.Overrides(ctx, "o/r", 2); len(got) != 0 {
+		t.Fatalf("another PR has overrides %+v", got)
+	}
+	if err := s.AddOverride(ctx, "o/r", 1, pr.Override{Kind: "approve"}); err == nil {
+		t.Fatal("AddOverride without actor succeeded")
+	}
+}
+
+func TestTrackedPRs(t *testing.T) {
+	ctx := context.Background()
+	c := newClock(t0)
+	s := mustOpen(t, WithClock(c.Now))
+	p := TrackedPR{Repo: "o/r", Number: 1, Installation: 5, HeadSHA: "abc", BaseRef: "main", Author: "bot[bot]",
+		Agent: true, Open: true, Outcome: "escalate", TimeDependent: true, CheckRunID: 99}
+	for _, q := range []TrackedPR{p, {Repo: "o/r", Number: 2, Open: true}, {Repo: "a/b", Number: 3, Agent: true, Open: true}} {
+		if err := s.TrackPR(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("reads back what was tracked", func(t *testing.T) {
+		got, ok, err := s.TrackedPR(ctx, "o/r", 1)
+		p.UpdatedAt = t0
+		if err != nil || !ok || got != p {
+			t.Fatalf("TrackedPR = %+v, %v, %v", got, ok, err)
+		}
+	})
+	t.Run("an untracked PR is not found", func(t *testing.T) {
+		if _, ok, err := s.TrackedPR(ctx, "o/r", 7); ok || err != nil {
+			t.Fatalf("TrackedPR = %v, %v", ok, err)
+		}
+	})
+	t.Run("open agent PRs only, by repository and number", func(t *testing.T) {
+		got, err := s.OpenAgentPRs(ctx)
+		if err != nil || len(got) != 2 || got[0].Repo != "a/b" || got[1].Number != 1 {
+			t.Fatalf("OpenAgentPRs = %+v, %v", got, err)
+		}
+	})
+	t.Run("an upsert replaces, a closed PR drops out", func(t *testing.T) {
+		c.Add(time.Minute)
+		p.Open, p.HeadSHA, p.UpdatedAt = false, "def", time.Time{}
+		if err := s.TrackPR(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		got, _, _ := s.TrackedPR(ctx, "o/r", 1)
+		if got.Open || got.HeadSHA != "def" || !got.UpdatedAt.Equal(t0.Add(time.Minute)) {
+			t.Fatalf("after upsert %+v", got)
+		}
+		if open, _ := s.OpenAgentPRs(ctx); len(open) != 1 {
+			t.Fatalf("OpenAgentPRs = %+v", open)
+		}
+	})
+	t.Run("refuses a PR without repository or number", func(t *testing.T) {
+		if err := s.TrackPR(ctx, TrackedPR{Number: 1}); err == nil {
+			t.Fatal("TrackPR without repo succeeded")
+		}
+		if err := s.TrackPR(ctx, TrackedPR{Repo: "o/r"}); err == nil {
+			t.Fatal("TrackPR without number succeeded")
+		}
+	})
+}
+
+func TestState(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t)
+	if _, ok, err := s.State(ctx, "reconcile"); ok || err != nil {
+		t.Fatalf("State unknown = %v, %v", ok, err)
+	}
+	for _, v := range []string{"1", "2"} {
+		if err := s.SetState(ctx, "reconcile", v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, ok, err := s.State(ctx, "reconcile"); v != "2" || !ok || err != nil {
+		t.Fatalf("State = %q, %v, %v", v, ok, err)
+	}
+	if err := s.SetState(ctx, "", "x"); err == nil {
+		t.Fatal("SetState with empty key succeeded")
+	}
+}
