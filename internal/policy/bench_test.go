@@ -99,3 +99,20 @@ func BenchmarkInputValue(b *testing.B) {
 		_ = inputValue(in)
 	}
 }
+
+// BenchmarkDecideSmallPR is the common case for comparison: an agent PR in
+// business hours with 5 changed files of 20 added lines, nothing frozen.
+func BenchmarkDecideSmallPR(b *testing.B) {
+	e := mustCompile(b)
+	in := benchInput()
+	in.Time.BusinessHours = true
+	in.Time.Freezes = nil
+	in.Files = in.Files[:5]
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := e.Decide(ctx, in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
