@@ -8,6 +8,7 @@ CREATE TABLE deliveries (
 	action      TEXT    NOT NULL DEFAULT '',
 	key         TEXT    NOT NULL DEFAULT '',
 	payload     BLOB,
+	encoding    TEXT    NOT NULL DEFAULT '' CHECK (encoding IN ('', 'deflate')), -- of payload
 	received_at INTEGER NOT NULL,
 	attempts    INTEGER NOT NULL DEFAULT 0,
 	state       TEXT    NOT NULL CHECK (state IN ('pending', 'done', 'failed')),

@@ -1,9 +1,11 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -67,6 +69,39 @@ func TestAccept(t *testing.T) {
 		d, _ := s.Delivery(ctx, seq)
 		if d.State != StatePending || d.Attempts != 1 {
 			t.Fatalf("after redelivery: state %s attempts %d, want pending 1", d.State, d.Attempts)
+		}
+	})
+	t.Run("a large payload is stored compressed and read back intact", func(t *testing.T) {
+		s := mustOpen(t)
+		payload := []byte(strings.Repeat(`{"url":"https://api.github.com/repos/o/r/pulls/1"}`, 500))
+		seq, _, err := s.Accept(ctx, Delivery{ID: "big", Event: "pull_request", Payload: payload})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stored int
+		if err := s.r.QueryRow("SELECT length(payload) FROM deliveries WHERE seq = ?", seq).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
+		if stored >= len(payload)/4 {
+			t.Fatalf("stored %d bytes of a %d-byte payload: not compressed", stored, len(payload))
+		}
+		d, err := s.Delivery(ctx, seq)
+		if err != nil || !bytes.Equal(d.Payload, payload) {
+			t.Fatalf("payload read back differs (%d bytes, %v)", len(d.Payload), err)
+		}
+		p, err := s.Pending(ctx)
+		if err != nil || len(p) != 1 || !bytes.Equal(p[0].Payload, payload) {
+			t.Fatalf("Pending payload differs (%v)", err)
+		}
+	})
+	t.Run("a corrupt compressed payload is an error, not garbage", func(t *testing.T) {
+		s := mustOpen(t)
+		seq, _, _ := s.Accept(ctx, Delivery{ID: "big", Event: "pull_request", Payload: bytes.Repeat([]byte("x"), 4096)})
+		if _, err := s.w.Exec("UPDATE deliveries SET payload = x'00ff00ff' WHERE seq = ?", seq); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Delivery(ctx, seq); err == nil {
+			t.Fatal("Delivery of a corrupt payload succeeded")
 		}
 	})
 	t.Run("an empty delivery id is refused", func(t *testing.T) {
