@@ -1,0 +1,235 @@
+package gh
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/google/go-github/v62/github"
+
+	"github.com/mergeguard/guard/internal/pr"
+)
+
+// perPage is the page size of every list: GitHub's maximum.
+const perPage = 100
+
+// Facts returns lazily-fetching facts for one PR: each of PullRequest/
+// Repository/Reviews/Commits/Files is fetched at most once per Facts value
+// (all pages, per_page=100), errors included; known (e.g. from the webhook
+// payload) is used instead of fetching the PR when non-nil. The repository
+// comes with the PR when the PR is fetched. Files carry AddedLines parsed
+// from the patch (new-file line numbers). Accounts carry Login and Type;
+// Agent is left false (the caller classifies). Safe for concurrent use.
+func (c *Client) Facts(owner, repo string, number int, known *pr.PullRequest) pr.Facts {
+	f := &facts{c: c, owner: owner, repo: repo, number: number}
+	if known != nil {
+		p := *known
+		f.pull = lazy[*pr.PullRequest]{done: true, v: &p}
+	}
+	return f
+}
+
+// lazy is one fact: fetched once, then served.
+type lazy[T any] struct {
+	mu   sync.Mutex
+	done bool
+	v    T
+	err  error
+}
+
+func (l *lazy[T]) get(fetch func() (T, error)) (T, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.done {
+		l.v, l.err = fetch()
+		l.done = true
+	}
+	return l.v, l.err
+}
+
+type facts struct {
+	c           *Client
+	owner, repo string
+	number      int
+
+	pull    lazy[*pr.PullRequest]
+	info    lazy[*pr.Repository]
+	reviews lazy[[]pr.Review]
+	commits lazy[[]pr.Commit]
+	files   lazy[[]pr.File]
+
+	mu       sync.Mutex
+	fromPull *pr.Repository // the base repository of a fetched PR
+}
+
+var _ pr.Facts = (*facts)(nil)
+
+func (f *facts) what() string { return fmt.Sprintf("%s/%s#%d", f.owner, f.repo, f.number) }
+
+func (f *facts) PullRequest(ctx context.Context) (*pr.PullRequest, error) {
+	p, err := f.pull.get(func() (*pr.PullRequest, error) {
+		gp, _, err := f.c.gh.PullRequests.Get(ctx, f.owner, f.repo, f.number)
+		if err != nil {
+			return nil, wrap("get pull request "+f.what(), err)
+		}
+		p := pullFrom(gp)
+		if r := gp.GetBase().GetRepo(); r != nil && r.GetFullName() != "" {
+			info := repoFrom(r)
+			f.mu.Lock()
+			f.fromPull = &info
+			f.mu.Unlock()
+		}
+		return &p, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	cp := *p
+	return &cp, nil
+}
+
+func (f *facts) Repository(ctx context.Context) (*pr.Repository, error) {
+	r, err := f.info.get(func() (*pr.Repository, error) {
+		f.mu.Lock()
+		known := f.fromPull
+		f.mu.Unlock()
+		if known != nil {
+			return known, nil
+		}
+		gr, _, err := f.c.gh.Repositories.Get(ctx, f.owner, f.repo)
+		if err != nil {
+			return nil, wrap("get repository "+f.owner+"/"+f.repo, err)
+		}
+		info := repoFrom(gr)
+		return &info, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	cp := *r
+	return &cp, nil
+}
+
+func (f *facts) Reviews(ctx context.Context) ([]pr.Review, error) {
+	return cloned(f.reviews.get(func() ([]pr.Review, error) {
+		var out []pr.Review
+		opt := &github.ListOptions{PerPage: perPage}
+		for {
+			rs, resp, err := f.c.gh.PullRequests.ListReviews(ctx, f.owner, f.repo, f.number, opt)
+			if err != nil {
+				return nil, wrap("list reviews of "+f.what(), err)
+			}
+			for _, r := range rs {
+				out = append(out, reviewFrom(r))
+			}
+			if resp.NextPage == 0 {
+				return out, nil
+			}
+			opt.Page = resp.NextPage
+		}
+	}))
+}
+
+func (f *facts) Commits(ctx context.Context) ([]pr.Commit, error) {
+	return cloned(f.commits.get(func() ([]pr.Commit, error) {
+		var out []pr.Commit
+		opt := &github.ListOptions{PerPage: perPage}
+		for {
+			cs, resp, err := f.c.gh.PullRequests.ListCommits(ctx, f.owner, f.repo, f.number, opt)
+			if err != nil {
+				return nil, wrap("list commits of "+f.what(), err)
+			}
+			for _, c := range cs {
+				out = append(out, commitFrom(c))
+			}
+			if resp.NextPage == 0 {
+				return out, nil
+			}
+			opt.Page = resp.NextPage
+		}
+	}))
+}
+
+func (f *facts) Files(ctx context.Context) ([]pr.File, error) {
+	return cloned(f.files.get(func() ([]pr.File, error) {
+		var out []pr.File
+		opt := &github.ListOptions{PerPage: perPage}
+		for {
+			fs, resp, err := f.c.gh.PullRequests.ListFiles(ctx, f.owner, f.repo, f.number, opt)
+			if err != nil {
+				return nil, wrap("list files of "+f.what(), err)
+			}
+			for _, cf := range fs {
+				out = append(out, fileFrom(cf))
+			}
+			if resp.NextPage == 0 {
+				return out, nil
+			}
+			opt.Page = resp.NextPage
+		}
+	}))
+}
+
+// cloned returns a copy of the cached slice, so that callers may modify it.
+func cloned[T any](v []T, err error) ([]T, error) { return slices.Clone(v), err }
+
+func account(u *github.User) pr.Account {
+	if u == nil {
+		return pr.Account{}
+	}
+	return pr.Account{Login: u.GetLogin(), Type: u.GetType()}
+}
+
+func repoFrom(r *github.Repository) pr.Repository {
+	return pr.Repository{
+		Owner: r.GetOwner().GetLogin(), Name: r.GetName(), FullName: r.GetFullName(),
+		DefaultBranch: r.GetDefaultBranch(), Private: r.GetPrivate(),
+	}
+}
+
+func pullFrom(p *github.PullRequest) pr.PullRequest {
+	out := pr.PullRequest{
+		Number: p.GetNumber(), Title: p.GetTitle(), State: p.GetState(), Draft: p.GetDraft(),
+		Merged: p.GetMerged() || p.MergedAt != nil, Author: account(p.GetUser()),
+		HeadSHA: p.GetHead().GetSHA(), HeadRef: p.GetHead().GetRef(), HeadRepo: p.GetHead().GetRepo().GetFullName(),
+		BaseRef: p.GetBase().GetRef(), BaseSHA: p.GetBase().GetSHA(),
+		CreatedAt: p.GetCreatedAt().Time, UpdatedAt: p.GetUpdatedAt().Time,
+	}
+	for _, l := range p.Labels {
+		out.Labels = append(out.Labels, l.GetName())
+	}
+	if am := p.GetAutoMerge(); am != nil {
+		out.AutoMerge = &pr.AutoMerge{EnabledBy: account(am.GetEnabledBy()), MergeMethod: am.GetMergeMethod()}
+	}
+	return out
+}
+
+func reviewFrom(r *github.PullRequestReview) pr.Review {
+	return pr.Review{
+		ID: r.GetID(), User: account(r.GetUser()), State: r.GetState(),
+		CommitID: r.GetCommitID(), SubmittedAt: r.GetSubmittedAt().Time,
+	}
+}
+
+func commitFrom(c *github.RepositoryCommit) pr.Commit {
+	gc := c.GetCommit()
+	return pr.Commit{
+		SHA: c.GetSHA(), Message: gc.GetMessage(),
+		Author: pr.Person{
+			Name: gc.GetAuthor().GetName(), Email: gc.GetAuthor().GetEmail(),
+			Date: gc.GetAuthor().GetDate().Time, Account: account(c.GetAuthor()),
+		},
+		Committer: pr.Person{
+			Name: gc.GetCommitter().GetName(), Email: gc.GetCommitter().GetEmail(),
+			Date: gc.GetCommitter().GetDate().Time, Account: account(c.GetCommitter()),
+		},
+	}
+}
+
+func fileFrom(f *github.CommitFile) pr.File {
+	return pr.File{
+		Filename: f.GetFilename(), Status: f.GetStatus(), Additions: f.GetAdditions(), Deletions: f.GetDeletions(),
+		Patch: f.GetPatch(), AddedLines: pr.AddedLines(f.GetPatch()),
+	}
+}
