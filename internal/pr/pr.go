@@ -190,8 +190,29 @@ type File struct {
 	// Patch is the unified diff GitHub returned (may be empty for binary or
 	// very large files). It is not part of the policy input: AddedLines is.
 	Patch string `json:"-"`
-	// AddedLines are the lines the patch adds.
+	// AddedLines are the lines the patch adds. After quarantine.Annotate
+	// they are kept only for test and quarantine-list files; other files
+	// have an empty list (Additions and Deletions still count them).
 	AddedLines []Line `json:"added_lines"`
+	// Test is true when the path is a test file (set by quarantine.Annotate).
+	Test bool `json:"test"`
+	// QuarantineList is true when the path matches one of
+	// Input.QuarantineFiles (set by quarantine.Annotate).
+	QuarantineList bool `json:"quarantine_list"`
+	// Markers are the added lines that skip or quarantine tests, in line
+	// order, at most one per line (set by quarantine.Annotate).
+	Markers []Marker `json:"markers"`
+}
+
+// Marker is an added line that skips or quarantines tests.
+type Marker struct {
+	Line int    `json:"line"`
+	Text string `json:"text"`
+	// Kind names what was found: "<language>:<marker>" for a skip marker in
+	// a test file ("go:t.Skip", "python:pytest.mark.skip", "js:it.skip",
+	// "java:@Disabled", "rust:#[ignore]", ...), or "quarantine-list" for a
+	// non-blank added line of a quarantine-list file.
+	Kind string `json:"kind"`
 }
 
 // Override is a human's approval or override recorded for this PR.

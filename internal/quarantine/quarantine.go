@@ -1,0 +1,224 @@
+// Package quarantine recognises test files, quarantine-list files and the
+// skip/quarantine markers a diff adds.
+//
+// Contract:
+//   - Annotate sets, in place, File.Test, File.QuarantineList and
+//     File.Markers for every changed file of a policy input, and keeps
+//     File.AddedLines only for test and quarantine-list files (every other
+//     file gets an empty list; Additions and Deletions are untouched). A file
+//     whose AddedLines is nil has them parsed from its Patch first.
+//   - Annotate is deterministic and idempotent: annotating twice gives the
+//     same input. It reads nothing but its argument and keeps no state; the
+//     patterns it uses are compiled once, at package initialisation, and
+//     never change, so it is safe to call from any number of goroutines on
+//     different inputs.
+//   - Only added lines count: a marker on a context or removed line of the
+//     diff is not a marker. Within a line, comments and the contents of
+//     string literals are ignored, so a line that merely mentions a skip
+//     ("// we no longer skip this", it('does not skip')) is no marker.
+//     Multi-line comments and strings are not tracked across lines.
+//   - Test files are recognised by path the way policies/README.md
+//     documents; quarantine-list files by Input.QuarantineFiles, globs in
+//     OPA's glob.match syntax with "/" as the separator (* stays within a
+//     path segment, ** crosses them). A pattern that does not compile (the
+//     configuration refuses those) matches only the path equal to it.
+package quarantine
+
+import (
+	"strings"
+
+	"github.com/gobwas/glob"
+
+	"github.com/mergeguard/guard/internal/pr"
+)
+
+// KindQuarantineList is the kind of the markers of a quarantine-list file:
+// each non-blank added line is an entry.
+const KindQuarantineList = "quarantine-list"
+
+// Annotate marks the test files, quarantine-list files and added
+// skip/quarantine markers of in.Files, and drops the added lines of the other
+// files. A nil in is left alone.
+func Annotate(in *pr.Input) {
+	if in == nil {
+		return
+	}
+	lists := compileGlobs(in.QuarantineFiles)
+	for i := range in.Files {
+		f := &in.Files[i]
+		if f.AddedLines == nil && f.Patch != "" {
+			f.AddedLines = pr.AddedLines(f.Patch)
+		}
+		f.Test = IsTest(f.Filename)
+		f.QuarantineList = matchAny(lists, f.Filename)
+		f.Markers = []pr.Marker{}
+		if !f.Test && !f.QuarantineList {
+			f.AddedLines = []pr.Line{}
+			continue
+		}
+		if f.AddedLines == nil {
+			f.AddedLines = []pr.Line{}
+		}
+		var lang *language
+		if f.Test {
+			lang = languageOf(f.Filename)
+		}
+		for _, l := range f.AddedLines {
+			kind := ""
+			if lang != nil {
+				kind = lang.marker(l.Text)
+			}
+			if kind == "" && f.QuarantineList && strings.TrimSpace(l.Text) != "" {
+				kind = KindQuarantineList
+			}
+			if kind != "" {
+				f.Markers = append(f.Markers, pr.Marker{Line: l.Number, Text: l.Text, Kind: kind})
+			}
+		}
+	}
+}
+
+// IsTest reports whether path names a test file: Go/Python/Ruby *_test.*,
+// Ruby *_spec.rb, Python/Ruby test_*.py/.rb, *.test.* and *.spec.* (JS/TS
+// and others), Java/Kotlin/C# *Test, *Tests (and Java/Kotlin *IT), anything
+// under a test/, tests/, spec/ or __tests__/ directory, and every Rust file
+// (#[ignore] only means something on tests, and Rust unit tests live in
+// #[cfg(test)] modules of ordinary files). Matching is case-sensitive.
+func IsTest(path string) bool {
+	base := path[strings.LastIndexByte(path, '/')+1:]
+	switch {
+	case hasAnySuffix(path, "_test.go", "_test.py", "_test.rb", "_spec.rb", ".rs"):
+	case strings.HasPrefix(base, "test_") && hasAnySuffix(base, ".py", ".rb"):
+	case strings.Contains(base, ".test.") || strings.Contains(base, ".spec."):
+	case hasAnySuffix(path, "Test.java", "Tests.java", "IT.java", "Test.kt", "Tests.kt", "IT.kt", "Test.cs", "Tests.cs"):
+	case inDir(path, "test") || inDir(path, "tests") || inDir(path, "spec") || inDir(path, "__tests__"):
+	default:
+		return false
+	}
+	return true
+}
+
+func hasAnySuffix(s string, suffixes ...string) bool {
+	for _, x := range suffixes {
+		if strings.HasSuffix(s, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// inDir reports whether path lies under a directory named dir, at any depth.
+func inDir(path, dir string) bool {
+	if len(path) > len(dir) && path[len(dir)] == '/' && strings.HasPrefix(path, dir) {
+		return true
+	}
+	return strings.Contains(path, "/"+dir+"/")
+}
+
+// pattern is one compiled quarantine_files glob, or the literal path of one
+// that does not compile.
+type pattern struct {
+	g       *glob.Pattern
+	literal string
+	// needs are literal pieces of the glob that every matching path
+	// contains: a cheap test before the backtracking match.
+	needs []string
+}
+
+func compileGlobs(globs []string) []pattern {
+	out := make([]pattern, 0, len(globs))
+	for _, s := range globs {
+		g, err := glob.Compile(s, '/')
+		if err != nil {
+			out = append(out, pattern{literal: s})
+			continue
+		}
+		out = append(out, pattern{g: g, needs: literals(s)})
+	}
+	return out
+}
+
+func matchAny(ps []pattern, path string) bool {
+	for _, p := range ps {
+		if p.g == nil {
+			if p.literal == path {
+				return true
+			}
+			continue
+		}
+		if containsAll(path, p.needs) && p.g.Match(path) {
+			return true
+		}
+	}
+	return false
+}
+
+func containsAll(s string, needs []string) bool {
+	for _, n := range needs {
+		if !strings.Contains(s, n) {
+			return false
+		}
+	}
+	return true
+}
+
+// literals returns the pieces of a glob outside *, ?, and {...} (with
+// \-escapes resolved): text that every path the glob matches contains. For
+// a pattern with a character class ([...]) or unbalanced braces it returns
+// none.
+func literals(g string) []string {
+	if strings.IndexByte(g, '[') >= 0 {
+		return nil
+	}
+	var out []string
+	var cur strings.Builder
+	flush := func() {
+		if cur.Len() > 0 {
+			out = append(out, cur.String())
+			cur.Reset()
+		}
+	}
+	for i := 0; i < len(g); i++ {
+		switch c := g[i]; c {
+		case '\\':
+			if i+1 == len(g) {
+				return nil
+			}
+			i++
+			cur.WriteByte(g[i])
+		case '*', '?':
+			flush()
+		case '{':
+			flush()
+			end := closingBrace(g, i)
+			if end < 0 {
+				return nil
+			}
+			i = end
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	flush()
+	return out
+}
+
+// closingBrace returns the index of the brace closing the one at g[open],
+// or -1.
+func closingBrace(g string, open int) int {
+	depth := 0
+	for i := open; i < len(g); i++ {
+		switch g[i] {
+		case '\\':
+			i++
+		case '{':
+			depth++
+		case '}':
+			depth--
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return -1
+}
