@@ -173,7 +173,7 @@ func TestExportRange(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		recs = append(recs, Record{ID: strconv.Itoa(i), Time: t0.Add(time.Duration(i) * time.Hour), Kind: KindDecision, Outcome: "allow"})
 	}
-	// appended out of time order: the export is in time order
+	// appended out of time order: the export is in chain order
 	recs[1], recs[3] = recs[3], recs[1]
 	out, err := s.Append(ctx, recs...)
 	if err != nil {
@@ -209,8 +209,8 @@ func TestExportRange(t *testing.T) {
 		from, to time.Time
 		want     string
 	}{
-		{"everything, in time order", time.Time{}, time.Time{}, "0,1,2,3,4"},
-		{"from is inclusive, to exclusive", t0.Add(time.Hour), t0.Add(3 * time.Hour), "1,2"},
+		{"everything, in chain order", time.Time{}, time.Time{}, "0,3,2,1,4"},
+		{"from is inclusive, to exclusive", t0.Add(time.Hour), t0.Add(3 * time.Hour), "2,1"},
 		{"open end", t0.Add(3 * time.Hour), time.Time{}, "3,4"},
 		{"open start", time.Time{}, t0.Add(time.Hour), "0"},
 		{"an empty span still names the head", t0.Add(-time.Hour), t0, ""},
