@@ -405,10 +405,10 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
+		s.writeRate(w.Header())
 		for k, vs := range f.headers {
 			w.Header()[k] = vs
 		}
-		s.writeRate(w.Header())
 		if f.body != "" {
 			w.Header().Set("Content-Type", "application/json; charset=utf-8")
 			w.WriteHeader(f.status)
