@@ -478,6 +478,26 @@ func TestPublishCheck(t *testing.T) {
 			t.Fatalf("%d runs, want 1", n)
 		}
 	})
+	t.Run("a POST whose answer was lost is not duplicated", func(t *testing.T) {
+		for i, tc := range []struct {
+			status int
+			fresh  bool
+		}{{502, false}, {0, false}, {503, true}} {
+			sha := fmt.Sprintf("%040d", 30+i)
+			h.s.AddPull(repo, pr.PullRequest{Number: 30 + i, Author: pr.Account{Login: "x"}, HeadSHA: sha})
+			h.s.FailAfterNext("POST", routeRuns, 1, tc.status)
+			run := allow
+			run.HeadSHA, run.ExternalID = sha, fmt.Sprint("lost-", i)
+			id, err := h.c.PublishCheck(ctx, "acme", "widgets", run, tc.fresh)
+			if err != nil {
+				t.Fatalf("status %d fresh %v: %v", tc.status, tc.fresh, err)
+			}
+			runs := h.s.CheckRuns(repo, sha)
+			if len(runs) != 1 || runs[0].ID != id {
+				t.Fatalf("status %d fresh %v: runs %+v, id %d", tc.status, tc.fresh, runs, id)
+			}
+		}
+	})
 	t.Run("invalid runs are refused before GitHub", func(t *testing.T) {
 		for _, bad := range []CheckRun{
 			{HeadSHA: head, Conclusion: "success"},
@@ -544,14 +564,24 @@ func TestEnsureComment(t *testing.T) {
 	if len(cs) != 152 || !strings.Contains(cs[150].Body, Marker("escalation-"+head)) || !cs[150].ViaApp {
 		t.Fatalf("%d comments, last %+v", len(cs), cs[len(cs)-1])
 	}
+	t.Run("a POST whose answer was lost is not duplicated", func(t *testing.T) {
+		h.s.FailAfterNext("POST", routeComment, 1, 500)
+		created, err := h.c.EnsureComment(ctx, "acme", "widgets", 1, "lost", "x")
+		if err != nil || !created {
+			t.Fatalf("created %v err %v", created, err)
+		}
+		if n := len(h.s.Comments(repo, 1)); n != 153 {
+			t.Fatalf("%d comments, want 153", n)
+		}
+	})
 	t.Run("a failed POST is retried after looking again", func(t *testing.T) {
 		h.s.FailNext("POST", routeComment, 1, 502, nil, "")
 		created, err := h.c.EnsureComment(ctx, "acme", "widgets", 1, "retry", "x")
 		if err != nil || !created {
 			t.Fatalf("created %v err %v", created, err)
 		}
-		if n := len(h.s.Comments(repo, 1)); n != 153 {
-			t.Fatalf("%d comments, want 153", n)
+		if n := len(h.s.Comments(repo, 1)); n != 154 {
+			t.Fatalf("%d comments, want 154", n)
 		}
 	})
 }

@@ -25,9 +25,10 @@
 //
 // Test controls seed state (Add*, Set*), read it (CheckRuns, Comments,
 // RequestedReviewers, Redeliveries), inject faults (FailNext: any status with
-// headers and body, or status 0 to drop the connection) and latency
+// headers and body, or status 0 to break the connection; FailAfterNext for
+// answers lost after GitHub acted) and latency
 // (SetLatency), and account for calls (Calls, FreeCalls, CallCount,
-// ResetCalls). All methods are safe for concurrent use.
+// ResetCalls; installation-token mints are calls, as on GitHub). All methods are safe for concurrent use.
 //
 // Schemas (LoadSchemas) checks JSON against the extract of GitHub's OpenAPI
 // description kept in testdata/github/openapi-extract.json, so that tests

@@ -67,6 +67,7 @@ type fault struct {
 	status          int
 	headers         http.Header
 	body            string
+	after           bool // the request is applied first, then the answer replaced
 }
 
 // Server is a fake GitHub. Create it with New.
@@ -202,6 +203,16 @@ func (s *Server) FailNext(method, pathPattern string, n, status int, headers htt
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults = append(s.faults, &fault{method: method, pattern: pathPattern, left: n, status: status, headers: headers.Clone(), body: body})
+}
+
+// FailAfterNext is FailNext for an answer lost after GitHub acted: the next
+// n matching requests are applied (a POST creates its object) and then
+// answered with status and GitHub's usual body (status 0: a broken
+// connection). It tests that a client never duplicates a write it retries.
+func (s *Server) FailAfterNext(method, pathPattern string, n, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, &fault{method: method, pattern: pathPattern, left: n, status: status, after: true})
 }
 
 // ClearFaults removes every pending fault.
@@ -392,7 +403,7 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.calls = append(s.calls, call)
 	}
 
-	if f := s.takeFault(r.Method, tmpl, r.URL.Path); f != nil {
+	fail := func(w http.ResponseWriter, f *fault) {
 		record(f.status)
 		if f.status == 0 {
 			if hj, ok := w.(http.Hijacker); ok {
@@ -416,6 +427,9 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, f.status, defaultErrBody(f.status, f.headers))
+	}
+	if f := s.takeFault(r.Method, tmpl, r.URL.Path, false); f != nil {
+		fail(w, f)
 		return
 	}
 
@@ -462,6 +476,13 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	status, v := rt.h(q)
+	if f := s.takeFault(r.Method, tmpl, r.URL.Path, true); f != nil {
+		if rt.auth != authNone {
+			s.rate.remaining--
+		}
+		fail(w, f)
+		return
+	}
 	var out []byte
 	if v != nil {
 		out, err = json.Marshal(v)
@@ -500,9 +521,9 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(out)
 }
 
-func (s *Server) takeFault(method, tmpl, p string) *fault {
+func (s *Server) takeFault(method, tmpl, p string, after bool) *fault {
 	for i, f := range s.faults {
-		if !matchCall(f.method, f.pattern, method, tmpl, p) {
+		if f.after != after || !matchCall(f.method, f.pattern, method, tmpl, p) {
 			continue
 		}
 		if f.left > 0 {

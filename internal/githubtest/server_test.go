@@ -249,6 +249,13 @@ func TestFaults(t *testing.T) {
 	if got := s.Calls()[len(s.Calls())-1]; got.Status != 0 || got.Route != "/repos/{owner}/{repo}" {
 		t.Errorf("dropped call recorded as %+v", got)
 	}
+	s.FailAfterNext("POST", "/repos/{owner}/{repo}/issues/{number}/comments", 1, 502)
+	if r := do(t, s, "POST", "/repos/acme/widgets/issues/1/comments", tok, map[string]any{"body": "lost"}); r.status != 502 {
+		t.Fatalf("lost answer: %d", r.status)
+	}
+	if c := s.Comments(repo, 1); c[len(c)-1].Body != "lost" {
+		t.Fatal("FailAfterNext did not apply the request first")
+	}
 	s.ResetCalls()
 	if len(s.Calls()) != 0 {
 		t.Error("ResetCalls kept calls")
