@@ -2,10 +2,134 @@ package main
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/mergeguard/guard/internal/config"
+	"github.com/mergeguard/guard/internal/guard"
+	"github.com/mergeguard/guard/internal/policy"
+	"github.com/mergeguard/guard/policies"
 )
 
-// runEval is a placeholder until the command lands.
+// evalOutput is what `guard eval` prints: the decision, and with --input the
+// policy input it was made from.
+type evalOutput struct {
+	Outcome string `json:"outcome"`
+	Reasons any    `json:"reasons"`
+	Input   any    `json:"input,omitempty"`
+}
+
 func runEval(ctx context.Context, args []string, s stdio) error {
-	return errors.New("not implemented yet")
+	fs := newFlagSet("eval", "eval --event FILE [--event-name NAME] [--facts FILE] [--at RFC3339] [--config FILE] [--policy-dir DIR]", s)
+	event := fs.String("event", "", "webhook payload `file` (JSON)")
+	name := fs.String("event-name", "", "webhook event `name` (X-GitHub-Event); default: guessed from the file name (EVENT.ACTION.json) or the payload")
+	factsFile := fs.String("facts", "", "`file` with what the API and database would supply: reviews, commits, files, overrides, teams, freezes")
+	at := fs.String("at", "", "evaluate as of this `time` (RFC 3339); default now")
+	cfgPath := fs.String("config", envOr("GUARD_CONFIG", ""), "policy settings `file` (default guard.yaml if present)")
+	policyDir := fs.String("policy-dir", envOr("GUARD_POLICY_DIR", ""), "Rego policy `dir` instead of the embedded policies")
+	withInput := fs.Bool("input", false, "also print the policy input document")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *event == "" {
+		return usageErr("--event FILE is required")
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected argument %q", fs.Arg(0))
+	}
+	now := time.Now()
+	if *at != "" {
+		t, err := time.Parse(time.RFC3339, *at)
+		if err != nil {
+			return usageErr("--at %q is not an RFC 3339 time (like 2026-11-27T03:17:00-05:00)", *at)
+		}
+		now = t
+	}
+	payload, err := os.ReadFile(*event)
+	if err != nil {
+		return fmt.Errorf("read --event: %w", err)
+	}
+	if !json.Valid(payload) {
+		return fmt.Errorf("--event %s is not valid JSON", *event)
+	}
+	evName := *name
+	if evName == "" {
+		evName = guessEvent(*event, payload)
+		if evName == "" {
+			return usageErr("cannot tell the event from %s: pass --event-name (pull_request, pull_request_review, ...)", *event)
+		}
+	}
+	var facts guard.OfflineFacts
+	if *factsFile != "" {
+		data, err := os.ReadFile(*factsFile)
+		if err != nil {
+			return fmt.Errorf("read --facts: %w", err)
+		}
+		if facts, err = guard.ParseOfflineFacts(data); err != nil {
+			return fmt.Errorf("%s: %w", *factsFile, err)
+		}
+	}
+	path := *cfgPath
+	if path == "" {
+		if _, err := os.Stat("guard.yaml"); err == nil {
+			path = "guard.yaml"
+		}
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	var pfs = policyFS(*policyDir)
+	eng, err := policy.Compile(ctx, pfs)
+	if err != nil {
+		return fmt.Errorf("policies: %w", err)
+	}
+	in, d, err := guard.Offline(ctx, cfg, eng, evName, payload, facts, now)
+	if err != nil {
+		return err
+	}
+	out := evalOutput{Outcome: string(d.Outcome), Reasons: d.Reasons}
+	if *withInput {
+		out.Input = in
+	}
+	enc := json.NewEncoder(s.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+// policyFS is the policy set: dir, or the embedded one.
+func policyFS(dir string) fs.FS {
+	if dir != "" {
+		return os.DirFS(dir)
+	}
+	return policies.FS
+}
+
+// guessEvent derives the event name from a file named EVENT.ACTION.json or
+// from the payload's shape.
+func guessEvent(file string, payload []byte) string {
+	base := file[strings.LastIndex(file, "/")+1:]
+	if i := strings.Index(base, "."); i > 0 {
+		switch ev := base[:i]; ev {
+		case "pull_request", "pull_request_review", "issue_comment":
+			return ev
+		}
+	}
+	var probe map[string]json.RawMessage
+	if json.Unmarshal(payload, &probe) != nil {
+		return ""
+	}
+	switch {
+	case probe["review"] != nil:
+		return "pull_request_review"
+	case probe["comment"] != nil:
+		return "issue_comment"
+	case probe["pull_request"] != nil:
+		return "pull_request"
+	}
+	return ""
 }

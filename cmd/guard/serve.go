@@ -2,10 +2,367 @@ package main
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/mergeguard/guard/internal/audit"
+	"github.com/mergeguard/guard/internal/config"
+	"github.com/mergeguard/guard/internal/gh"
+	"github.com/mergeguard/guard/internal/guard"
+	"github.com/mergeguard/guard/internal/metrics"
+	"github.com/mergeguard/guard/internal/policy"
+	"github.com/mergeguard/guard/internal/setup"
+	"github.com/mergeguard/guard/internal/webhook"
 )
 
-// runServe is a placeholder until the command lands.
+// serveConfig is everything `guard serve` is configured with (SPEC §3).
+type serveConfig struct {
+	Addr           string
+	DB             string
+	ConfigPath     string
+	Credentials    string
+	AppID          int64
+	PrivateKey     []byte
+	WebhookSecret  string
+	PreviousSecret string
+	GitHubURL      string
+	PublicURL      string
+	LinkSecret     string
+	PolicyDir      string
+	ExportDir      string
+	Workers        int
+	LogLevel       string
+
+	// Set by tests: the clock, the scheduler's tick and a channel told the
+	// listening address.
+	now   func() time.Time
+	tick  time.Duration
+	ready chan<- string
+}
+
+// envOr returns the environment variable key, or def.
+func envOr(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok {
+		return v
+	}
+	return def
+}
+
+const credentialsDefault = "guard-credentials.json"
+
 func runServe(ctx context.Context, args []string, s stdio) error {
-	return errors.New("not implemented yet")
+	c, err := parseServe(args, s)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, c, s)
+}
+
+// parseServe reads flags and environment and fills in the credentials.
+func parseServe(args []string, s stdio) (*serveConfig, error) {
+	fs := newFlagSet("serve", "serve [flags]   (every flag also has an environment variable)", s)
+	c := &serveConfig{}
+	var appID, keyFile string
+	fs.StringVar(&c.Addr, "addr", envOr("GUARD_ADDR", ":8080"), "listen address `[host]:port` (GUARD_ADDR)")
+	fs.StringVar(&c.DB, "db", envOr("GUARD_DB", "guard.db"), "SQLite database `file` (GUARD_DB)")
+	fs.StringVar(&c.ConfigPath, "config", envOr("GUARD_CONFIG", ""), "policy settings `file` (GUARD_CONFIG; default guard.yaml if present, else built-in defaults)")
+	fs.StringVar(&c.Credentials, "credentials", envOr("GUARD_CREDENTIALS", ""), "credentials `file` written by 'guard setup' (GUARD_CREDENTIALS; default "+credentialsDefault+" if present)")
+	fs.StringVar(&appID, "app-id", envOr("GUARD_APP_ID", ""), "GitHub App `id` (GUARD_APP_ID)")
+	fs.StringVar(&keyFile, "private-key-file", envOr("GUARD_PRIVATE_KEY_FILE", ""), "GitHub App private key PEM `file` (GUARD_PRIVATE_KEY_FILE, or the PEM itself in GUARD_PRIVATE_KEY)")
+	fs.StringVar(&c.WebhookSecret, "webhook-secret", envOr("GUARD_WEBHOOK_SECRET", ""), "webhook `secret` (GUARD_WEBHOOK_SECRET; GUARD_WEBHOOK_SECRET_PREVIOUS is also accepted while rotating)")
+	fs.StringVar(&c.GitHubURL, "github-url", envOr("GUARD_GITHUB_URL", ""), "GitHub REST API `URL` (GUARD_GITHUB_URL; default https://api.github.com/, GHES: https://HOST/api/v3/)")
+	fs.StringVar(&c.PublicURL, "public-url", envOr("GUARD_PUBLIC_URL", ""), "public base `URL` of this guard, for check-run links (GUARD_PUBLIC_URL)")
+	fs.StringVar(&c.LinkSecret, "link-secret", envOr("GUARD_LINK_SECRET", ""), "`key` that signs details links (GUARD_LINK_SECRET; default derived from the webhook secret)")
+	fs.StringVar(&c.PolicyDir, "policy-dir", envOr("GUARD_POLICY_DIR", ""), "`dir` of Rego policies to use instead of the embedded ones (GUARD_POLICY_DIR)")
+	fs.StringVar(&c.ExportDir, "export-dir", envOr("GUARD_EXPORT_DIR", ""), "`dir` for weekly audit exports (GUARD_EXPORT_DIR; default exports/ beside the database)")
+	fs.IntVar(&c.Workers, "workers", 8, "deliveries processed in parallel")
+	fs.StringVar(&c.LogLevel, "log-level", envOr("GUARD_LOG_LEVEL", "info"), "debug, info, warn or error (GUARD_LOG_LEVEL)")
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, usageErr("unexpected argument %q", fs.Arg(0))
+	}
+	c.PreviousSecret = os.Getenv("GUARD_WEBHOOK_SECRET_PREVIOUS")
+
+	// Credentials file: explicit, or the default one if present.
+	credPath := c.Credentials
+	if credPath == "" {
+		if _, err := os.Stat(credentialsDefault); err == nil {
+			credPath = credentialsDefault
+		}
+	}
+	if credPath != "" {
+		cred, err := setup.LoadCredentials(credPath)
+		if err != nil {
+			return nil, err
+		}
+		if appID == "" {
+			appID = strconv.FormatInt(cred.AppID, 10)
+		}
+		if keyFile == "" && os.Getenv("GUARD_PRIVATE_KEY") == "" {
+			c.PrivateKey = []byte(cred.PEM)
+		}
+		if c.WebhookSecret == "" {
+			c.WebhookSecret = cred.WebhookSecret
+		}
+		if c.GitHubURL == "" {
+			c.GitHubURL = cred.GitHubURL
+		}
+	}
+	if c.GitHubURL == "" {
+		c.GitHubURL = "https://api.github.com/"
+	}
+	if appID == "" {
+		return nil, usageErr("the GitHub App id is required: pass --app-id or GUARD_APP_ID, or run 'guard setup' and pass --credentials")
+	}
+	var err error
+	if c.AppID, err = strconv.ParseInt(appID, 10, 64); err != nil || c.AppID <= 0 {
+		return nil, usageErr("--app-id %q is not a GitHub App id (a positive number)", appID)
+	}
+	switch {
+	case c.PrivateKey != nil:
+	case keyFile != "":
+		if c.PrivateKey, err = os.ReadFile(keyFile); err != nil {
+			return nil, fmt.Errorf("read --private-key-file: %w", err)
+		}
+	case os.Getenv("GUARD_PRIVATE_KEY") != "":
+		c.PrivateKey = []byte(os.Getenv("GUARD_PRIVATE_KEY"))
+	default:
+		return nil, usageErr("the GitHub App private key is required: pass --private-key-file, GUARD_PRIVATE_KEY_FILE or GUARD_PRIVATE_KEY")
+	}
+	if c.WebhookSecret == "" {
+		return nil, usageErr("the webhook secret is required: pass --webhook-secret or GUARD_WEBHOOK_SECRET")
+	}
+	if !strings.HasSuffix(c.GitHubURL, "/") {
+		c.GitHubURL += "/"
+	}
+	return c, nil
+}
+
+// serve runs the guard until ctx is done.
+func serve(ctx context.Context, c *serveConfig, s stdio) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return usageErr("--log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	log := slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: level}))
+	now := c.now
+	if now == nil {
+		now = time.Now
+	}
+
+	cfgPath := c.ConfigPath
+	if cfgPath == "" {
+		if _, err := os.Stat("guard.yaml"); err == nil {
+			cfgPath = "guard.yaml"
+		}
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return err
+	}
+	var cfgRef atomic.Pointer[config.Config]
+	cfgRef.Store(cfg)
+
+	eng, err := policy.Compile(ctx, policyFS(c.PolicyDir))
+	if err != nil {
+		return fmt.Errorf("policies: %w", err)
+	}
+	var engRef atomic.Pointer[policy.Engine]
+	engRef.Store(eng)
+
+	var store *audit.Store // opened below, once every input has been checked
+	m := metrics.New(func() (int, time.Duration) {
+		depth, oldest, err := store.InboxStats(context.Background())
+		if err != nil || oldest.IsZero() {
+			return depth, 0
+		}
+		return depth, now().Sub(oldest)
+	})
+
+	app, err := gh.New(gh.Options{
+		BaseURL:    c.GitHubURL,
+		AppID:      c.AppID,
+		PrivateKey: c.PrivateKey,
+		Logger:     log,
+		OnCall: func(method, route string, status int, cached bool, remaining int) {
+			m.APICall(status, cached, remaining)
+		},
+	})
+	if err != nil {
+		return err
+	}
+
+	store, err = audit.Open(ctx, c.DB, audit.WithClock(now))
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer store.Close()
+
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.Addr, err)
+	}
+	publicURL := strings.TrimSuffix(c.PublicURL, "/")
+	if publicURL == "" {
+		publicURL = "http://localhost:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+		log.Warn("no --public-url: check-run links point at " + publicURL + ", which only this machine can open")
+	}
+	linkSecret := []byte(c.LinkSecret)
+	if len(linkSecret) == 0 {
+		linkSecret, err = hkdf.Key(sha256.New, []byte(c.WebhookSecret), nil, "merge-guard details links", 32)
+		if err != nil {
+			return fmt.Errorf("derive link secret: %w", err)
+		}
+	}
+	exportDir := c.ExportDir
+	if exportDir == "" {
+		exportDir = filepath.Join(filepath.Dir(c.DB), "exports")
+	}
+
+	g := guard.New(guard.Options{
+		Store:      store,
+		GitHub:     app,
+		Policies:   engRef.Load,
+		Config:     cfgRef.Load,
+		Now:        now,
+		Logger:     log,
+		Metrics:    m,
+		PublicURL:  publicURL,
+		LinkSecret: linkSecret,
+	})
+	disp := webhook.NewDispatcher(webhook.DispatcherOptions{
+		Workers: c.Workers,
+		Process: g.Process,
+		Load: func(ctx context.Context, seq int64) (webhook.Delivery, error) {
+			d, err := store.Delivery(ctx, seq)
+			return inboxToWebhook(d), err
+		},
+		Failed: func(ctx context.Context, d webhook.Delivery, err error) {
+			if ferr := store.Fail(ctx, d.Seq, err.Error()); ferr != nil {
+				log.Error("record failed delivery", "delivery", d.ID, "err", ferr)
+			}
+		},
+		Logger: log,
+		Done:   func(_ webhook.Delivery, took time.Duration) { m.Processed(took) },
+	})
+	pending, err := store.Pending(ctx)
+	if err != nil {
+		return fmt.Errorf("read inbox: %w", err)
+	}
+	for _, d := range pending {
+		disp.Enqueue(inboxToWebhook(d))
+	}
+	if len(pending) > 0 {
+		log.Info("resuming deliveries acknowledged before the last stop", "count", len(pending))
+	}
+
+	secrets := [][]byte{[]byte(c.WebhookSecret)}
+	if c.PreviousSecret != "" {
+		secrets = append(secrets, []byte(c.PreviousSecret))
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /webhook", webhook.NewHandler(webhook.Options{
+		Secrets:    func() [][]byte { return secrets },
+		Inbox:      inboxAdapter{store},
+		Enqueue:    disp.Enqueue,
+		Interested: guard.Interested,
+		Metrics:    m,
+		Logger:     log,
+		Now:        now,
+	}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := store.Ping(r.Context()); err != nil {
+			http.Error(w, "database not writable", http.StatusServiceUnavailable)
+			return
+		}
+		if engRef.Load() == nil {
+			http.Error(w, "policies not compiled", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.Handle("GET /metrics", m.Handler())
+	mux.Handle("GET /decisions/{id}", g.DecisionPage())
+
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	dispDone := make(chan struct{})
+	go func() { disp.Run(runCtx); close(dispDone) }()
+	if c.PolicyDir != "" {
+		r := policy.NewReloader(eng, c.PolicyDir,
+			func(err error) { log.Error("policy reload refused; keeping the last good set", "err", err) },
+			func(e *policy.Engine) {
+				engRef.Store(e)
+				log.Info("policies reloaded", "revision", e.Revision())
+			})
+		go r.Watch(runCtx, 2*time.Second)
+	}
+	schedDone := make(chan struct{})
+	go func() {
+		g.RunScheduler(runCtx, guard.SchedulerOptions{Tick: c.tick, ExportDir: exportDir})
+		close(schedDone)
+	}()
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("merge-guard listening", "addr", ln.Addr().String(), "github", c.GitHubURL,
+		"app_id", c.AppID, "policy_revision", eng.Revision(), "mode", cfg.Mode)
+	if c.ready != nil {
+		c.ready <- ln.Addr().String()
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+	}
+	shutdownCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
+	defer done()
+	_ = srv.Shutdown(shutdownCtx)
+	cancel()
+	<-dispDone
+	<-schedDone
+	log.Info("merge-guard stopped")
+	return nil
+}
+
+// inboxAdapter lets the audit store serve as the webhook inbox; the two
+// packages do not know each other.
+type inboxAdapter struct{ s *audit.Store }
+
+func (a inboxAdapter) Accept(ctx context.Context, d webhook.Delivery) (int64, bool, error) {
+	return a.s.Accept(ctx, audit.Delivery{
+		ID: d.ID, Event: d.Event, Action: d.Action, Key: d.Key, Payload: d.Payload, ReceivedAt: d.ReceivedAt,
+	})
+}
+
+func inboxToWebhook(d audit.Delivery) webhook.Delivery {
+	return webhook.Delivery{
+		Seq: d.Seq, ID: d.ID, Event: d.Event, Action: d.Action, Key: d.Key, Payload: d.Payload, ReceivedAt: d.ReceivedAt,
+	}
 }

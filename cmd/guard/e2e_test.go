@@ -1,0 +1,346 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mergeguard/guard/internal/githubtest"
+	"github.com/mergeguard/guard/internal/pr"
+	"github.com/mergeguard/guard/internal/webhook"
+)
+
+const (
+	testRepo   = "octo-org/widgets"
+	testInst   = int64(42)
+	testSecret = "e2e-webhook-secret"
+)
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// harness is a guard served in-process on :0 against a fake GitHub.
+type harness struct {
+	t     *testing.T
+	fake  *githubtest.Server
+	base  string
+	db    string
+	log   *syncBuffer
+	seq   int
+	stop  func()
+	clock *testClock
+}
+
+// testClock is a settable clock; zero means the real time.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.now.IsZero() {
+		return time.Now()
+	}
+	return c.now
+}
+
+func (c *testClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+// newFake returns a fake GitHub with the test installation and repository.
+func newFake(t *testing.T) *githubtest.Server {
+	fake := githubtest.New(t)
+	fake.AddInstallation(testInst, "octo-org")
+	fake.AddRepo(testInst, testRepo)
+	return fake
+}
+
+// startGuard serves a guard with cfgYAML (may be "") until the test ends.
+func startGuard(t *testing.T, fake *githubtest.Server, cfgYAML string) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	h := &harness{t: t, fake: fake, db: filepath.Join(dir, "guard.db"), log: &syncBuffer{}, clock: &testClock{}}
+	c := &serveConfig{
+		Addr:          "127.0.0.1:0",
+		DB:            h.db,
+		AppID:         fake.AppID(),
+		PrivateKey:    fake.PrivateKeyPEM(),
+		WebhookSecret: testSecret,
+		GitHubURL:     fake.URL(),
+		PublicURL:     "https://guard.example.com",
+		Workers:       4,
+		LogLevel:      "debug",
+		now:           h.clock.Now,
+		tick:          50 * time.Millisecond,
+	}
+	if cfgYAML != "" {
+		c.ConfigPath = filepath.Join(dir, "guard.yaml")
+		if err := os.WriteFile(c.ConfigPath, []byte(cfgYAML), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ready := make(chan string, 1)
+	c.ready = ready
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, c, stdio{in: strings.NewReader(""), out: io.Discard, err: h.log}) }()
+	select {
+	case addr := <-ready:
+		h.base = "http://" + addr
+	case err := <-done:
+		t.Fatalf("guard did not start: %v\n%s", err, h.log)
+	case <-time.After(20 * time.Second):
+		t.Fatal("guard did not start in time")
+	}
+	h.stop = func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}
+	t.Cleanup(func() {
+		h.stop()
+		if t.Failed() {
+			t.Logf("guard log:\n%s", h.log)
+		}
+	})
+	return h
+}
+
+// deliver posts a signed webhook and returns the status code.
+func (h *harness) deliver(event string, payload []byte) int {
+	h.t.Helper()
+	h.seq++
+	return postWebhook(h.t, h.base, event, fmt.Sprintf("e2e-%d-%d", time.Now().UnixNano(), h.seq), payload)
+}
+
+func postWebhook(t *testing.T, base, event, id string, payload []byte) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+"/webhook", bytes.NewReader(payload))
+	req.Header.Set("X-GitHub-Event", event)
+	req.Header.Set("X-GitHub-Delivery", id)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Hub-Signature-256", webhook.Sign([]byte(testSecret), payload))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("post webhook: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// waitCheck waits until the merge-guard run on sha has conclusion want.
+func (h *harness) waitCheck(sha, want string) githubtest.CheckRun {
+	h.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	var runs []githubtest.CheckRun
+	for time.Now().Before(deadline) {
+		runs = h.fake.CheckRuns(testRepo, sha)
+		if len(runs) > 0 && runs[len(runs)-1].Conclusion == want {
+			return runs[len(runs)-1]
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.t.Fatalf("check run on %s: want conclusion %q, have %+v", sha[:7], want, runs)
+	return githubtest.CheckRun{}
+}
+
+// payload loads a GitHub example payload and sets dotted paths in it.
+func payload(t *testing.T, fixture string, set map[string]any) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "webhooks", fixture+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	base := map[string]any{
+		"installation":              map[string]any{"id": testInst, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uNDI="},
+		"repository.full_name":      testRepo,
+		"repository.name":           "widgets",
+		"repository.owner.login":    "octo-org",
+		"repository.owner.type":     "Organization",
+		"repository.default_branch": "main",
+	}
+	for k, v := range set {
+		base[k] = v
+	}
+	for path, v := range base {
+		setPath(m, path, v)
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func setPath(m map[string]any, path string, v any) {
+	keys := strings.Split(path, ".")
+	for _, k := range keys[:len(keys)-1] {
+		next, ok := m[k].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[k] = next
+		}
+		m = next
+	}
+	m[keys[len(keys)-1]] = v
+}
+
+// prEvent is a pull_request payload for PR n by author at head.
+func prEvent(t *testing.T, action string, n int, author pr.Account, head string, sender pr.Account) []byte {
+	return payload(t, "pull_request.opened", map[string]any{
+		"action":                           action,
+		"number":                           n,
+		"pull_request.number":              n,
+		"pull_request.user.login":          author.Login,
+		"pull_request.user.type":           author.Type,
+		"pull_request.head.sha":            head,
+		"pull_request.head.ref":            fmt.Sprintf("pr-%d", n),
+		"pull_request.base.ref":            "main",
+		"pull_request.state":               "open",
+		"pull_request.updated_at":          time.Now().UTC().Format(time.RFC3339),
+		"pull_request.head.repo.full_name": testRepo,
+		"pull_request.base.repo.full_name": testRepo,
+		"sender.login":                     sender.Login,
+		"sender.type":                      sender.Type,
+	})
+}
+
+// reviewEvent is a pull_request_review payload.
+func reviewEvent(t *testing.T, n int, author pr.Account, head string, reviewer pr.Account, commit string) []byte {
+	return payload(t, "pull_request_review.submitted", map[string]any{
+		"pull_request.number":     n,
+		"pull_request.user.login": author.Login,
+		"pull_request.user.type":  author.Type,
+		"pull_request.head.sha":   head,
+		"pull_request.base.ref":   "main",
+		"pull_request.state":      "open",
+		"pull_request.updated_at": time.Now().UTC().Format(time.RFC3339),
+		"review.user.login":       reviewer.Login,
+		"review.user.type":        reviewer.Type,
+		"review.state":            "approved",
+		"review.commit_id":        commit,
+		"sender.login":            reviewer.Login,
+		"sender.type":             reviewer.Type,
+	})
+}
+
+var (
+	alice = pr.Account{Login: "alice", Type: "User"}
+	carol = pr.Account{Login: "carol", Type: "User"}
+	agent = pr.Account{Login: "ci-agent[bot]", Type: "Bot"}
+	other = pr.Account{Login: "renovate[bot]", Type: "Bot"}
+)
+
+// addPull seeds the fake with an open PR and one commit by its author.
+func addPull(fake *githubtest.Server, n int, author pr.Account, head string) {
+	fake.AddPull(testRepo, pr.PullRequest{Number: n, Title: fmt.Sprintf("change %d", n), Author: author, HeadSHA: head, BaseRef: "main", BaseSHA: strings.Repeat("0", 40)})
+	fake.AddCommit(testRepo, n, pr.Commit{
+		SHA: head, Message: "change",
+		Author:    pr.Person{Name: author.Login, Email: author.Login + "@example.com", Account: author, Date: time.Now().Add(-time.Hour)},
+		Committer: pr.Person{Name: author.Login, Email: author.Login + "@example.com", Account: author, Date: time.Now().Add(-time.Hour)},
+	})
+}
+
+func sha(c byte) string { return strings.Repeat(string(c), 40) }
+
+// TestEndToEnd drives the real handler and workers against the fake GitHub:
+// SPEC §1's core table for self-merging agents.
+func TestEndToEnd(t *testing.T) {
+	fake := newFake(t)
+	h := startGuard(t, fake, "")
+
+	t.Run("a human's PR gets success", func(t *testing.T) {
+		addPull(fake, 1, alice, sha('1'))
+		if code := h.deliver("pull_request", prEvent(t, "opened", 1, alice, sha('1'), alice)); code != http.StatusAccepted {
+			t.Fatalf("webhook answered %d", code)
+		}
+		run := h.waitCheck(sha('1'), "success")
+		if run.Name != "merge-guard" || !strings.Contains(run.Title, "Not agent-authored") {
+			t.Fatalf("run %+v", run)
+		}
+	})
+
+	t.Run("an agent's PR without human approval is held for a human", func(t *testing.T) {
+		addPull(fake, 2, agent, sha('2'))
+		h.deliver("pull_request", prEvent(t, "opened", 2, agent, sha('2'), agent))
+		run := h.waitCheck(sha('2'), "action_required")
+		if !strings.HasPrefix(run.DetailsURL, "https://guard.example.com/decisions/") || !strings.Contains(run.DetailsURL, "sig=") {
+			t.Fatalf("details URL %q", run.DetailsURL)
+		}
+		if !strings.Contains(run.Summary, "/guard approve") {
+			t.Fatalf("summary does not say what a human must do:\n%s", run.Summary)
+		}
+	})
+
+	t.Run("a human approval on the head updates the same run to success", func(t *testing.T) {
+		before := fake.CheckRuns(testRepo, sha('2'))
+		fake.AddReview(testRepo, 2, pr.Review{User: carol, State: "APPROVED", CommitID: sha('2')})
+		h.deliver("pull_request_review", reviewEvent(t, 2, agent, sha('2'), carol, sha('2')))
+		run := h.waitCheck(sha('2'), "success")
+		if runs := fake.CheckRuns(testRepo, sha('2')); len(runs) != 1 || run.ID != before[0].ID {
+			t.Fatalf("want the run updated in place, have %d runs (%d -> %d)", len(runs), before[0].ID, run.ID)
+		}
+		if !strings.Contains(run.Title, "carol") {
+			t.Fatalf("title %q does not name the approver", run.Title)
+		}
+	})
+
+	approvals := []struct {
+		name     string
+		reviewer pr.Account
+		commit   string
+	}{
+		{"an approval of an older SHA does not count", carol, sha('e')},
+		{"an approval by a bot does not count", other, ""},
+		{"an approval by the author does not count", agent, ""},
+	}
+	for i, tt := range approvals {
+		t.Run(tt.name, func(t *testing.T) {
+			n := 10 + i
+			head := sha(byte('a' + i))
+			addPull(fake, n, agent, head)
+			commit := tt.commit
+			if commit == "" {
+				commit = head
+			}
+			fake.AddReview(testRepo, n, pr.Review{User: tt.reviewer, State: "APPROVED", CommitID: commit})
+			h.deliver("pull_request_review", reviewEvent(t, n, agent, head, tt.reviewer, commit))
+			h.waitCheck(head, "action_required")
+		})
+	}
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runGuard runs the guard in-process and returns exit code, stdout, stderr.
+func runGuard(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, stdio{in: strings.NewReader(""), out: &out, err: &errOut})
+	return code, out.String(), errOut.String()
+}
+
+// clearEnv unsets every GUARD_ variable for the test.
+func clearEnv(t *testing.T) {
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "GUARD_") {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+}
+
+// testKeyPEM writes a fresh RSA key (PKCS #1, as GitHub issues them).
+func testKeyPEM(t *testing.T) string {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "key.pem")
+	b := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestUsage(t *testing.T) {
+	if code, _, errOut := runGuard(t); code != 2 || !strings.Contains(errOut, "Commands:") {
+		t.Fatalf("no args: exit %d, stderr %q", code, errOut)
+	}
+	if code, _, errOut := runGuard(t, "launch"); code != 2 || !strings.Contains(errOut, `unknown command "launch"`) {
+		t.Fatalf("unknown command: exit %d, stderr %q", code, errOut)
+	}
+	for _, c := range commands() {
+		t.Run(c.name+" --help", func(t *testing.T) {
+			args := []string{c.name, "--help"}
+			code, _, errOut := runGuard(t, args...)
+			if code != 0 || !strings.Contains(errOut, "Usage") {
+				t.Fatalf("exit %d, stderr %q", code, errOut)
+			}
+		})
+	}
+}
+
+func TestServeRefusesBadStart(t *testing.T) {
+	clearEnv(t)
+	t.Chdir(t.TempDir())
+	key := testKeyPEM(t)
+	brokenPolicy := t.TempDir()
+	os.WriteFile(filepath.Join(brokenPolicy, "decision.rego"), []byte("package guard\n\ndecision := {\n"), 0o644)
+	badConfig := filepath.Join(t.TempDir(), "guard.yaml")
+	os.WriteFile(badConfig, []byte("timezone: Mars/Olympus\n"), 0o644)
+	badKey := filepath.Join(t.TempDir(), "bad.pem")
+	os.WriteFile(badKey, []byte("-----BEGIN RSA PRIVATE KEY-----\nbm90IGEga2V5\n-----END RSA PRIVATE KEY-----\n"), 0o600)
+	db := filepath.Join(t.TempDir(), "guard.db")
+	base := []string{"serve", "--addr", "127.0.0.1:0", "--db", db}
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"no app id", nil, 2, "GUARD_APP_ID"},
+		{"app id not a number", []string{"--app-id", "abc", "--private-key-file", key, "--webhook-secret", "s"}, 2, `--app-id "abc"`},
+		{"no private key", []string{"--app-id", "1", "--webhook-secret", "s"}, 2, "GUARD_PRIVATE_KEY"},
+		{"no webhook secret", []string{"--app-id", "1", "--private-key-file", key}, 2, "GUARD_WEBHOOK_SECRET"},
+		{"missing key file", []string{"--app-id", "1", "--private-key-file", "/nonexistent.pem", "--webhook-secret", "s"}, 1, "private-key-file"},
+		{"unknown flag", []string{"--port", "80"}, 2, "flag provided but not defined"},
+		{"stray argument", []string{"now"}, 2, `unexpected argument "now"`},
+		{"broken policy names file and line", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--policy-dir", brokenPolicy}, 1, "decision.rego:4"},
+		{"bad config names file and line", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--config", badConfig}, 1, "guard.yaml:1"},
+		{"bad private key", []string{"--app-id", "1", "--private-key-file", badKey, "--webhook-secret", "s"}, 1, "private key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errOut := runGuard(t, append(append([]string{}, base...), tt.args...)...)
+			if code != tt.code || !strings.Contains(errOut, tt.stderr) {
+				t.Fatalf("exit %d (want %d), stderr:\n%s\nwant it to contain %q", code, tt.code, errOut, tt.stderr)
+			}
+			if strings.Contains(errOut, "bm90IGEga2V5") {
+				t.Fatal("stderr leaks key material")
+			}
+		})
+	}
+	if _, err := os.Stat(db); err == nil {
+		t.Fatal("a refused start created the database")
+	}
+}

@@ -1,0 +1,482 @@
+package guard
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mergeguard/guard/internal/audit"
+	"github.com/mergeguard/guard/internal/calendar"
+	"github.com/mergeguard/guard/internal/config"
+	"github.com/mergeguard/guard/internal/gh"
+	"github.com/mergeguard/guard/internal/pr"
+	"github.com/mergeguard/guard/internal/quarantine"
+	"github.com/mergeguard/guard/internal/webhook"
+)
+
+// target is one pull request to evaluate and why.
+type target struct {
+	delivery     webhook.Delivery
+	installation int64
+	repo         pr.Repository
+	number       int
+	known        *pr.PullRequest // from the payload; nil: fetch it
+	event        pr.Event
+	fresh        bool // publish a new check run (check_run rerequested)
+}
+
+// evaluation is what one evaluation found.
+type evaluation struct {
+	id       string
+	input    *pr.Input
+	decision pr.Decision
+	err      error // gathering or policy failure: the decision is error
+	took     time.Duration
+	revision string
+}
+
+// evaluate decides t's pull request, publishes the check run and returns the
+// decision record. It returns an error only when nothing could be published.
+func (g *Guard) evaluate(ctx context.Context, t target) ([]audit.Record, error) {
+	cfg := g.o.Config()
+	if !cfg.RepoIncluded(t.repo.FullName) {
+		return nil, nil
+	}
+	defer g.locks.lock(t.repo.FullName + "#" + strconv.Itoa(t.number))()
+
+	client := g.o.GitHub.Installation(t.installation)
+	ev := g.decide(ctx, cfg, client, t)
+	in := ev.input
+	p := &in.PullRequest
+	if p.HeadSHA == "" {
+		return nil, fmt.Errorf("evaluate %s#%d: head SHA unknown: %w", t.repo.FullName, t.number, ev.err)
+	}
+	if p.State == "closed" {
+		return nil, nil
+	}
+
+	tracked, seen, err := g.o.Store.TrackedPR(ctx, t.repo.FullName, t.number)
+	if err != nil {
+		return nil, fmt.Errorf("read tracked PR: %w", err)
+	}
+	stale := seen && tracked.HeadSHA != p.HeadSHA && !p.UpdatedAt.IsZero() && tracked.UpdatedAt.After(p.UpdatedAt)
+
+	rec := g.record(cfg, t, ev)
+	if stale {
+		rec.Reason = "not published: " + p.HeadSHA + " is no longer the head of the pull request; " + rec.Reason
+		return []audit.Record{rec}, nil
+	}
+
+	run := g.checkRun(cfg, t.repo, in, ev)
+	if seen && tracked.HeadSHA == p.HeadSHA && !t.fresh {
+		run.ID = tracked.CheckRunID
+	}
+	id, err := client.PublishCheck(ctx, t.repo.Owner, t.repo.Name, run, t.fresh)
+	if err != nil {
+		return nil, fmt.Errorf("publish check run: %w", err)
+	}
+	rec.CheckRunID = id
+	if ev.decision.Outcome == pr.Escalate && cfg.Mode != "advisory" {
+		if err := g.escalate(ctx, cfg, client, t.repo, in, run.DetailsURL); err != nil {
+			// The check run already holds the PR; a reviewer request GitHub
+			// refuses must not stop the decision from being recorded.
+			g.o.Logger.Warn("escalation incomplete", "repo", t.repo.FullName, "pr", t.number, "sha", p.HeadSHA, "err", err)
+		}
+	}
+	if err := g.o.Store.SaveCheckRun(ctx, t.repo.FullName, p.HeadSHA, id, []int{t.number}); err != nil {
+		return nil, fmt.Errorf("save check run: %w", err)
+	}
+	updated := p.UpdatedAt
+	if seen && tracked.UpdatedAt.After(updated) {
+		updated = tracked.UpdatedAt
+	}
+	if err := g.o.Store.TrackPR(ctx, audit.TrackedPR{
+		Repo: t.repo.FullName, Number: t.number, Installation: t.installation,
+		HeadSHA: p.HeadSHA, BaseRef: p.BaseRef, Author: p.Author.Login,
+		Agent: in.AgentPR, Open: true, Outcome: string(ev.decision.Outcome),
+		TimeDependent: in.AgentPR, CheckRunID: id, UpdatedAt: updated,
+	}); err != nil {
+		return nil, fmt.Errorf("track pull request: %w", err)
+	}
+	return []audit.Record{rec}, nil
+}
+
+// decide gathers the facts and asks the policies. Failures become an error
+// decision (fail closed); the input holds whatever was gathered.
+func (g *Guard) decide(ctx context.Context, cfg *config.Config, client *gh.Client, t target) evaluation {
+	ev := evaluation{id: newID()}
+	eng := g.o.Policies()
+	ev.revision = revision(eng.Revision(), cfg.Digest)
+	now := g.o.Now()
+	facts := client.Facts(t.repo.Owner, t.repo.Name, t.number, t.known)
+	in, err := buildInput(ctx, cfg, client.Directory(), facts, g.o.Store, t, now)
+	ev.input = in
+	if err == nil {
+		start := time.Now()
+		ev.decision, err = eng.Decide(ctx, in)
+		ev.took = time.Since(start)
+	}
+	if err != nil {
+		ev.err = err
+		ev.decision = pr.Decision{Outcome: pr.Error, Reasons: []pr.Reason{{
+			Rule: "guard_error", Outcome: pr.Error,
+			Message: "Merge Guard could not decide: " + err.Error(),
+		}}}
+	}
+	return ev
+}
+
+// State is what the input needs of the guard's own records.
+type State interface {
+	TrackedPR(ctx context.Context, repo string, number int) (audit.TrackedPR, bool, error)
+	Overrides(ctx context.Context, repo string, number int) ([]pr.Override, error)
+	ActiveFreezes(ctx context.Context, at time.Time) ([]audit.ManualFreeze, error)
+}
+
+var _ State = (*audit.Store)(nil)
+
+// buildInput builds the policy input document from the facts.
+func buildInput(ctx context.Context, cfg *config.Config, dir pr.Directory, facts pr.Facts, state State, t target, now time.Time) (*pr.Input, error) {
+	in := &pr.Input{
+		Version:         pr.InputVersion,
+		Event:           t.event,
+		Repository:      t.repo,
+		Commits:         []pr.Commit{},
+		Reviews:         []pr.Review{},
+		Files:           []pr.File{},
+		Overrides:       []pr.Override{},
+		AgentReasons:    []string{},
+		QuarantineFiles: cfg.QuarantineFiles,
+	}
+	if t.known != nil {
+		in.PullRequest = *t.known
+	}
+	p, err := facts.PullRequest(ctx)
+	if err != nil {
+		return in, fmt.Errorf("read pull request: %w", err)
+	}
+	in.PullRequest = *p
+	org := t.repo.Owner
+	cls := classifier{cfg: cfg, dir: dir, org: org}
+
+	if in.PullRequest.Author.Agent, err = cls.agent(ctx, p.Author); err != nil {
+		return in, err
+	}
+	if in.PullRequest.Author.Agent {
+		in.AgentReasons = append(in.AgentReasons, "author @"+p.Author.Login+" is an agent")
+	}
+	if in.Event.Sender.Agent, err = cls.agent(ctx, in.Event.Sender); err != nil {
+		return in, err
+	}
+	if in.Event.Action == "synchronize" && in.Event.Sender.Agent {
+		in.AgentReasons = append(in.AgentReasons, "agent @"+in.Event.Sender.Login+" pushed to it")
+	}
+	if am := in.PullRequest.AutoMerge; am != nil {
+		if am.EnabledBy.Agent, err = cls.agent(ctx, am.EnabledBy); err != nil {
+			return in, err
+		}
+	}
+	commits, err := facts.Commits(ctx)
+	if err != nil {
+		return in, fmt.Errorf("list commits: %w", err)
+	}
+	for _, c := range commits {
+		for _, person := range []*pr.Person{&c.Author, &c.Committer} {
+			if person.Account.Login == "" {
+				continue
+			}
+			if person.Account.Agent, err = cls.agent(ctx, person.Account); err != nil {
+				return in, err
+			}
+		}
+		for _, person := range []pr.Person{c.Author, c.Committer} {
+			if person.Account.Agent {
+				reason := "commit " + short(c.SHA) + " by agent @" + person.Account.Login
+				if !slices.Contains(in.AgentReasons, reason) {
+					in.AgentReasons = append(in.AgentReasons, reason)
+				}
+			}
+		}
+		in.Commits = append(in.Commits, c)
+	}
+	if tracked, ok, err := state.TrackedPR(ctx, t.repo.FullName, t.number); err != nil {
+		return in, fmt.Errorf("read tracked PR: %w", err)
+	} else if ok && tracked.Agent && len(in.AgentReasons) == 0 {
+		in.AgentReasons = append(in.AgentReasons, "an agent pushed to it earlier")
+	}
+	in.AgentPR = len(in.AgentReasons) > 0
+
+	if in.AgentPR {
+		reviews, err := facts.Reviews(ctx)
+		if err != nil {
+			return in, fmt.Errorf("list reviews: %w", err)
+		}
+		for _, r := range reviews {
+			if r.User.Agent, err = cls.agent(ctx, r.User); err != nil {
+				return in, err
+			}
+			if r.Approver, err = cls.approver(ctx, t.repo, r.User.Login); err != nil {
+				return in, err
+			}
+			in.Reviews = append(in.Reviews, r)
+		}
+		files, err := facts.Files(ctx)
+		if err != nil {
+			return in, fmt.Errorf("list files: %w", err)
+		}
+		in.Files = append(in.Files, files...)
+	}
+
+	overrides, err := state.Overrides(ctx, t.repo.FullName, t.number)
+	if err != nil {
+		return in, fmt.Errorf("read overrides: %w", err)
+	}
+	in.Overrides = append(in.Overrides, overrides...)
+
+	quarantine.Annotate(in)
+	in.Time, err = clock(ctx, cfg, state, t.repo, in.PullRequest.BaseRef, now)
+	return in, err
+}
+
+// clock computes the time facts for a base branch at now: the calendar's,
+// plus the declared freezes that cover the branch.
+func clock(ctx context.Context, cfg *config.Config, state State, repo pr.Repository, base string, now time.Time) (pr.Clock, error) {
+	c := cfg.Calendar.Clock(now, base)
+	manual, err := state.ActiveFreezes(ctx, now)
+	if err != nil {
+		return c, fmt.Errorf("read freezes: %w", err)
+	}
+	for _, f := range manual {
+		if !freezeCovers(f, repo, base) {
+			continue
+		}
+		fr := pr.Freeze{
+			Name: incidentName(f), Kind: "incident", AppliesTo: calendar.AppliesToAgents,
+			From: f.From.UTC().Format(time.RFC3339), Reason: f.Reason, By: f.By,
+		}
+		if !f.Until.IsZero() {
+			fr.Until = f.Until.UTC().Format(time.RFC3339)
+		}
+		c.Freezes = append(c.Freezes, fr)
+	}
+	return c, nil
+}
+
+// incidentName is the stable name of a declared freeze, used by overrides.
+func incidentName(f audit.ManualFreeze) string { return "incident-" + strconv.FormatInt(f.ID, 10) }
+
+// freezeCovers reports whether a declared freeze applies to a repo's branch.
+func freezeCovers(f audit.ManualFreeze, repo pr.Repository, base string) bool {
+	switch f.Scope {
+	case "org":
+		if !strings.EqualFold(f.Target, repo.Owner) {
+			return false
+		}
+	default:
+		if !strings.EqualFold(f.Target, repo.FullName) {
+			return false
+		}
+	}
+	return f.Branch == "" || calendar.MatchBranch([]string{f.Branch}, base)
+}
+
+// record builds the audit record of an evaluation.
+func (g *Guard) record(cfg *config.Config, t target, ev evaluation) audit.Record {
+	in := ev.input
+	details := map[string]any{
+		"input":   redact(in, ev.decision),
+		"result":  ev.decision,
+		"eval_ns": ev.took.Nanoseconds(),
+		"trigger": t.event,
+	}
+	if ev.err != nil {
+		details["error"] = ev.err.Error()
+	}
+	raw, _ := json.Marshal(details)
+	reason := summaryLine(cfg, in, ev)
+	return audit.Record{
+		ID:             ev.id,
+		Time:           g.o.Now(),
+		Kind:           "decision",
+		Repository:     t.repo.FullName,
+		PullRequest:    t.number,
+		HeadSHA:        in.PullRequest.HeadSHA,
+		Actor:          in.PullRequest.Author.Login,
+		Agent:          in.AgentPR,
+		Outcome:        string(ev.decision.Outcome),
+		Rules:          ev.decision.Rules(),
+		Reason:         reason,
+		DeliveryID:     t.delivery.ID,
+		PolicyRevision: ev.revision,
+		Installation:   t.installation,
+		BaseRef:        in.PullRequest.BaseRef,
+		Details:        raw,
+	}
+}
+
+// redactedFile is a changed file as the audit trail keeps it: the added lines
+// a rule matched, and a digest of all of them.
+type redactedFile struct {
+	Filename     string    `json:"filename"`
+	Status       string    `json:"status"`
+	Additions    int       `json:"additions"`
+	Deletions    int       `json:"deletions"`
+	AddedLines   []pr.Line `json:"added_lines"`
+	AddedDigest  string    `json:"added_lines_sha256"`
+	AddedOmitted int       `json:"added_lines_omitted"`
+}
+
+// redact returns the input with patch text reduced to the matched lines.
+func redact(in *pr.Input, d pr.Decision) any {
+	matched := map[string]map[int]bool{}
+	for _, r := range d.Reasons {
+		for _, m := range r.Matches {
+			if matched[m.File] == nil {
+				matched[m.File] = map[int]bool{}
+			}
+			matched[m.File][m.Line] = true
+		}
+	}
+	files := make([]redactedFile, 0, len(in.Files))
+	for _, f := range in.Files {
+		h := sha256.New()
+		rf := redactedFile{Filename: f.Filename, Status: f.Status, Additions: f.Additions, Deletions: f.Deletions, AddedLines: []pr.Line{}}
+		for _, l := range f.AddedLines {
+			fmt.Fprintf(h, "%d\x00%s\n", l.Number, l.Text)
+			if matched[f.Filename][l.Number] {
+				rf.AddedLines = append(rf.AddedLines, l)
+			} else {
+				rf.AddedOmitted++
+			}
+		}
+		rf.AddedDigest = hex.EncodeToString(h.Sum(nil))
+		files = append(files, rf)
+	}
+	type alias pr.Input
+	return struct {
+		*alias
+		Files []redactedFile `json:"files"`
+	}{(*alias)(in), files}
+}
+
+// revision is the policy revision recorded with a decision: the policy set
+// and the configuration in force.
+func revision(policies, cfg string) string {
+	if len(cfg) > 12 {
+		cfg = cfg[:12]
+	}
+	return policies + "+" + cfg
+}
+
+func newID() string {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func short(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}
+
+// classifier decides who is an agent and who is an approver.
+type classifier struct {
+	cfg *config.Config
+	dir pr.Directory
+	org string
+}
+
+func (c classifier) agent(ctx context.Context, a pr.Account) (bool, error) {
+	if a.Login == "" {
+		return false, nil
+	}
+	agent, decided := c.cfg.StaticAgent(a.Login, a.Type)
+	if decided {
+		return agent, nil
+	}
+	for _, team := range c.cfg.Agents.Teams {
+		org, slug := config.SplitTeam(team, c.org)
+		ok, err := c.dir.IsTeamMember(ctx, org, slug, a.Login)
+		if err != nil {
+			return false, fmt.Errorf("agent team %s/%s: %w", org, slug, err)
+		}
+		if ok {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// approver reports whether login may approve: anyone when no approvers are
+// configured, else a listed user or an active member of a listed team.
+func (c classifier) approver(ctx context.Context, repo pr.Repository, login string) (bool, error) {
+	ap := c.cfg.Escalation.Approvers
+	if len(ap.Users) == 0 && len(ap.Teams) == 0 {
+		return true, nil
+	}
+	for _, u := range ap.Users {
+		if strings.EqualFold(u, login) {
+			return true, nil
+		}
+	}
+	for _, team := range ap.Teams {
+		org, slug := config.SplitTeam(team, repo.Owner)
+		ok, err := c.dir.IsTeamMember(ctx, org, slug, login)
+		if err != nil {
+			return false, fmt.Errorf("approver team %s/%s: %w", org, slug, err)
+		}
+		if ok {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// escalate asks the configured reviewers and leaves one explanatory comment
+// per head SHA. Both are done at most once per SHA: the database remembers
+// it, and the comment carries a hidden marker looked for before posting, so
+// a crash in between cannot double it.
+func (g *Guard) escalate(ctx context.Context, cfg *config.Config, client *gh.Client, repo pr.Repository, in *pr.Input, link string) error {
+	p := in.PullRequest
+	key := "escalated:" + repo.FullName + "#" + strconv.Itoa(p.Number) + "@" + p.HeadSHA
+	if _, done, err := g.o.Store.State(ctx, key); err != nil || done {
+		return err
+	}
+	rv := cfg.Escalation.Reviewers
+	var users, teams []string
+	for _, u := range rv.Users {
+		if !strings.EqualFold(u, p.Author.Login) {
+			users = append(users, u)
+		}
+	}
+	for _, t := range rv.Teams {
+		org, slug := config.SplitTeam(t, repo.Owner)
+		if strings.EqualFold(org, repo.Owner) {
+			teams = append(teams, slug)
+		}
+	}
+	if len(users)+len(teams) > 0 {
+		if err := client.RequestReviewers(ctx, repo.Owner, repo.Name, p.Number, users, teams); err != nil {
+			return fmt.Errorf("request reviewers: %w", err)
+		}
+	}
+	body := fmt.Sprintf("**merge-guard is holding %s for a human.** %s.\n\n"+
+		"To let it through: an approving review on %s from a human who neither wrote nor committed to it, "+
+		"or the comment `/guard approve <reason>`.\nWho may: %s.\n\n[Details](%s)",
+		short(p.HeadSHA), strings.Join(in.AgentReasons, "; "), short(p.HeadSHA), whoMay(cfg, repo), link)
+	if _, err := client.EnsureComment(ctx, repo.Owner, repo.Name, p.Number, "escalation-"+p.HeadSHA, body); err != nil {
+		return fmt.Errorf("escalation comment: %w", err)
+	}
+	return g.o.Store.SetState(ctx, key, g.o.Now().UTC().Format(time.RFC3339))
+}

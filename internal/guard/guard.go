@@ -1,0 +1,160 @@
+package guard
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/go-github/v62/github"
+
+	"github.com/mergeguard/guard/internal/audit"
+	"github.com/mergeguard/guard/internal/config"
+	"github.com/mergeguard/guard/internal/gh"
+	"github.com/mergeguard/guard/internal/metrics"
+	"github.com/mergeguard/guard/internal/policy"
+	"github.com/mergeguard/guard/internal/webhook"
+)
+
+// Options wire a Guard.
+type Options struct {
+	Store  *audit.Store
+	GitHub *gh.App
+	// Policies returns the policy set in force (it may be reloaded).
+	Policies func() *policy.Engine
+	// Config returns the configuration in force.
+	Config     func() *config.Config
+	Now        func() time.Time
+	Logger     *slog.Logger
+	Metrics    *metrics.Metrics
+	PublicURL  string // base of details links, without a trailing slash
+	LinkSecret []byte
+}
+
+// Guard processes deliveries. It is safe for concurrent use.
+type Guard struct {
+	o     Options
+	locks keyedMutex
+	kick  chan struct{} // wakes the scheduler
+}
+
+// New returns a Guard.
+func New(o Options) *Guard {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Guard{o: o, kick: make(chan struct{}, 1)}
+}
+
+// Interested reports whether the guard uses event/action; the intake stores
+// only those deliveries.
+func Interested(event, action string) bool {
+	switch event {
+	case "pull_request":
+		switch action {
+		case "opened", "reopened", "synchronize", "edited", "ready_for_review", "converted_to_draft",
+			"labeled", "unlabeled", "auto_merge_enabled", "auto_merge_disabled", "enqueued", "dequeued", "closed":
+			return true
+		}
+	case "pull_request_review":
+		switch action {
+		case "submitted", "edited", "dismissed":
+			return true
+		}
+	case "issue_comment":
+		return action == "created"
+	case "check_run":
+		return action == "rerequested" || action == "requested_action"
+	case "check_suite":
+		return action == "rerequested"
+	case "merge_group":
+		return action == "checks_requested"
+	case "installation":
+		return action == "created" || action == "deleted"
+	case "installation_repositories":
+		return action == "added" || action == "removed"
+	}
+	return false
+}
+
+// Process handles one delivery and stores its records, marking it done, in
+// one transaction. An error leaves the delivery to be retried.
+func (g *Guard) Process(ctx context.Context, d webhook.Delivery) error {
+	if d.Payload == nil {
+		return fmt.Errorf("delivery %s: payload not available", d.ID)
+	}
+	ev, err := github.ParseWebHook(d.Event, d.Payload)
+	if err != nil {
+		return fmt.Errorf("parse %s payload: %w", d.Event, err)
+	}
+	var recs []audit.Record
+	switch e := ev.(type) {
+	case *github.PullRequestEvent:
+		recs, err = g.onPullRequest(ctx, d, e)
+	case *github.PullRequestReviewEvent:
+		recs, err = g.onPullRequestReview(ctx, d, e)
+	case *github.IssueCommentEvent:
+		recs, err = g.onIssueComment(ctx, d, e)
+	case *github.CheckRunEvent:
+		recs, err = g.onCheckRun(ctx, d, e)
+	case *github.CheckSuiteEvent:
+		recs, err = g.onCheckSuite(ctx, d, e)
+	case *github.MergeGroupEvent:
+		recs, err = g.onMergeGroup(ctx, d, e)
+	case *github.InstallationEvent:
+		recs, err = g.onInstallation(ctx, d, e)
+	case *github.InstallationRepositoriesEvent:
+		recs, err = g.onInstallationRepositories(ctx, d, e)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := g.o.Store.Complete(ctx, d.Seq, recs...); err != nil {
+		return fmt.Errorf("record delivery: %w", err)
+	}
+	for _, r := range recs {
+		if r.Kind == "decision" {
+			g.o.Metrics.Decision(r.Outcome)
+		}
+	}
+	return nil
+}
+
+// keyedMutex serializes work per key; entries are dropped when unused.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyLock
+}
+
+type keyLock struct {
+	sync.Mutex
+	refs int
+}
+
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*keyLock{}
+	}
+	l := k.locks[key]
+	if l == nil {
+		l = &keyLock{}
+		k.locks[key] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		k.mu.Lock()
+		l.refs--
+		if l.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+}

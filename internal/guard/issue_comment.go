@@ -1,0 +1,182 @@
+package guard
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/go-github/v62/github"
+
+	"github.com/mergeguard/guard/internal/audit"
+	"github.com/mergeguard/guard/internal/command"
+	"github.com/mergeguard/guard/internal/gh"
+	"github.com/mergeguard/guard/internal/webhook"
+)
+
+// onIssueComment runs /guard commands. Only a comment created by its own
+// author (sender == comment user) and not through an app counts, and each
+// comment id is used once.
+func (g *Guard) onIssueComment(ctx context.Context, d webhook.Delivery, e *github.IssueCommentEvent) ([]audit.Record, error) {
+	switch e.GetAction() {
+	case "created":
+	default:
+		return nil, nil
+	}
+	c := e.GetComment()
+	if !strings.EqualFold(e.GetSender().GetLogin(), c.GetUser().GetLogin()) || viaApp(d.Payload) {
+		return nil, nil
+	}
+	cmd, perr := command.Parse(c.GetBody())
+	if errors.Is(perr, command.ErrNotCommand) {
+		return nil, nil
+	}
+	repo := repository(e.GetRepo())
+	if !g.o.Config().RepoIncluded(repo.FullName) {
+		return nil, nil
+	}
+	first, err := g.o.Store.UseComment(ctx, c.GetID())
+	if err != nil {
+		return nil, fmt.Errorf("mark comment used: %w", err)
+	}
+	if !first {
+		return nil, nil
+	}
+	client := g.o.GitHub.Installation(e.GetInstallation().GetID())
+	number := e.GetIssue().GetNumber()
+	reply := func(text string) error {
+		body := "@" + c.GetUser().GetLogin() + " " + text
+		if err := client.Comment(ctx, repo.Owner, repo.Name, number, body); err != nil {
+			return fmt.Errorf("reply to /guard command: %w", err)
+		}
+		return nil
+	}
+	if perr != nil {
+		return nil, reply(perr.Error())
+	}
+	q := request{
+		delivery: d, installation: e.GetInstallation().GetID(), repo: repo, number: number,
+		actor: account(c.GetUser()), cmd: cmd, at: c.GetCreatedAt().Time, source: "comment",
+	}
+	var recs []audit.Record
+	var text string
+	switch cmd.Kind {
+	case command.Approve, command.Override:
+		if !e.GetIssue().IsPullRequest() {
+			return nil, reply("`/guard " + string(cmd.Kind) + "` works on pull requests only.")
+		}
+		recs, text, err = g.approveOrOverride(ctx, q, client)
+	case command.Freeze, command.Unfreeze:
+		recs, text, err = g.freezeCommand(ctx, q, client)
+	case command.Status:
+		text, err = g.status(ctx, q, e.GetIssue().IsPullRequest())
+	}
+	if err != nil {
+		return nil, err
+	}
+	return recs, reply(text)
+}
+
+// viaApp reports whether the comment was made through a GitHub App
+// (comment.performed_via_github_app), which go-github does not decode.
+func viaApp(payload []byte) bool {
+	var p struct {
+		Comment struct {
+			App json.RawMessage `json:"performed_via_github_app"`
+		} `json:"comment"`
+	}
+	if json.Unmarshal(payload, &p) != nil {
+		return true
+	}
+	return len(p.Comment.App) > 0 && string(p.Comment.App) != "null"
+}
+
+// freezeCommand declares or ends the repository's incident freeze.
+func (g *Guard) freezeCommand(ctx context.Context, q request, client *gh.Client) ([]audit.Record, string, error) {
+	cfg := g.o.Config()
+	if err := mayAct(ctx, cfg, client.Directory(), q.repo, q.actor); err != nil {
+		var r refusal
+		if !errors.As(err, &r) {
+			return nil, "", err
+		}
+		rec := audit.Record{
+			Time: g.o.Now(), Kind: "freeze", Repository: q.repo.FullName, PullRequest: q.number,
+			Actor: q.actor.Login, Outcome: "refused", Rules: []string{"incident_freeze"},
+			Reason: string(q.cmd.Kind) + " refused: " + r.why, DeliveryID: q.delivery.ID, Installation: q.installation,
+		}
+		return []audit.Record{rec}, "Refused: " + r.why + ".", nil
+	}
+	now := g.o.Now()
+	if q.cmd.Kind == command.Unfreeze {
+		n, err := g.o.Store.EndFreezes(ctx, "repo", q.repo.FullName, q.actor.Login)
+		if err != nil {
+			return nil, "", fmt.Errorf("end freeze: %w", err)
+		}
+		if n == 0 {
+			return nil, "There is no declared freeze on " + q.repo.FullName + ".", nil
+		}
+		g.FreezesChanged()
+		return nil, "Freeze of " + q.repo.FullName + " ended.", nil
+	}
+	f := audit.ManualFreeze{Scope: "repo", Target: q.repo.FullName, Reason: q.cmd.Reason, By: q.actor.Login, From: now}
+	until := "until `/guard unfreeze`"
+	if q.cmd.Duration > 0 {
+		f.Until = now.Add(q.cmd.Duration)
+		until = "until " + f.Until.In(cfg.Location).Format("Mon 2 Jan 15:04 MST")
+	}
+	f, err := g.o.Store.StartFreeze(ctx, f)
+	if err != nil {
+		return nil, "", fmt.Errorf("start freeze: %w", err)
+	}
+	g.FreezesChanged()
+	return nil, fmt.Sprintf("Incident freeze `%s` of %s declared %s: agent pull requests are blocked.", incidentName(f), q.repo.FullName, until), nil
+}
+
+// status replies with the active freezes and the PR's last decision.
+func (g *Guard) status(ctx context.Context, q request, isPR bool) (string, error) {
+	cfg := g.o.Config()
+	now := g.o.Now()
+	var b strings.Builder
+	branch := q.repo.DefaultBranch
+	if isPR {
+		if last, ok, err := g.o.Store.LastDecision(ctx, q.repo.FullName, q.number); err != nil {
+			return "", err
+		} else if ok {
+			fmt.Fprintf(&b, "Last decision for %s: **%s**", short(last.HeadSHA), last.Outcome)
+			if len(last.Rules) > 0 {
+				fmt.Fprintf(&b, " (%s)", strings.Join(last.Rules, ", "))
+			}
+			fmt.Fprintf(&b, " at %s.\n", last.Time.In(cfg.Location).Format("Mon 2 Jan 15:04 MST"))
+			branch = last.BaseRef
+		} else {
+			b.WriteString("No decision recorded for this pull request yet.\n")
+		}
+	}
+	c, err := clock(ctx, cfg, g.o.Store, q.repo, branch, now)
+	if err != nil {
+		return "", err
+	}
+	if len(c.Freezes) == 0 {
+		fmt.Fprintf(&b, "No freeze is active on `%s`.", branch)
+	} else {
+		fmt.Fprintf(&b, "Active freezes on `%s`:\n", branch)
+		for _, f := range c.Freezes {
+			until := "until ended"
+			if f.Until != "" {
+				until = "until " + localTime(f.Until, c.Timezone)
+			}
+			fmt.Fprintf(&b, "- `%s` (%s, applies to %s) %s", f.Name, f.Kind, f.AppliesTo, until)
+			if f.Reason != "" {
+				fmt.Fprintf(&b, ": %s", f.Reason)
+			}
+			b.WriteString("\n")
+		}
+	}
+	bh := "outside"
+	if c.BusinessHours {
+		bh = "inside"
+	}
+	fmt.Fprintf(&b, "\nNow is %s business hours (%s).", bh, now.In(cfg.Location).Format("Mon 15:04 MST"))
+	return b.String(), nil
+}

@@ -1,0 +1,130 @@
+package guard
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/google/go-github/v62/github"
+
+	"github.com/mergeguard/guard/internal/audit"
+	"github.com/mergeguard/guard/internal/gh"
+	"github.com/mergeguard/guard/internal/pr"
+	"github.com/mergeguard/guard/internal/webhook"
+)
+
+// maxGroupCommits bounds the commits of a merge group looked up for PRs.
+const maxGroupCommits = 100
+
+// onMergeGroup posts the merge-guard check on a merge group's head SHA, for
+// human PRs too (a queue whose required check never reports stalls). The
+// group's PRs are found from base_sha...head_sha (commits -> pulls); each is
+// evaluated with its own approvals and overrides and the calendar now, at
+// queue time; the group gets the most severe outcome, and failure when it
+// cannot be mapped.
+func (g *Guard) onMergeGroup(ctx context.Context, d webhook.Delivery, e *github.MergeGroupEvent) ([]audit.Record, error) {
+	if e.GetAction() != "checks_requested" {
+		return nil, nil
+	}
+	cfg := g.o.Config()
+	repo := repository(e.GetRepo())
+	if !cfg.RepoIncluded(repo.FullName) {
+		return nil, nil
+	}
+	mg := e.GetMergeGroup()
+	inst := e.GetInstallation().GetID()
+	client := g.o.GitHub.Installation(inst)
+	head := mg.GetHeadSHA()
+	base := strings.TrimPrefix(mg.GetBaseRef(), "refs/heads/")
+	id := newID()
+
+	numbers, mapErr := groupPulls(ctx, client, repo, mg.GetBaseSHA(), head)
+	outcome := pr.Allow
+	var reasons []pr.Reason
+	var lines []string
+	agent := false
+	for _, n := range numbers {
+		ev := g.decide(ctx, cfg, client, target{
+			delivery: d, installation: inst, repo: repo, number: n,
+			event: pr.Event{Name: "merge_group", Action: "checks_requested", Sender: account(e.GetSender())},
+		})
+		// The group is judged against its own base branch, whatever the PR says.
+		if ev.input.PullRequest.BaseRef != "" && ev.input.PullRequest.BaseRef != base {
+			ev.err = fmt.Errorf("pull request #%d targets %s, not the queue's %s", n, ev.input.PullRequest.BaseRef, base)
+			ev.decision = pr.Decision{Outcome: pr.Error, Reasons: []pr.Reason{{Rule: "guard_error", Outcome: pr.Error, Message: ev.err.Error()}}}
+		}
+		agent = agent || ev.input.AgentPR
+		outcome = pr.Worst(outcome, ev.decision.Outcome)
+		for _, r := range ev.decision.Reasons {
+			r.Message = "#" + strconv.Itoa(n) + ": " + r.Message
+			reasons = append(reasons, r)
+		}
+		lines = append(lines, fmt.Sprintf("- #%d: %s", n, ev.decision.Outcome))
+	}
+	if mapErr != nil || len(numbers) == 0 {
+		msg := "could not map the merge group to its pull requests"
+		if mapErr != nil {
+			msg += ": " + mapErr.Error()
+		}
+		outcome = pr.Error
+		reasons = append(reasons, pr.Reason{Rule: "guard_error", Outcome: pr.Error, Message: msg})
+	}
+	dec := pr.Decision{Outcome: outcome, Reasons: reasons}
+	in := &pr.Input{PullRequest: pr.PullRequest{HeadSHA: head, BaseRef: base}, AgentPR: agent}
+	run := gh.CheckRun{
+		Name: cfg.CheckName, HeadSHA: head, ExternalID: id, Status: "completed",
+		Conclusion: conclusion(outcome),
+		Title:      "Merge group: " + title(in, dec),
+		Summary:    "Pull requests in this merge group:\n" + strings.Join(lines, "\n") + "\n",
+		Text:       details(in, dec, evaluation{id: id, revision: revision(g.o.Policies().Revision(), cfg.Digest)}),
+	}
+	if outcome == pr.Allow {
+		run.Title = "Merge group: every pull request passes"
+	}
+	if cfg.Mode == "advisory" && outcome != pr.Allow {
+		run.Conclusion = "success"
+		run.Title = "Advisory: enforce mode would " + verb(outcome) + ": " + run.Title
+	}
+	runID, err := client.PublishCheck(ctx, repo.Owner, repo.Name, run, false)
+	if err != nil {
+		return nil, fmt.Errorf("publish merge group check run: %w", err)
+	}
+	rules := dec.Rules()
+	reason := fmt.Sprintf("merge group %s of PRs %v", mg.GetHeadRef(), numbers)
+	if len(reasons) > 0 {
+		reason += ": " + reasons[0].Message
+	}
+	return []audit.Record{{
+		ID: id, Time: g.o.Now(), Kind: "decision", Repository: repo.FullName, HeadSHA: head,
+		Actor: e.GetSender().GetLogin(), Agent: agent, Outcome: string(outcome), Rules: rules, Reason: reason,
+		DeliveryID: d.ID, PolicyRevision: revision(g.o.Policies().Revision(), cfg.Digest),
+		Installation: inst, CheckRunID: runID, BaseRef: base,
+	}}, nil
+}
+
+// groupPulls finds the pull requests of a merge group from its commits.
+func groupPulls(ctx context.Context, client *gh.Client, repo pr.Repository, baseSHA, headSHA string) ([]int, error) {
+	shas, err := client.CompareCommits(ctx, repo.Owner, repo.Name, baseSHA, headSHA)
+	if err != nil {
+		return nil, fmt.Errorf("compare %s...%s: %w", short(baseSHA), short(headSHA), err)
+	}
+	if len(shas) > maxGroupCommits {
+		shas = shas[len(shas)-maxGroupCommits:]
+	}
+	var numbers []int
+	for _, sha := range shas {
+		ns, err := client.PullsForCommit(ctx, repo.Owner, repo.Name, sha)
+		if err != nil {
+			return nil, fmt.Errorf("pull requests of %s: %w", short(sha), err)
+		}
+		for _, n := range ns {
+			if !slices.Contains(numbers, n) {
+				numbers = append(numbers, n)
+			}
+		}
+	}
+	slices.Sort(numbers)
+	return numbers, nil
+}

@@ -1,0 +1,227 @@
+package guard
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mergeguard/guard/internal/audit"
+	"github.com/mergeguard/guard/internal/pr"
+	"github.com/mergeguard/guard/internal/webhook"
+)
+
+// State keys of the scheduler, kept in the database so that a restart
+// neither misses a boundary nor repeats work.
+const (
+	stateBoundary  = "scheduler.next_boundary"
+	stateReconcile = "scheduler.last_reconcile"
+	stateFreezeVer = "scheduler.freeze_version"
+)
+
+// SchedulerOptions tune the time-driven work.
+type SchedulerOptions struct {
+	Tick      time.Duration // how often Tick runs; default 5s
+	Reconcile time.Duration // repair interval; default 10m
+	Pace      time.Duration // pause between re-evaluations (secondary rate limits); default 200ms
+	ExportDir string        // weekly exports; "" disables them
+}
+
+// FreezesChanged tells the scheduler that a freeze started or ended in this
+// process, so the next Tick re-evaluates at once.
+func (g *Guard) FreezesChanged() {
+	select {
+	case g.kick <- struct{}{}:
+	default:
+	}
+}
+
+// RunScheduler runs Tick until ctx is done: re-evaluation at calendar
+// boundaries and on freeze changes (also those declared by `guard freeze`
+// in another process), the periodic reconcile, and the weekly export.
+func (g *Guard) RunScheduler(ctx context.Context, o SchedulerOptions) {
+	if o.Tick <= 0 {
+		o.Tick = 5 * time.Second
+	}
+	t := time.NewTicker(o.Tick)
+	defer t.Stop()
+	for {
+		if err := g.Tick(ctx, o); err != nil && ctx.Err() == nil {
+			g.o.Logger.Error("scheduled work failed; retrying on the next tick", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-g.kick:
+		}
+	}
+}
+
+// Tick does the scheduled work that is due at g's now. Tests call it after
+// moving their clock.
+func (g *Guard) Tick(ctx context.Context, o SchedulerOptions) error {
+	if o.Reconcile <= 0 {
+		o.Reconcile = 10 * time.Minute
+	}
+	if o.Pace < 0 {
+		o.Pace = 0
+	}
+	now := g.o.Now()
+	cfg := g.o.Config()
+	due := false
+	why := ""
+
+	// Calendar boundaries: due when the stored next boundary has passed (also
+	// one that passed while the guard was down).
+	if v, ok, err := g.o.Store.State(ctx, stateBoundary); err != nil {
+		return err
+	} else if ok && v != "" {
+		b, err := time.Parse(time.RFC3339Nano, v)
+		if err == nil && !now.Before(b) {
+			due, why = true, "calendar boundary "+b.Format(time.RFC3339)
+		}
+	} else {
+		due, why = true, "first start"
+	}
+	// Freezes declared or ended anywhere (CLI, comment, expiry).
+	ver, err := g.o.Store.FreezeVersion(ctx)
+	if err != nil {
+		return err
+	}
+	verStr := fmt.Sprint(ver)
+	if v, ok, err := g.o.Store.State(ctx, stateFreezeVer); err != nil {
+		return err
+	} else if !ok || v != verStr {
+		due, why = true, "freezes changed"
+	}
+	if due {
+		if err := g.reevaluateOpen(ctx, why, o.Pace, nil); err != nil {
+			return err
+		}
+		if err := g.o.Store.SetState(ctx, stateFreezeVer, verStr); err != nil {
+			return err
+		}
+		next := g.nextBoundary(ctx, cfg.Calendar.NextBoundary(now), now)
+		if err := g.o.Store.SetState(ctx, stateBoundary, next.UTC().Format(time.RFC3339Nano)); err != nil {
+			return err
+		}
+	}
+
+	// Reconcile: repair missing, failed or stale check runs.
+	last := time.Time{}
+	if v, ok, err := g.o.Store.State(ctx, stateReconcile); err != nil {
+		return err
+	} else if ok {
+		last, _ = time.Parse(time.RFC3339Nano, v)
+	}
+	if now.Sub(last) >= o.Reconcile {
+		if err := g.reevaluateOpen(ctx, "reconcile", o.Pace, func(p audit.TrackedPR) bool {
+			return p.CheckRunID == 0 || p.Outcome == string(pr.Error)
+		}); err != nil {
+			return err
+		}
+		if err := g.o.Store.SetState(ctx, stateReconcile, now.UTC().Format(time.RFC3339Nano)); err != nil {
+			return err
+		}
+	}
+
+	if o.ExportDir != "" {
+		written, err := g.o.Store.ExportWeeks(ctx, o.ExportDir, cfg.Location, now)
+		if err != nil {
+			return fmt.Errorf("weekly export: %w", err)
+		}
+		for _, f := range written {
+			g.o.Logger.Info("weekly audit export written", "file", f)
+		}
+	}
+	return nil
+}
+
+// nextBoundary is the earlier of the calendar's next boundary and the end
+// of any declared freeze with a duration.
+func (g *Guard) nextBoundary(ctx context.Context, cal, now time.Time) time.Time {
+	next := cal
+	if next.IsZero() {
+		next = now.Add(24 * time.Hour)
+	}
+	if fs, err := g.o.Store.ActiveFreezes(ctx, now); err == nil {
+		for _, f := range fs {
+			if !f.Until.IsZero() && f.Until.After(now) && f.Until.Before(next) {
+				next = f.Until
+			}
+		}
+	}
+	return next
+}
+
+// reevaluateOpen re-evaluates the open agent PRs (those keep selects),
+// blocks first, so that a freeze reaches GitHub before anything is let
+// through, pacing the calls.
+func (g *Guard) reevaluateOpen(ctx context.Context, why string, pace time.Duration, keep func(audit.TrackedPR) bool) error {
+	prs, err := g.o.Store.OpenAgentPRs(ctx)
+	if err != nil {
+		return fmt.Errorf("list open agent pull requests: %w", err)
+	}
+	type item struct {
+		p   audit.TrackedPR
+		sev int
+	}
+	var items []item
+	now := g.o.Now()
+	cfg := g.o.Config()
+	for _, p := range prs {
+		if keep != nil && !keep(p) {
+			continue
+		}
+		if !p.TimeDependent && keep == nil {
+			continue
+		}
+		owner, name, _ := strings.Cut(p.Repo, "/")
+		c, err := clock(ctx, cfg, g.o.Store, pr.Repository{Owner: owner, Name: name, FullName: p.Repo}, p.BaseRef, now)
+		sev := 0
+		if err == nil && len(c.Freezes) > 0 {
+			sev = 2 // likely block: publish first
+		}
+		items = append(items, item{p, sev})
+	}
+	slices.SortStableFunc(items, func(a, b item) int { return cmp.Compare(b.sev, a.sev) })
+	if len(items) > 0 {
+		g.o.Logger.Info("re-evaluating open agent pull requests", "why", why, "count", len(items))
+	}
+	var firstErr error
+	for i, it := range items {
+		if i > 0 && pace > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(pace):
+			}
+		}
+		owner, name, _ := strings.Cut(it.p.Repo, "/")
+		d := webhook.Delivery{ID: "schedule:" + newID(), Event: "schedule"}
+		recs, err := g.evaluate(ctx, target{
+			delivery: d, installation: it.p.Installation,
+			repo:   pr.Repository{Owner: owner, Name: name, FullName: it.p.Repo},
+			number: it.p.Number,
+			event:  pr.Event{Name: "schedule", Action: why},
+		})
+		if err == nil && len(recs) > 0 {
+			_, err = g.o.Store.Append(ctx, recs...)
+		}
+		if err == nil && len(recs) == 0 {
+			// Closed since: stop tracking it as open.
+			it.p.Open = false
+			err = g.o.Store.TrackPR(ctx, it.p)
+		}
+		if err != nil {
+			g.o.Logger.Error("scheduled re-evaluation failed", "repo", it.p.Repo, "pr", it.p.Number, "err", err)
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	return firstErr
+}
