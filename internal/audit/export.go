@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -38,10 +39,15 @@ const (
 //
 // time is RFC 3339 UTC, agent true/false, rules ';'-separated (a string in
 // JSONL too), pull_request a number in JSONL. It returns the chain head (the
-// hash of the last record of the whole chain, read in the same snapshot) and
-// the number of records written. A zero from or to leaves that side open.
-// Memory stays flat; appends by others proceed meanwhile (WAL snapshot on a
-// reader connection).
+// hash of the last record of the whole chain, read in the same snapshot as
+// the span's Seq range) and the number of records written. A zero from or
+// to leaves that side open.
+//
+// Memory stays flat: on a file database the Seq range is read in chunks of
+// exportChunk records by up to exportWorkers reader connections and written
+// in order, with at most 2*exportWorkers chunks buffered. Appends by others
+// proceed meanwhile; records are immutable, so chunks read in later
+// snapshots hold exactly what the first one saw for that Seq range.
 func (s *Store) Export(ctx context.Context, from, to time.Time, format string, w io.Writer) (head string, n int, err error) {
 	if format == "" {
 		format = FormatCSV
@@ -49,12 +55,12 @@ func (s *Store) Export(ctx context.Context, from, to time.Time, format string, w
 	if format != FormatCSV && format != FormatJSONL {
 		return "", 0, fmt.Errorf("export: unknown format %q: want csv or jsonl", format)
 	}
-	lo, hi := ns(from), ns(to)
-	if to.IsZero() {
-		hi = maxTime.UnixNano()
-	}
 	if !to.IsZero() && !from.IsZero() && to.Before(from) {
 		return "", 0, fmt.Errorf("export: --to %s is before --from %s", to.Format(time.RFC3339), from.Format(time.RFC3339))
+	}
+	span := exportQuery{lo: ns(from), hi: ns(to), cond: "time >= ? AND time < ?", csv: format == FormatCSV}
+	if to.IsZero() {
+		span.hi, span.cond = maxTime.UnixNano(), "time >= ? AND time <= ?"
 	}
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -65,52 +71,153 @@ func (s *Store) Export(ctx context.Context, from, to time.Time, format string, w
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return "", 0, fmt.Errorf("export: read chain head: %w", err)
 	}
-	// Scan the table in Seq order over the Seq range that holds the span
-	// (found on the time index): a sequential read of the table instead of
-	// one index lookup per record.
-	timeCond := "time >= ? AND time < ?"
-	if to.IsZero() {
-		timeCond = "time >= ? AND time <= ?"
-	}
+	// The Seq range that holds the span, from the time index: the table is
+	// then read in Seq order, sequentially, instead of one index lookup per
+	// record.
 	var loSeq, hiSeq sql.NullInt64
-	err = tx.QueryRowContext(ctx, "SELECT min(seq), max(seq) FROM records WHERE "+timeCond, lo, hi).Scan(&loSeq, &hiSeq)
+	err = tx.QueryRowContext(ctx, "SELECT min(seq), max(seq) FROM records WHERE "+span.cond, span.lo, span.hi).Scan(&loSeq, &hiSeq)
 	if err != nil {
 		return "", 0, fmt.Errorf("export: %w", err)
 	}
-	q := "SELECT " + strings.Join(exportColumns[:], ", ") + " FROM records WHERE seq BETWEEN ? AND ? AND " + timeCond + " ORDER BY seq"
-	rows, err := tx.QueryContext(ctx, q, loSeq.Int64, hiSeq.Int64, lo, hi)
-	if err != nil {
-		return "", 0, fmt.Errorf("export: %w", err)
-	}
-	defer rows.Close()
 
 	bw := bufio.NewWriterSize(w, 64<<10)
-	if format == FormatCSV {
-		var hdr []byte
-		for i, c := range exportColumns {
-			if i > 0 {
-				hdr = append(hdr, ',')
-			}
-			hdr = append(hdr, c...)
-		}
-		hdr = append(hdr, '\n')
-		if _, err := bw.Write(hdr); err != nil {
+	if span.csv {
+		if _, err := bw.WriteString(strings.Join(exportColumns[:], ",") + "\n"); err != nil {
 			return "", 0, fmt.Errorf("export: write: %w", err)
 		}
 	}
+	if loSeq.Valid {
+		if s.r == s.w || hiSeq.Int64-loSeq.Int64 < 2*exportChunk {
+			// one connection (":memory:") or a small span: stream it here
+			n, err = span.scan(ctx, tx, loSeq.Int64, hiSeq.Int64, func(line []byte) error {
+				_, err := bw.Write(line)
+				return err
+			})
+		} else {
+			n, err = s.exportChunks(ctx, span, loSeq.Int64, hiSeq.Int64, bw)
+		}
+		if err != nil {
+			return "", n, fmt.Errorf("export: %w", err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return "", n, fmt.Errorf("export: write: %w", err)
+	}
+	return head, n, nil
+}
+
+// Chunked export: records per chunk and reader goroutines.
+const (
+	exportChunk   = 4096
+	exportWorkers = 2
+)
+
+// exportQuery is the time span of an export and its output format.
+type exportQuery struct {
+	lo, hi int64  // Unix ns
+	cond   string // SQL condition on time with two parameters
+	csv    bool   // else JSONL
+}
+
+type chunk struct {
+	lo, hi int64
+	buf    []byte
+	n      int
+	err    error
+	done   chan struct{}
+}
+
+// exportChunks reads [loSeq, hiSeq] in chunks on several reader
+// connections and writes them to w in order.
+func (s *Store) exportChunks(ctx context.Context, span exportQuery, loSeq, hiSeq int64, w io.Writer) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan *chunk)
+	ordered := make(chan *chunk, exportWorkers) // in Seq order; bounds the chunks in flight
+	free := make(chan []byte, 2*exportWorkers+1)
+	var wg sync.WaitGroup
+	for i := 0; i < exportWorkers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range jobs {
+				select {
+				case c.buf = <-free:
+				default:
+				}
+				c.n, c.err = span.scan(ctx, s.r, c.lo, c.hi, func(line []byte) error {
+					c.buf = append(c.buf, line...)
+					return nil
+				})
+				close(c.done)
+			}
+		}()
+	}
+	go func() { // hand out chunks in order
+		defer close(ordered)
+		defer close(jobs)
+		for lo := loSeq; lo <= hiSeq; lo += exportChunk {
+			c := &chunk{lo: lo, hi: min(lo+exportChunk-1, hiSeq), done: make(chan struct{})}
+			select {
+			case ordered <- c:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case jobs <- c:
+			case <-ctx.Done():
+				close(c.done)
+				return
+			}
+		}
+	}()
+	defer wg.Wait()
+	n := 0
+	for c := range ordered {
+		<-c.done
+		if c.err == nil {
+			c.err = ctx.Err()
+		}
+		if c.err != nil {
+			cancel()
+			return n, c.err
+		}
+		if _, err := w.Write(c.buf); err != nil {
+			cancel()
+			return n, fmt.Errorf("write: %w", err)
+		}
+		n += c.n
+		select {
+		case free <- c.buf[:0]:
+		default:
+		}
+	}
+	return n, ctx.Err()
+}
+
+// scan formats the records with loSeq <= seq <= hiSeq in the span, in Seq
+// order, and hands each line to emit (valid only during the call).
+func (e exportQuery) scan(ctx context.Context, q querier, loSeq, hiSeq int64, emit func([]byte) error) (int, error) {
+	rows, err := q.QueryContext(ctx, "SELECT "+strings.Join(exportColumns[:], ", ")+
+		" FROM records WHERE seq BETWEEN ? AND ? AND "+e.cond+" ORDER BY seq", loSeq, hiSeq, e.lo, e.hi)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
 	var (
 		t, number, agent int64
 		str              [10]sql.RawBytes // kind, repository, head_sha, actor, outcome, rules, reason, delivery_id, policy_revision, hash
 		line             []byte
+		n                int
 	)
 	dest := []any{&t, &str[0], &str[1], &number, &str[2], &str[3], &agent, &str[4], &str[5], &str[6], &str[7], &str[8], &str[9]}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
-			return "", n, fmt.Errorf("export: %w", err)
+			return n, err
 		}
 		line = line[:0]
 		tm := fromNS(t)
-		if format == FormatCSV {
+		if e.csv {
 			line = tm.AppendFormat(line, time.RFC3339Nano)
 			line = append(line, ',')
 			line = appendCSV(line, str[0])
@@ -152,18 +259,12 @@ func (s *Store) Export(ctx context.Context, from, to time.Time, format string, w
 			}
 			line = append(line, "}\n"...)
 		}
-		if _, err := bw.Write(line); err != nil {
-			return "", n, fmt.Errorf("export: write: %w", err)
+		if err := emit(line); err != nil {
+			return n, fmt.Errorf("write: %w", err)
 		}
 		n++
 	}
-	if err := rows.Err(); err != nil {
-		return "", n, fmt.Errorf("export: %w", err)
-	}
-	if err := bw.Flush(); err != nil {
-		return "", n, fmt.Errorf("export: write: %w", err)
-	}
-	return head, n, nil
+	return n, rows.Err()
 }
 
 // appendCSV appends a CSV field, quoted like encoding/csv does when it

@@ -394,3 +394,67 @@ func TestExportWeeks(t *testing.T) {
 		}
 	})
 }
+
+// errWriter fails after limit bytes.
+type errWriter struct{ limit int }
+
+func (w *errWriter) Write(p []byte) (int, error) {
+	if w.limit -= len(p); w.limit < 0 {
+		return 0, fmt.Errorf("disk full")
+	}
+	return len(p), nil
+}
+
+func TestExportChunked(t *testing.T) {
+	ctx := context.Background()
+	s, _ := mustOpenFile(t)
+	const n = 5*exportChunk + 123
+	recs := make([]Record, n)
+	for i := range recs {
+		recs[i] = Record{Time: t0.Add(time.Duration(i) * time.Second), Kind: KindDecision, Outcome: "allow",
+			PullRequest: i + 1, Reason: fmt.Sprintf("reason %d, \"quoted\"", i)}
+	}
+	out, err := s.Append(ctx, recs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		from, to time.Time
+		first    int
+		count    int
+	}{
+		{"the whole trail", time.Time{}, time.Time{}, 0, n},
+		{"a span across chunk boundaries", t0.Add(1000 * time.Second), t0.Add(15000 * time.Second), 1000, 14000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			head, got, err := s.Export(ctx, tc.from, tc.to, "csv", &buf)
+			if err != nil || got != tc.count || head != out[n-1].Hash {
+				t.Fatalf("Export = %d records, head %s, %v", got, head, err)
+			}
+			rows, err := csv.NewReader(&buf).ReadAll()
+			if err != nil || len(rows) != tc.count+1 {
+				t.Fatalf("%d rows, %v", len(rows)-1, err)
+			}
+			for i, row := range rows[1:] {
+				if want := wantRow(out[tc.first+i]); !slices.Equal(row, want) {
+					t.Fatalf("row %d = %q, want %q", i, row, want)
+				}
+			}
+		})
+	}
+	t.Run("a failing writer stops the export with its error", func(t *testing.T) {
+		_, _, err := s.Export(ctx, time.Time{}, time.Time{}, "jsonl", &errWriter{limit: 300 << 10})
+		if err == nil || !strings.Contains(err.Error(), "disk full") {
+			t.Fatalf("Export = %v, want disk full", err)
+		}
+	})
+	t.Run("a cancelled context stops the export", func(t *testing.T) {
+		cctx, cancel := context.WithCancel(ctx)
+		w := &blockingWriter{fn: cancel}
+		if _, _, err := s.Export(cctx, time.Time{}, time.Time{}, "csv", w); err == nil {
+			t.Fatal("Export after cancel succeeded")
+		}
+	})
+}
