@@ -101,6 +101,15 @@ func startGuard(t *testing.T, fake *githubtest.Server, cfgYAML string) *harness 
 		LogLevel:      "debug",
 		now:           h.clock.Now,
 		tick:          50 * time.Millisecond,
+		// GitHub retry waits are real waits, shortened so tests stay fast.
+		ghSleep: func(ctx context.Context, d time.Duration) error {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(d / 100):
+				return nil
+			}
+		},
 	}
 	if cfgYAML != "" {
 		c.ConfigPath = filepath.Join(dir, "guard.yaml")
@@ -342,5 +351,64 @@ func TestEndToEnd(t *testing.T) {
 			h.deliver("pull_request_review", reviewEvent(t, n, agent, head, tt.reviewer, commit))
 			h.waitCheck(head, "action_required")
 		})
+	}
+}
+
+// TestGitHubFailures: GitHub errors are retried, and a GitHub that stays
+// down fails the check closed, with the reason.
+func TestGitHubFailures(t *testing.T) {
+	fake := newFake(t)
+	h := startGuard(t, fake, "")
+
+	t.Run("5xx then success is retried to the right answer", func(t *testing.T) {
+		addPull(fake, 30, agent, sha('3'))
+		fake.AddReview(testRepo, 30, pr.Review{User: carol, State: "APPROVED", CommitID: sha('3')})
+		fake.FailNext("GET", "/repos/{owner}/{repo}/pulls/{number}/reviews", 2, http.StatusBadGateway, nil, "")
+		h.deliver("pull_request", prEvent(t, "opened", 30, agent, sha('3'), agent))
+		h.waitCheck(sha('3'), "success")
+	})
+
+	t.Run("GitHub down after retries fails closed with the error", func(t *testing.T) {
+		addPull(fake, 31, agent, sha('4'))
+		fake.FailNext("GET", "/repos/{owner}/{repo}/pulls/{number}/files", 0, http.StatusServiceUnavailable, nil, "")
+		defer fake.ClearFaults()
+		h.deliver("pull_request", prEvent(t, "opened", 31, agent, sha('4'), agent))
+		run := h.waitCheck(sha('4'), "failure")
+		if !strings.Contains(run.Title, "could not decide") || !strings.Contains(run.Summary, "list files") {
+			t.Fatalf("failure run does not say why: %q\n%s", run.Title, run.Summary)
+		}
+	})
+
+	t.Run("a delivery that failed is processed when GitHub redelivers it", func(t *testing.T) {
+		addPull(fake, 32, agent, sha('5'))
+		fake.FailNext("", "", 0, http.StatusInternalServerError, nil, "")
+		body := prEvent(t, "opened", 32, agent, sha('5'), agent)
+		if code := postWebhook(t, h.base, "pull_request", "redeliver-me", body); code != http.StatusAccepted {
+			t.Fatalf("first delivery answered %d", code)
+		}
+		waitFor(t, "the delivery to fail", func() bool { return strings.Contains(h.log.String(), "delivery failed") })
+		fake.ClearFaults()
+		if runs := fake.CheckRuns(testRepo, sha('5')); len(runs) != 0 {
+			t.Fatalf("a check run appeared while GitHub refused everything: %+v", runs)
+		}
+		if code := postWebhook(t, h.base, "pull_request", "redeliver-me", body); code != http.StatusAccepted {
+			t.Fatalf("redelivery of a failed delivery answered %d, want 202 (processed again)", code)
+		}
+		h.waitCheck(sha('5'), "action_required")
+		if code := postWebhook(t, h.base, "pull_request", "redeliver-me", body); code != http.StatusOK {
+			t.Fatalf("redelivery of a processed delivery answered %d, want 200 (not processed again)", code)
+		}
+	})
+}
+
+// waitFor polls cond until it holds or fails the test after 15 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -46,9 +46,11 @@ type serveConfig struct {
 
 	// Set by tests: the clock, the scheduler's tick and a channel told the
 	// listening address.
-	now   func() time.Time
-	tick  time.Duration
-	ready chan<- string
+	now     func() time.Time
+	tick    time.Duration
+	ready   chan<- string
+	ghSleep func(ctx context.Context, d time.Duration) error // GitHub retry waits
+
 }
 
 // envOr returns the environment variable key, or def.
@@ -197,6 +199,7 @@ func serve(ctx context.Context, c *serveConfig, s stdio) error {
 		AppID:      c.AppID,
 		PrivateKey: c.PrivateKey,
 		Logger:     log,
+		Sleep:      c.ghSleep,
 		OnCall: func(method, route string, status int, cached bool, remaining int) {
 			m.APICall(status, cached, remaining)
 		},
