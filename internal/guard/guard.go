@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -50,35 +51,32 @@ func New(o Options) *Guard {
 	return &Guard{o: o, kick: make(chan struct{}, 1)}
 }
 
+// handled lists the webhook events and actions the guard acts on (SPEC §6).
+var handled = map[string][]string{
+	"pull_request": {"opened", "reopened", "synchronize", "edited", "ready_for_review", "converted_to_draft",
+		"labeled", "unlabeled", "auto_merge_enabled", "auto_merge_disabled", "enqueued", "dequeued", "closed"},
+	"pull_request_review":       {"submitted", "edited", "dismissed"},
+	"issue_comment":             {"created"},
+	"check_run":                 {"rerequested", "requested_action"},
+	"check_suite":               {"rerequested"},
+	"merge_group":               {"checks_requested"},
+	"installation":              {"created", "deleted"},
+	"installation_repositories": {"added", "removed"},
+}
+
+// HandledEvents returns the events the guard acts on, with their actions.
+func HandledEvents() map[string][]string {
+	out := make(map[string][]string, len(handled))
+	for e, a := range handled {
+		out[e] = slices.Clone(a)
+	}
+	return out
+}
+
 // Interested reports whether the guard uses event/action; the intake stores
 // only those deliveries.
 func Interested(event, action string) bool {
-	switch event {
-	case "pull_request":
-		switch action {
-		case "opened", "reopened", "synchronize", "edited", "ready_for_review", "converted_to_draft",
-			"labeled", "unlabeled", "auto_merge_enabled", "auto_merge_disabled", "enqueued", "dequeued", "closed":
-			return true
-		}
-	case "pull_request_review":
-		switch action {
-		case "submitted", "edited", "dismissed":
-			return true
-		}
-	case "issue_comment":
-		return action == "created"
-	case "check_run":
-		return action == "rerequested" || action == "requested_action"
-	case "check_suite":
-		return action == "rerequested"
-	case "merge_group":
-		return action == "checks_requested"
-	case "installation":
-		return action == "created" || action == "deleted"
-	case "installation_repositories":
-		return action == "added" || action == "removed"
-	}
-	return false
+	return slices.Contains(handled[event], action)
 }
 
 // Process handles one delivery and stores its records, marking it done, in
