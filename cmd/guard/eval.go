@@ -98,6 +98,7 @@ func runEval(ctx context.Context, args []string, s stdio) error {
 	}
 	enc := json.NewEncoder(s.out)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	return enc.Encode(out)
 }
 

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestEvalExamples runs the README's guard eval examples (testdata/eval).
+func TestEvalExamples(t *testing.T) {
+	clearEnv(t)
+	dir := filepath.Join("..", "..", "testdata", "eval")
+	f := func(name string) string { return filepath.Join(dir, name) }
+	tests := []struct {
+		name     string
+		event    string
+		facts    string
+		at       string
+		outcome  string
+		rule     string // a reason with this rule and outcome must be present
+		contains string // in that reason's message
+	}{
+		{"agent quarantines a test at 03:17 local", "agent_pr.pull_request.json", "quarantine.facts.json", "2026-11-24T03:17:00-05:00",
+			"escalate", "test_quarantine_off_hours", "checkout/checkout_test.go"},
+		{"the same at 11:00 on a weekday with a human approval", "agent_pr.pull_request.json", "quarantine-approved.facts.json", "2026-11-24T11:00:00-05:00",
+			"allow", "agent_self_merge", "Approved by @carol"},
+		{"agent PR to main during friday-deploys", "agent_pr.pull_request.json", "quarantine-approved.facts.json", "2026-11-27T17:30:00-05:00",
+			"block", "merge_freeze", "friday-deploys"},
+		{"a human's PR during the freeze", "human_pr.pull_request.json", "human.facts.json", "2026-11-27T17:30:00-05:00",
+			"allow", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runGuard(t, "eval", "--config", f("guard.yaml"), "--event", f(tt.event), "--facts", f(tt.facts), "--at", tt.at)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			var got struct {
+				Outcome string `json:"outcome"`
+				Reasons []struct {
+					Rule, Outcome, Message, Until string
+				} `json:"reasons"`
+			}
+			if err := json.Unmarshal([]byte(out), &got); err != nil {
+				t.Fatalf("output is not the decision JSON: %v\n%s", err, out)
+			}
+			if got.Outcome != tt.outcome {
+				t.Fatalf("outcome %q, want %q\n%s", got.Outcome, tt.outcome, out)
+			}
+			if tt.rule == "" {
+				return
+			}
+			for _, r := range got.Reasons {
+				if r.Rule == tt.rule && strings.Contains(r.Message, tt.contains) {
+					if tt.rule == "merge_freeze" && r.Until != "2026-11-30T13:00:00Z" {
+						t.Fatalf("freeze end %q, want Monday 08:00 New York", r.Until)
+					}
+					return
+				}
+			}
+			t.Fatalf("no %s reason mentioning %q:\n%s", tt.rule, tt.contains, out)
+		})
+	}
+}
+
+func TestEvalBadInput(t *testing.T) {
+	clearEnv(t)
+	dir := filepath.Join("..", "..", "testdata", "eval")
+	good := filepath.Join(dir, "agent_pr.pull_request.json")
+	tmp := t.TempDir()
+	bad := filepath.Join(tmp, "bad.json")
+	os.WriteFile(bad, []byte(`{"action": "opened",`), 0o644)
+	facts := filepath.Join(tmp, "facts.json")
+	os.WriteFile(facts, []byte(`{"reviewz": []}`), 0o644)
+	issue := filepath.Join(tmp, "issue.json")
+	os.WriteFile(issue, []byte(`{"action":"created","issue":{"number":1},"comment":{"id":1,"body":"hi"},"repository":{"full_name":"a/b"}}`), 0o644)
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"no event file", []string{"eval"}, 2, "--event FILE is required"},
+		{"missing event file", []string{"eval", "--event", filepath.Join(tmp, "nope.json")}, 1, "read --event"},
+		{"malformed event JSON", []string{"eval", "--event", bad, "--event-name", "pull_request"}, 1, "not valid JSON"},
+		{"bad --at", []string{"eval", "--event", good, "--at", "yesterday"}, 2, "RFC 3339"},
+		{"unknown facts field", []string{"eval", "--event", good, "--facts", facts}, 1, `unknown field "reviewz"`},
+		{"issue comment without a PR", []string{"eval", "--event", issue, "--event-name", "issue_comment"}, 1, "does not name a pull request"},
+		{"unknown event", []string{"eval", "--event", good, "--event-name", "star"}, 1, "star"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errOut := runGuard(t, tt.args...)
+			if code != tt.code || !strings.Contains(errOut, tt.stderr) {
+				t.Fatalf("exit %d (want %d), stderr %q, want it to contain %q", code, tt.code, errOut, tt.stderr)
+			}
+		})
+	}
+}
