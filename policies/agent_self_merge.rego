@@ -8,20 +8,25 @@
 # the PR's commits, and an approver (review.approver).
 #
 # Cleared by an `approve` override for the head SHA (see overrides.rego).
+# When a human approval exists, the rule gives an allow reason
+# "Approved by @login" instead.
 package guard
 
 # Review states that change a reviewer's verdict; COMMENTED and PENDING do not.
 verdict_states := {"APPROVED", "CHANGES_REQUESTED", "DISMISSED"}
 
 # latest_verdict[login] is the reviewer's last verdict review: the latest by
-# submitted_at, then id, then position in input.reviews.
-latest_verdict := {login: input.reviews[last[2]] |
-	some login in {lower(r.user.login) | some r in input.reviews; r.state in verdict_states}
-	last := max([[submitted_ns(r), r.id, i] |
-		some i, r in input.reviews
-		r.state in verdict_states
-		lower(r.user.login) == login
-	])
+# submitted_at, then id, then position in input.reviews. verdicts are sorted
+# [login, submitted, id, position] tuples, so a reviewer's last verdict is the
+# one followed by another reviewer's (or by none).
+verdicts := sort([[lower(r.user.login), submitted_ns(r), r.id, i] |
+	some i, r in input.reviews
+	r.state in verdict_states
+])
+
+latest_verdict := {v[0]: input.reviews[v[3]] |
+	some k, v in verdicts
+	not verdicts[k + 1][0] == v[0]
 }
 
 submitted_ns(r) := ns if {
@@ -66,6 +71,17 @@ findings contains {
 } if {
 	input.agent_pr == true
 	count(human_approvers) == 0
+}
+
+# With a human approval, an allow-level reason names the approver (the first
+# by login when there are several); the check run's title shows it.
+findings contains {
+	"rule": "agent_self_merge",
+	"outcome": "allow",
+	"message": sprintf("Approved by @%s", [sort(human_approvers)[0]]),
+} if {
+	input.agent_pr == true
+	count(human_approvers) > 0
 }
 
 self_merge_message := msg if {

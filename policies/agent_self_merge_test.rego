@@ -17,6 +17,16 @@ test_human_pr_without_review_is_allowed if {
 
 test_human_approval_on_head_allows if {
 	d := decision with input as with_changes(agent_input, {"reviews": [approved_by(alice)]})
+	d == {"outcome": "allow", "reasons": [{"rule": "agent_self_merge", "outcome": "allow", "message": "Approved by @alice"}]}
+}
+
+test_several_human_approvals_name_the_first_by_login if {
+	d := decision with input as with_changes(agent_input, {"reviews": [approved_by(carol), approved_by(bob)]})
+	d.reasons == [{"rule": "agent_self_merge", "outcome": "allow", "message": "Approved by @bob"}]
+}
+
+test_human_approval_of_a_human_pr_gives_no_reason if {
+	d := decision with input as with_changes(human_input, {"reviews": [approved_by(bob)]})
 	d == {"outcome": "allow", "reasons": []}
 }
 

@@ -6,7 +6,7 @@ test_no_findings_allow_with_no_reasons if {
 }
 
 test_block_outranks_escalate if {
-	inp := with_file(with_freezes(off_hours_input, [weekly_freeze]), "a_test.go", "t.Skip()")
+	inp := with_marker(with_freezes(off_hours_input, [weekly_freeze]), "a_test.go", "go:t.Skip", "t.Skip()")
 	d := decision with input as inp
 	d.outcome == "block"
 	[r.outcome | some r in d.reasons] == ["block", "escalate", "escalate"]
@@ -14,7 +14,7 @@ test_block_outranks_escalate if {
 }
 
 test_cleared_escalations_leave_allow_with_notes if {
-	inp := with_changes(with_file(off_hours_input, "a_test.go", "t.Skip()"), {"overrides": [approve_override(head)]})
+	inp := with_changes(with_marker(off_hours_input, "a_test.go", "go:t.Skip", "t.Skip()"), {"overrides": [approve_override(head)]})
 	d := decision with input as inp
 	d.outcome == "allow"
 	[r.rule | some r in d.reasons] == ["override", "override"]

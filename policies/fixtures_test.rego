@@ -48,7 +48,7 @@ agent_input := {
 	"agent_reasons": ["author @coder[bot] is an agent"],
 	"commits": [commit_by(bot, web_flow)],
 	"reviews": [],
-	"files": [{"filename": "go.mod", "status": "modified", "additions": 1, "deletions": 1, "added_lines": [{"number": 5, "text": "require example.com/x v1.2.0"}]}],
+	"files": [go_mod],
 	"overrides": [],
 	"time": {
 		"now": "2026-03-03T19:00:00Z",
@@ -60,6 +60,7 @@ agent_input := {
 		"freezes": [],
 	},
 	"quarantine_files": [],
+	"marked_files": [],
 }
 
 # human_input is a PR by alice that no agent touched.
@@ -96,12 +97,22 @@ off_hours_input := with_changes(agent_input, {"time": {
 	"business_hours": false,
 }})
 
-with_file(base, filename, text) := with_changes(base, {"files": [
-	{"filename": "go.mod", "status": "modified", "additions": 1, "deletions": 0, "added_lines": [{"number": 5, "text": "require example.com/x v1.2.0"}]},
-	{"filename": filename, "status": "modified", "additions": 2, "deletions": 0, "added_lines": [
-		{"number": 41, "text": "    // nothing to see here"},
-		{"number": 42, "text": text},
-	]},
+# go_mod is a changed file that is neither a test nor a quarantine list: as
+# internal/quarantine annotates it, its added lines are dropped.
+go_mod := {"filename": "go.mod", "status": "modified", "additions": 1, "deletions": 1, "added_lines": [], "test": false, "quarantine_list": false, "markers": []}
+
+# with_marker(base, filename, kind, text) is base whose changes are go.mod and
+# filename, a test file (a quarantine list when kind is "quarantine-list")
+# whose added line 42, text, carries a marker of that kind; marked_files
+# lists it.
+with_marker(base, filename, kind, text) := with_changes(base, {"marked_files": [1], "files": [
+	go_mod,
+	{
+		"filename": filename, "status": "modified", "additions": 2, "deletions": 0,
+		"test": kind != "quarantine-list", "quarantine_list": kind == "quarantine-list",
+		"added_lines": [{"number": 41, "text": "    // nothing to see here"}, {"number": 42, "text": text}],
+		"markers": [{"line": 42, "text": text, "kind": kind}],
+	},
 ]})
 
 weekly_freeze := {"name": "friday-deploys", "kind": "weekly", "applies_to": "agents", "from": "2026-03-06T16:00:00-05:00", "until": "2026-03-09T08:00:00-04:00"}

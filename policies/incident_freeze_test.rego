@@ -50,5 +50,5 @@ test_override_of_the_incident_keeps_the_weekly_freeze if {
 	})
 	d := decision with input as inp
 	d.outcome == "block"
-	[r.rule | some r in d.reasons] == ["merge_freeze", "override"]
+	[r.rule | some r in d.reasons] == ["merge_freeze", "agent_self_merge", "override"]
 }

@@ -5,26 +5,39 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/util"
 
 	"github.com/mergeguard/guard/internal/pr"
+	"github.com/mergeguard/guard/internal/quarantine"
 )
 
 // benchInput is an agent PR off hours with 100 changed files of 20 added
 // lines each (10 of them test files, one adding a t.Skip), a quarantine list,
-// three reviews and an active weekly freeze: every rule has work to do.
+// three reviews and an active weekly freeze: every rule has work to do. It is
+// annotated by quarantine.Annotate, as the guard does before deciding (its
+// cost is BenchmarkAnnotate in internal/quarantine).
 func benchInput() *pr.Input {
+	in := rawBenchInput()
+	quarantine.Annotate(in)
+	return in
+}
+
+// rawBenchInput is benchInput before quarantine.Annotate: every added line
+// of every file.
+func rawBenchInput() *pr.Input {
 	in := agentInput()
 	in.Time.BusinessHours = false
 	in.Time.Freezes = []pr.Freeze{{Name: "friday-deploys", Kind: "weekly", AppliesTo: "agents", Until: "2026-03-09T08:00:00-04:00"}}
 	in.QuarantineFiles = []string{".github/quarantine.yml", "**/flaky-tests.txt"}
+	at := time.Date(2026, 3, 7, 18, 0, 0, 0, time.UTC)
 	in.Reviews = []pr.Review{
-		{ID: 1, User: alice, State: "APPROVED", CommitID: "0000000", Approver: true},
-		{ID: 2, User: pr.Account{Login: "bob", Type: "User"}, State: "COMMENTED", CommitID: headSHA, Approver: true},
-		{ID: 3, User: agentAccount, State: "APPROVED", CommitID: headSHA},
+		{ID: 1, User: alice, State: "APPROVED", CommitID: "0000000", Approver: true, SubmittedAt: at},
+		{ID: 2, User: pr.Account{Login: "bob", Type: "User"}, State: "COMMENTED", CommitID: headSHA, Approver: true, SubmittedAt: at.Add(time.Minute)},
+		{ID: 3, User: agentAccount, State: "APPROVED", CommitID: headSHA, SubmittedAt: at.Add(2 * time.Minute)},
 	}
 	for i := range 100 {
 		name := fmt.Sprintf("internal/pkg%02d/file%02d.go", i/10, i)
@@ -100,19 +113,62 @@ func BenchmarkInputValue(b *testing.B) {
 	}
 }
 
+// BenchmarkInputValueUnannotated is the input document with every added line
+// of every file, as Decide took it before quarantine.Annotate existed.
+func BenchmarkInputValueUnannotated(b *testing.B) {
+	in := rawBenchInput()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = inputValue(in)
+	}
+}
+
 // BenchmarkDecideSmallPR is the common case for comparison: an agent PR in
 // business hours with 5 changed files of 20 added lines, nothing frozen.
 func BenchmarkDecideSmallPR(b *testing.B) {
 	e := mustCompile(b)
-	in := benchInput()
+	in := rawBenchInput()
 	in.Time.BusinessHours = true
 	in.Time.Freezes = nil
 	in.Files = in.Files[:5]
+	quarantine.Annotate(in)
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := e.Decide(ctx, in); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkEvalOnly is BenchmarkDecide without building the input value:
+// OPA's evaluation of data.guard.decision and decoding its result.
+func BenchmarkEvalOnly(b *testing.B) {
+	e := mustCompile(b)
+	v := inputValue(benchInput())
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		rs, err := e.query.Eval(ctx, rego.EvalParsedInput(v))
+		if err != nil || len(rs) != 1 {
+			b.Fatal(err)
+		}
+		if _, err := decodeDecision(rs[0].Expressions[0].Value); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkInputValueWithoutLines is BenchmarkInputValue with no added
+// lines at all (markers kept): what the 200 kept lines of the 10 test files
+// cost.
+func BenchmarkInputValueWithoutLines(b *testing.B) {
+	in := benchInput()
+	for i := range in.Files {
+		in.Files[i].AddedLines = []pr.Line{}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = inputValue(in)
 	}
 }

@@ -7,9 +7,11 @@
 //     data.guard.decision once. Non-deterministic builtins (time.now_ns,
 //     http.send, rand.intn, …) are not available to policies, so a decision
 //     depends only on its input.
-//   - Decide evaluates one pr.Input. It returns an error, never a guess, when
-//     the policies yield no decision or one of the wrong shape: the caller
-//     fails closed. An Engine is immutable and safe for concurrent use.
+//   - Decide evaluates one pr.Input that quarantine.Annotate has annotated.
+//     It returns an error, never a guess, when a changed file was not
+//     annotated, or the policies yield no decision or one of the wrong shape:
+//     the caller fails closed. An Engine is immutable and safe for concurrent
+//     use.
 //   - Test runs the *_test.rego unit tests with OPA's tester.
 //   - A Reloader serves the last engine that compiled and swaps in a new one
 //     only when the policy directory changed and compiles.

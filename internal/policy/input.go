@@ -38,10 +38,39 @@ func inputValue(in *pr.Input) ast.Value {
 		item("overrides", list(in.Overrides, override)),
 		item("time", clock(&in.Time)),
 		item("quarantine_files", stringsTerm(in.QuarantineFiles)),
+		item("marked_files", list(in.MarkedFiles, func(i *int) *ast.Term { return num(int64(*i)) })),
 	)
 }
 
-func item(k string, v *ast.Term) [2]*ast.Term { return [2]*ast.Term{ast.InternedTerm(k), v} }
+// keyTerms are the object keys of the input document, converted once (OPA
+// interns only some strings; every other key would cost two allocations per
+// object). The map is never modified.
+var keyTerms = func() map[string]*ast.Term {
+	m := map[string]*ast.Term{}
+	for _, k := range []string{
+		"account", "action", "actor", "added_lines", "additions", "agent", "agent_pr",
+		"agent_reasons", "applies_to", "approver", "at", "author", "auto_merge", "base_ref",
+		"base_sha", "business_hours", "by", "commit_id", "commits", "committer", "created_at", "date",
+		"default_branch", "deletions", "draft", "email", "enabled_by", "event", "filename", "files",
+		"freezes", "from", "full_name", "head_ref", "head_repo", "head_sha", "holiday", "id", "kind",
+		"labels", "line", "local", "login", "marked_files", "markers", "merge_method", "merged",
+		"message", "name", "next_boundary", "now", "number", "overrides", "owner", "private",
+		"pull_request", "quarantine_files", "quarantine_list", "reason", "repository", "reviews",
+		"rules", "sender", "sha", "state", "status", "submitted_at", "test", "text", "time",
+		"timezone", "title", "type", "until", "updated_at", "user", "version", "weekday",
+	} {
+		m[k] = ast.StringTerm(k)
+	}
+	return m
+}()
+
+func item(k string, v *ast.Term) [2]*ast.Term {
+	kt, ok := keyTerms[k]
+	if !ok {
+		kt = ast.StringTerm(k)
+	}
+	return [2]*ast.Term{kt, v}
+}
 
 func obj(items ...[2]*ast.Term) *ast.Term { return ast.NewTerm(ast.NewObject(items...)) }
 
@@ -56,10 +85,14 @@ func num(n int64) *ast.Term {
 
 func timestamp(t time.Time) *ast.Term { return ast.StringTerm(t.Format(time.RFC3339Nano)) }
 
-// list converts a slice like encoding/json does: nil is null.
+// list converts a slice like encoding/json does: nil is null. Empty slices
+// share OPA's interned empty array (evaluation never modifies input values).
 func list[T any](xs []T, conv func(*T) *ast.Term) *ast.Term {
 	if xs == nil {
 		return ast.NullTerm()
+	}
+	if len(xs) == 0 {
+		return ast.InternedEmptyArray
 	}
 	terms := make([]*ast.Term, len(xs))
 	for i := range xs {
@@ -136,16 +169,41 @@ func review(r *pr.Review) *ast.Term {
 	)
 }
 
+// fileStatuses are the values of File.Status GitHub sends, converted once;
+// the map is never modified.
+var fileStatuses = map[string]*ast.Term{
+	"added": ast.StringTerm("added"), "removed": ast.StringTerm("removed"),
+	"modified": ast.StringTerm("modified"), "renamed": ast.StringTerm("renamed"),
+	"copied": ast.StringTerm("copied"), "changed": ast.StringTerm("changed"),
+	"unchanged": ast.StringTerm("unchanged"),
+}
+
+func status(s string) *ast.Term {
+	if t, ok := fileStatuses[s]; ok {
+		return t
+	}
+	return strTerm(s)
+}
+
 func file(f *pr.File) *ast.Term {
 	return obj(
 		item("filename", strTerm(f.Filename)),
-		item("status", strTerm(f.Status)),
+		item("status", status(f.Status)),
 		item("additions", num(int64(f.Additions))),
 		item("deletions", num(int64(f.Deletions))),
-		item("added_lines", list(f.AddedLines, func(l *pr.Line) *ast.Term {
-			return obj(item("number", num(int64(l.Number))), item("text", strTerm(l.Text)))
-		})),
+		item("added_lines", list(f.AddedLines, line)),
+		item("test", ast.InternedTerm(f.Test)),
+		item("quarantine_list", ast.InternedTerm(f.QuarantineList)),
+		item("markers", list(f.Markers, marker)),
 	)
+}
+
+func line(l *pr.Line) *ast.Term {
+	return obj(item("number", num(int64(l.Number))), item("text", strTerm(l.Text)))
+}
+
+func marker(m *pr.Marker) *ast.Term {
+	return obj(item("line", num(int64(m.Line))), item("text", strTerm(m.Text)), item("kind", strTerm(m.Kind)))
 }
 
 func override(o *pr.Override) *ast.Term {

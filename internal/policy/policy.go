@@ -76,13 +76,18 @@ func (e *Engine) Revision() string { return e.revision }
 // Files returns the names of the policy files the engine was compiled from.
 func (e *Engine) Files() []string { return append([]string(nil), e.files...) }
 
-// Decide evaluates data.guard.decision for in. It fails (and the caller must
-// fail closed) when the decision is undefined or malformed: an outcome other
-// than allow, escalate or block, a reason without rule, outcome or message,
-// or an outcome less severe than one of its reasons.
+// Decide evaluates data.guard.decision for in, which must have been through
+// quarantine.Annotate. It fails (and the caller must fail closed) when a
+// changed file with added lines was not annotated, or when the decision is
+// undefined or malformed: an outcome other than allow, escalate or block, a
+// reason without rule, outcome or message, or an outcome less severe than
+// one of its reasons.
 func (e *Engine) Decide(ctx context.Context, in *pr.Input) (pr.Decision, error) {
 	if in == nil {
 		return pr.Decision{}, errors.New("decide: nil input")
+	}
+	if err := checkAnnotated(in); err != nil {
+		return pr.Decision{}, err
 	}
 	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(inputValue(in)))
 	if err != nil {
@@ -99,6 +104,31 @@ func (e *Engine) Decide(ctx context.Context, in *pr.Input) (pr.Decision, error) 
 		return pr.Decision{}, fmt.Errorf("decision of policies %s: %w", e.revision, err)
 	}
 	return d, nil
+}
+
+// checkAnnotated refuses an input whose changed files were not annotated by
+// quarantine.Annotate (which always sets Markers), or whose MarkedFiles does
+// not list exactly the files with markers: the policies would miss skip
+// markers and so what they must escalate.
+func checkAnnotated(in *pr.Input) error {
+	next := 0 // index into in.MarkedFiles
+	for i := range in.Files {
+		f := &in.Files[i]
+		if f.Markers == nil && (len(f.AddedLines) > 0 || f.Patch != "") {
+			return fmt.Errorf("decide: file %q was not annotated (call quarantine.Annotate on the input before deciding)", f.Filename)
+		}
+		if len(f.Markers) == 0 {
+			continue
+		}
+		if next == len(in.MarkedFiles) || in.MarkedFiles[next] != i {
+			return fmt.Errorf("decide: marked_files does not list file %d %q, which has markers (call quarantine.Annotate on the input before deciding)", i, f.Filename)
+		}
+		next++
+	}
+	if next != len(in.MarkedFiles) {
+		return fmt.Errorf("decide: marked_files %v lists files without markers (call quarantine.Annotate on the input before deciding)", in.MarkedFiles)
+	}
+	return nil
 }
 
 // readSources returns the *.rego files of fsys sorted by name, with or

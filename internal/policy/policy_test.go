@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mergeguard/guard/internal/pr"
+	"github.com/mergeguard/guard/internal/quarantine"
 	"github.com/mergeguard/guard/policies"
 )
 
@@ -66,7 +67,7 @@ func TestDecideBuiltinPolicies(t *testing.T) {
 		{"agent PR without approval escalates", func(in *pr.Input) {}, pr.Escalate, []string{"agent_self_merge"}},
 		{"agent PR approved by a human on the head is allowed", func(in *pr.Input) {
 			in.Reviews = []pr.Review{{ID: 1, User: alice, State: "APPROVED", CommitID: headSHA, Approver: true}}
-		}, pr.Allow, nil},
+		}, pr.Allow, []string{"agent_self_merge"}},
 		{"human PR is allowed", func(in *pr.Input) {
 			in.AgentPR, in.PullRequest.Author = false, alice
 		}, pr.Allow, nil},
@@ -82,6 +83,7 @@ func TestDecideBuiltinPolicies(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			in := agentInput()
 			tt.modify(in)
+			quarantine.Annotate(in)
 			d, err := e.Decide(context.Background(), in)
 			if err != nil {
 				t.Fatalf("Decide: %v", err)
@@ -102,6 +104,7 @@ func TestDecideReportsMatchesAndFreeze(t *testing.T) {
 	in.Time.BusinessHours = false
 	in.Files = []pr.File{{Filename: "a_test.go", AddedLines: []pr.Line{{Number: 9, Text: "\tt.Skip()"}}}}
 	in.Time.Freezes = []pr.Freeze{{Name: "friday-deploys", Kind: "weekly", AppliesTo: "agents", Until: "2026-03-09T08:00:00-04:00"}}
+	quarantine.Annotate(in)
 	d, err := e.Decide(context.Background(), in)
 	if err != nil {
 		t.Fatal(err)
@@ -118,6 +121,57 @@ func TestDecideReportsMatchesAndFreeze(t *testing.T) {
 	}
 	if !sawMatch || !sawFreeze {
 		t.Errorf("reasons = %+v, want the match %+v and the freeze with its end", d.Reasons, want)
+	}
+}
+
+func TestDecideRefusesUnannotatedFiles(t *testing.T) {
+	e := mustCompile(t)
+	tests := []struct {
+		name    string
+		file    pr.File
+		wantErr bool
+	}{
+		{"added lines without markers", pr.File{Filename: "a_test.go", AddedLines: []pr.Line{{Number: 1, Text: "\tt.Skip()"}}}, true},
+		{"a patch without markers", pr.File{Filename: "a_test.go", Patch: "@@ -0,0 +1 @@\n+\tt.Skip()\n"}, true},
+		{"annotated", pr.File{Filename: "a_test.go", AddedLines: []pr.Line{{Number: 1, Text: "\tt.Skip()"}}, Markers: []pr.Marker{}}, false},
+		{"nothing added (a removed file)", pr.File{Filename: "old_test.go", Status: "removed", Deletions: 3}, false},
+		{"markers missing from marked_files", pr.File{Filename: "a_test.go", Markers: []pr.Marker{{Line: 1, Text: "\tt.Skip()", Kind: "go:t.Skip"}}}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := agentInput()
+			in.Files = []pr.File{tt.file}
+			_, err := e.Decide(context.Background(), in)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Decide error = %v, want error %v", err, tt.wantErr)
+			}
+			if err != nil && !strings.Contains(err.Error(), "quarantine.Annotate") {
+				t.Errorf("error %q does not say what to do", err)
+			}
+		})
+	}
+	t.Run("marked_files naming a file without markers", func(t *testing.T) {
+		in := agentInput()
+		in.MarkedFiles = []int{0}
+		if _, err := e.Decide(context.Background(), in); err == nil || !strings.Contains(err.Error(), "marked_files") {
+			t.Fatalf("Decide error = %v, want one about marked_files", err)
+		}
+	})
+}
+
+func TestDecideNamesTheHumanApprover(t *testing.T) {
+	in := agentInput()
+	in.Reviews = []pr.Review{
+		{ID: 1, User: pr.Account{Login: "zoe", Type: "User"}, State: "APPROVED", CommitID: headSHA, Approver: true},
+		{ID: 2, User: alice, State: "APPROVED", CommitID: headSHA, Approver: true},
+	}
+	d, err := mustCompile(t).Decide(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := pr.Reason{Rule: "agent_self_merge", Outcome: pr.Allow, Message: "Approved by @alice"}
+	if d.Outcome != pr.Allow || len(d.Reasons) != 1 || fmt.Sprint(d.Reasons[0]) != fmt.Sprint(want) {
+		t.Errorf("decision = %+v, want allow with %+v", d, want)
 	}
 }
 

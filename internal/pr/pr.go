@@ -276,6 +276,10 @@ type Input struct {
 	Time         Clock      `json:"time"`
 	// QuarantineFiles are globs of files whose added entries quarantine tests.
 	QuarantineFiles []string `json:"quarantine_files"`
+	// MarkedFiles are the indices into Files of the files with at least one
+	// marker, ascending (set by quarantine.Annotate), so that policies need
+	// not walk every changed file to find them.
+	MarkedFiles []int `json:"marked_files"`
 }
 
 // Facts are what the guard knows about one pull request during one

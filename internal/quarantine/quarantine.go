@@ -3,7 +3,8 @@
 //
 // Contract:
 //   - Annotate sets, in place, File.Test, File.QuarantineList and
-//     File.Markers for every changed file of a policy input, and keeps
+//     File.Markers for every changed file of a policy input, lists the files
+//     with markers in Input.MarkedFiles, and keeps
 //     File.AddedLines only for test and quarantine-list files (every other
 //     file gets an empty list; Additions and Deletions are untouched). A file
 //     whose AddedLines is nil has them parsed from its Patch first.
@@ -44,6 +45,7 @@ func Annotate(in *pr.Input) {
 		return
 	}
 	lists := compileGlobs(in.QuarantineFiles)
+	in.MarkedFiles = []int{}
 	for i := range in.Files {
 		f := &in.Files[i]
 		if f.AddedLines == nil && f.Patch != "" {
@@ -74,6 +76,9 @@ func Annotate(in *pr.Input) {
 			if kind != "" {
 				f.Markers = append(f.Markers, pr.Marker{Line: l.Number, Text: l.Text, Kind: kind})
 			}
+		}
+		if len(f.Markers) > 0 {
+			in.MarkedFiles = append(in.MarkedFiles, i)
 		}
 	}
 }

@@ -223,6 +223,9 @@ func TestAnnotateKeepsLinesOfTestAndQuarantineFilesOnly(t *testing.T) {
 	if !reflect.DeepEqual(in.Files, want) {
 		t.Errorf("files =\n%+v\nwant\n%+v", in.Files, want)
 	}
+	if !reflect.DeepEqual(in.MarkedFiles, []int{2}) {
+		t.Errorf("marked files = %v, want [2]", in.MarkedFiles)
+	}
 }
 
 func TestAnnotateQuarantineLists(t *testing.T) {
@@ -318,6 +321,9 @@ func FuzzAnnotate(f *testing.F) {
 			}
 		} else if len(got.AddedLines) != len(added) {
 			t.Fatalf("kept %d added lines, the patch adds %d", len(got.AddedLines), len(added))
+		}
+		if marked := len(in.MarkedFiles) == 1 && in.MarkedFiles[0] == 0; marked != (len(got.Markers) > 0) {
+			t.Fatalf("marked files %v, markers %v", in.MarkedFiles, got.Markers)
 		}
 		if got.AddedLines == nil || got.Markers == nil {
 			t.Fatal("added lines or markers are nil, want empty lists")
