@@ -324,6 +324,7 @@ func serve(ctx context.Context, c *serveConfig, s stdio) error {
 			})
 		go r.Watch(runCtx, 2*time.Second)
 	}
+	go g.RunRedelivery(runCtx, 10*time.Minute)
 	schedDone := make(chan struct{})
 	go func() {
 		g.RunScheduler(runCtx, guard.SchedulerOptions{Tick: c.tick, ExportDir: exportDir})

@@ -1,0 +1,105 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/go-github/v62/github"
+)
+
+// redeliverWindow is how far back failed deliveries are redelivered; GitHub
+// keeps deliveries for a few days and allows redelivery within them.
+const redeliverWindow = 72 * time.Hour
+
+// RedeliverFailed asks GitHub to redeliver the app's webhook deliveries
+// that failed (GitHub never redelivers by itself) and that no later attempt
+// delivered. Each delivery GUID is redelivered at most once by this guard:
+// the database remembers it. It returns how many it asked for.
+func (g *Guard) RedeliverFailed(ctx context.Context) (int, error) {
+	client := g.o.GitHub.Client()
+	now := g.o.Now()
+	type attempt struct {
+		id int64
+		ok bool
+	}
+	latest := map[string]attempt{} // GUID -> newest attempt
+	var order []string
+	opts := &github.ListCursorOptions{PerPage: 100}
+	for page := 0; page < 20; page++ {
+		ds, resp, err := client.Apps.ListHookDeliveries(ctx, opts)
+		if err != nil {
+			return 0, fmt.Errorf("list hook deliveries: %w", err)
+		}
+		old := false
+		for _, d := range ds {
+			if now.Sub(d.GetDeliveredAt().Time) > redeliverWindow {
+				old = true
+				continue
+			}
+			guid := d.GetGUID()
+			ok := d.GetStatusCode() >= 200 && d.GetStatusCode() < 300
+			prev, seen := latest[guid]
+			if !seen {
+				order = append(order, guid)
+				latest[guid] = attempt{id: d.GetID(), ok: ok}
+				continue
+			}
+			// Newest first: keep the first attempt seen, but any success wins.
+			latest[guid] = attempt{id: prev.id, ok: prev.ok || ok}
+		}
+		if old || resp.Cursor == "" {
+			break
+		}
+		opts.Cursor = resp.Cursor
+	}
+	asked := 0
+	for _, guid := range order {
+		a := latest[guid]
+		if a.ok {
+			continue
+		}
+		key := "redelivered:" + guid
+		if _, done, err := g.o.Store.State(ctx, key); err != nil {
+			return asked, err
+		} else if done {
+			continue
+		}
+		if _, _, err := client.Apps.RedeliverHookDelivery(ctx, a.id); err != nil && !isAccepted(err) {
+			return asked, fmt.Errorf("redeliver %s: %w", guid, err)
+		}
+		if err := g.o.Store.SetState(ctx, key, now.UTC().Format(time.RFC3339)); err != nil {
+			return asked, err
+		}
+		asked++
+	}
+	return asked, nil
+}
+
+// RunRedelivery calls RedeliverFailed every interval until ctx is done.
+func (g *Guard) RunRedelivery(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := g.RedeliverFailed(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			g.o.Logger.Error("redelivering failed webhooks; retrying later", "err", err)
+		case n > 0:
+			g.o.Logger.Info("asked GitHub to redeliver failed webhooks", "count", n)
+		}
+	}
+}
+
+// isAccepted reports go-github's error for a 202 Accepted answer, which is
+// how GitHub acknowledges a redelivery.
+func isAccepted(err error) bool {
+	var acc *github.AcceptedError
+	return errors.As(err, &acc)
+}
