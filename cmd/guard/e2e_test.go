@@ -412,3 +412,88 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestEndpoints: health, readiness, metrics and the intake's refusals on the
+// real server.
+func TestEndpoints(t *testing.T) {
+	fake := newFake(t)
+	h := startGuard(t, fake, "")
+	get := func(path string) (int, string) {
+		resp, err := http.Get(h.base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Fatalf("healthz %d", code)
+	}
+	if code, body := get("/readyz"); code != 200 || !strings.Contains(body, "ready") {
+		t.Fatalf("readyz %d %q", code, body)
+	}
+	// A bad signature is refused and stored nowhere.
+	body := prEvent(t, "opened", 1, alice, sha('1'), alice)
+	req, _ := http.NewRequest(http.MethodPost, h.base+"/webhook", bytes.NewReader(body))
+	req.Header.Set("X-GitHub-Event", "pull_request")
+	req.Header.Set("X-GitHub-Delivery", "forged")
+	req.Header.Set("X-Hub-Signature-256", webhook.Sign([]byte("not the secret"), body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("forged delivery answered %d", resp.StatusCode)
+	}
+	if code := h.deliver("star", []byte(`{"action":"created"}`)); code != http.StatusOK {
+		t.Fatalf("unused event answered %d", code)
+	}
+	addPull(fake, 1, alice, sha('1'))
+	h.deliver("pull_request", body)
+	h.waitCheck(sha('1'), "success")
+	_, metrics := get("/metrics")
+	for _, want := range []string{
+		`guard_webhook_deliveries_total{event="pull_request",result="unauthorized"} 1`,
+		`guard_webhook_deliveries_total{event="other",result="ignored"} 1`,
+		`guard_webhook_deliveries_total{event="pull_request",result="accepted"} 1`,
+		`guard_decisions_total{outcome="allow"} 1`,
+		"guard_queue_depth",
+		"guard_github_api_calls_total",
+		"guard_github_rate_limit_remaining",
+		"guard_processing_seconds_count",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// TestStaleHeadIsRecordedNotPublished: GitHub may deliver out of order; an
+// evaluation of a head that is no longer the PR's head never reaches GitHub.
+func TestStaleHeadIsRecordedNotPublished(t *testing.T) {
+	fake := newFake(t)
+	h := startGuard(t, fake, "")
+	addPull(fake, 40, agent, sha('b'))
+	newer := payload(t, "pull_request.synchronize", map[string]any{
+		"number": 40, "pull_request.number": 40, "pull_request.user.login": agent.Login, "pull_request.user.type": "Bot",
+		"pull_request.head.sha": sha('b'), "pull_request.base.ref": "main", "pull_request.state": "open",
+		"pull_request.updated_at": "2026-11-20T10:05:00Z", "sender.login": agent.Login, "sender.type": "Bot",
+	})
+	older := payload(t, "pull_request.opened", map[string]any{
+		"number": 40, "pull_request.number": 40, "pull_request.user.login": agent.Login, "pull_request.user.type": "Bot",
+		"pull_request.head.sha": sha('a'), "pull_request.base.ref": "main", "pull_request.state": "open",
+		"pull_request.updated_at": "2026-11-20T10:00:00Z", "sender.login": agent.Login, "sender.type": "Bot",
+	})
+	h.deliver("pull_request", newer)
+	h.waitCheck(sha('b'), "action_required")
+	h.deliver("pull_request", older)
+	waitFor(t, "the late delivery to be recorded", func() bool {
+		code, out, _ := runGuard(t, "audit", "export", "--db", h.db, "--format", "jsonl", "--from", "2000-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z")
+		return code == 0 && strings.Count(out, `"kind":"decision"`) == 2 && strings.Contains(out, "no longer the head")
+	})
+	if runs := fake.CheckRuns(testRepo, sha('a')); len(runs) != 0 {
+		t.Fatalf("a decision for a stale head was published: %+v", runs)
+	}
+}
