@@ -185,7 +185,7 @@ func (h *harness) waitCheck(sha, want string) githubtest.CheckRun {
 }
 
 // payload loads a GitHub example payload and sets dotted paths in it.
-func payload(t *testing.T, fixture string, set map[string]any) []byte {
+func payload(t testing.TB, fixture string, set map[string]any) []byte {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "webhooks", fixture+".json"))
 	if err != nil {
@@ -230,7 +230,7 @@ func setPath(m map[string]any, path string, v any) {
 }
 
 // prEvent is a pull_request payload for PR n by author at head.
-func prEvent(t *testing.T, action string, n int, author pr.Account, head string, sender pr.Account) []byte {
+func prEvent(t testing.TB, action string, n int, author pr.Account, head string, sender pr.Account) []byte {
 	return payload(t, "pull_request.opened", map[string]any{
 		"action":                           action,
 		"number":                           n,
@@ -250,7 +250,7 @@ func prEvent(t *testing.T, action string, n int, author pr.Account, head string,
 }
 
 // reviewEvent is a pull_request_review payload.
-func reviewEvent(t *testing.T, n int, author pr.Account, head string, reviewer pr.Account, commit string) []byte {
+func reviewEvent(t testing.TB, n int, author pr.Account, head string, reviewer pr.Account, commit string) []byte {
 	return payload(t, "pull_request_review.submitted", map[string]any{
 		"pull_request.number":     n,
 		"pull_request.user.login": author.Login,

@@ -344,3 +344,30 @@ func FuzzParseEnvelope(f *testing.F) {
 		}
 	})
 }
+
+func TestParseEnvelopeRejectsWhatEncodingJSONRejects(t *testing.T) {
+	for _, body := range []string{
+		``, `{`, `{"action":"opened",}`, `{"a":1} trailing`, `[1]`, `"str"`, `null`, `{"a":tru}`, "{\"a\":\"\x01\"}",
+	} {
+		if _, err := ParseEnvelope([]byte(body)); err == nil {
+			t.Errorf("ParseEnvelope(%q) accepted malformed or non-object JSON", body)
+		}
+	}
+	env, err := ParseEnvelope([]byte(`{"action":"opened","pull_request":{"number":7},"repository":{"full_name":"o/r"},"installation":{"id":9}}`))
+	if err != nil || env.Action != "opened" || env.Key("pull_request") != "o/r#7" || env.Installation.ID != 9 {
+		t.Fatalf("env %+v, err %v", env, err)
+	}
+}
+
+func BenchmarkParseEnvelope(b *testing.B) {
+	body, err := os.ReadFile("../../testdata/webhooks/pull_request.opened.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := ParseEnvelope(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
