@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -154,6 +155,15 @@ func vmHWM() int64 {
 	return 0
 }
 
+// cpuTime is the CPU time (user+system) the process has used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // resetHWM resets VmHWM to the current RSS (Linux: clear_refs 5).
 func resetHWM() bool { return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil }
 
@@ -211,9 +221,11 @@ func BenchmarkExport1M(b *testing.B) {
 				appends++
 			}
 		}()
+		cpu0 := cpuTime()
 		start := time.Now()
 		_, got, err := s.Export(ctx, t0, t0.Add(n*time.Second), FormatCSV, io.Discard)
 		el := time.Since(start)
+		cpu := cpuTime() - cpu0
 		close(stop)
 		wg.Wait()
 		if err != nil {
@@ -223,6 +235,7 @@ func BenchmarkExport1M(b *testing.B) {
 			b.Fatalf("exported %d records, want %d", got, n)
 		}
 		b.ReportMetric(el.Seconds(), "export-s")
+		b.ReportMetric(cpu.Seconds(), "process-cpu-s")
 		b.ReportMetric(float64(peakHeap)/(1<<20), "peak-heap-MiB")
 		if hwmReset {
 			b.ReportMetric(float64(vmHWM())/1024, "peak-RSS-MiB")
