@@ -27,8 +27,12 @@
 // RequestedReviewers, Redeliveries), inject faults (FailNext: any status with
 // headers and body, or status 0 to break the connection; FailAfterNext for
 // answers lost after GitHub acted) and latency
-// (SetLatency), and account for calls (Calls, FreeCalls, CallCount,
+// (SetLatency), report every check run written (OnCheckRun, for latency
+// measurements), and account for calls (Calls, FreeCalls, CallCount,
 // ResetCalls; installation-token mints are calls, as on GitHub). All methods are safe for concurrent use.
+//
+// New ties the server to a test; Start runs one outside tests (the load
+// tool), closed with Close.
 //
 // Schemas (LoadSchemas) checks JSON against the extract of GitHub's OpenAPI
 // description kept in testdata/github/openapi-extract.json, so that tests

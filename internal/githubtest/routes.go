@@ -584,6 +584,7 @@ func createCheckRun(q *request) (int, any) {
 	}
 	c.ID = q.s.id()
 	r.runs = append(r.runs, c)
+	q.s.checkRunChanged(r, c)
 	return http.StatusCreated, q.checkRunJSON(r, c)
 }
 
@@ -637,6 +638,7 @@ func updateCheckRun(q *request) (int, any) {
 	}
 	cp.Updates++
 	*c = cp
+	q.s.checkRunChanged(r, c)
 	return http.StatusOK, q.checkRunJSON(r, c)
 }
 

@@ -94,6 +94,7 @@ type Server struct {
 	calls        []Call
 	free         []Call
 	rate         rateState
+	onCheckRun   func(repo string, run CheckRun)
 }
 
 type rateState struct {
@@ -121,6 +122,14 @@ type token struct {
 // New starts a fake GitHub that is closed when the test ends.
 func New(tb testing.TB) *Server {
 	tb.Helper()
+	s := Start()
+	tb.Cleanup(s.Close)
+	return s
+}
+
+// Start starts a fake GitHub outside a test (load tools, demos); the caller
+// closes it with Close.
+func Start() *Server {
 	s := &Server{
 		key:       appKey(),
 		appID:     DefaultAppID,
@@ -138,7 +147,6 @@ func New(tb testing.TB) *Server {
 	s.mux = http.NewServeMux()
 	s.routes()
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
-	tb.Cleanup(s.Close)
 	return s
 }
 
@@ -182,6 +190,16 @@ func (s *Server) SetLatency(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.latency = d
+}
+
+// OnCheckRun sets f to be called with every check run the fake creates or
+// updates (a copy, after the change; also when a scripted fault replaces the
+// answer, as GitHub acted). f runs while the fake holds its lock: it must be
+// fast and must not call the Server. nil removes it.
+func (s *Server) OnCheckRun(f func(repo string, run CheckRun)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onCheckRun = f
 }
 
 // SetRateLimit sets the rate-limit budget: limit per window, what remains
@@ -708,3 +726,13 @@ func (s *Server) user(a pr.Account) *user {
 }
 
 func escape(s string) string { return url.PathEscape(s) }
+
+// checkRunChanged tells the OnCheckRun hook about c. s.mu is held.
+func (s *Server) checkRunChanged(r *repoState, c *CheckRun) {
+	if s.onCheckRun == nil {
+		return
+	}
+	cp := *c
+	cp.Actions = slices.Clone(c.Actions)
+	s.onCheckRun(r.info.FullName, cp)
+}
