@@ -1,0 +1,449 @@
+package doctor_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"flag"
+	"maps"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mergeguard/guard/internal/doctor"
+	"github.com/mergeguard/guard/internal/gh"
+	"github.com/mergeguard/guard/internal/githubtest"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+const forbiddenBody = `{"message":"Resource not accessible by integration","documentation_url":"https://docs.github.com/rest/branches/branch-protection#get-branch-protection"}`
+
+// newApp returns the gh App for the fake with the given key, retrying
+// without waiting.
+func newApp(t *testing.T, fake *githubtest.Server, appID int64, key []byte) *gh.App {
+	t.Helper()
+	app, err := gh.New(gh.Options{
+		BaseURL: fake.URL(), AppID: appID, PrivateKey: key, MaxRetries: 1,
+		Sleep: func(ctx context.Context, d time.Duration) error { return ctx.Err() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return app
+}
+
+// orgFake is one installation on acme with a repository for every case.
+func orgFake(t *testing.T) *githubtest.Server {
+	t.Helper()
+	fake := githubtest.New(t)
+	id := fake.AppID()
+	fake.AddInstallation(1, "acme")
+	for _, r := range []string{"classic", "ruleset", "unpinned", "other-app", "without", "unprotected", "forbidden", "sandbox"} {
+		fake.AddRepo(1, "acme/"+r)
+	}
+	fake.SetRepo("acme/classic", "trunk", true)
+	fake.SetProtection("acme/classic", "trunk", true, githubtest.RequiredCheck{Context: "ci/build"}, githubtest.RequiredCheck{Context: "merge-guard", AppID: id})
+	fake.SetRulesetChecks("acme/ruleset", "~DEFAULT_BRANCH", githubtest.RequiredCheck{Context: "merge-guard", AppID: id})
+	fake.SetProtection("acme/unpinned", "main", false, githubtest.RequiredCheck{Context: "merge-guard"})
+	fake.SetRulesetChecks("acme/other-app", "main", githubtest.RequiredCheck{Context: "merge-guard", AppID: 999})
+	fake.SetProtection("acme/without", "main", false, githubtest.RequiredCheck{Context: "ci/build", AppID: id})
+	fake.SetProtection("acme/forbidden", "main", false, githubtest.RequiredCheck{Context: "merge-guard", AppID: id})
+	fake.FailNext("GET", "/repos/acme/forbidden/branches/*/protection", 0, http.StatusForbidden, nil, forbiddenBody)
+	return fake
+}
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "guard.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func repoByName(t *testing.T, rep *doctor.Report, name string) doctor.Repo {
+	t.Helper()
+	for _, inst := range rep.Installations {
+		for _, r := range inst.Repos {
+			if r.FullName == name {
+				return r
+			}
+		}
+	}
+	t.Fatalf("repository %s not in the report", name)
+	return doctor.Repo{}
+}
+
+func TestRunJudgesEveryRepository(t *testing.T) {
+	fake := orgFake(t)
+	cfg := writeConfig(t, "repos: {include: [\"acme/*\"], exclude: [sandbox]}\n")
+	rep, err := doctor.Run(context.Background(), doctor.FromApp(newApp(t, fake, fake.AppID(), fake.PrivateKeyPEM())), doctor.Options{ConfigPath: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		repo           string
+		status         doctor.Status
+		classic, rules doctor.State
+		message, fix   string
+	}{
+		{"acme/classic", doctor.StatusOK, doctor.StatePinned, doctor.StateNotRequired, "required on trunk and pinned to this app (branch protection)", ""},
+		{"acme/ruleset", doctor.StatusOK, doctor.StateNotProtected, doctor.StatePinned, "pinned to this app (a ruleset)", ""},
+		{"acme/unpinned", doctor.StatusProblem, doctor.StateUnpinned, doctor.StateNotRequired, "not pinned to this app", "pin merge-guard to this app"},
+		{"acme/other-app", doctor.StatusProblem, doctor.StateNotProtected, doctor.StateOtherApp, "pinned to another app (id 999)", "pin merge-guard to this app"},
+		{"acme/without", doctor.StatusProblem, doctor.StateNotRequired, doctor.StateNotRequired, "not required on main (branch protection does not require it", "Settings → Rules → Rulesets"},
+		{"acme/unprotected", doctor.StatusProblem, doctor.StateNotProtected, doctor.StateNotRequired, "not required on main (no branch protection", "Settings → Branches"},
+		{"acme/forbidden", doctor.StatusUnknown, doctor.StateCannotTell, doctor.StateNotRequired, "cannot tell", "administration: read"},
+		{"acme/sandbox", doctor.StatusSkipped, "", "", "excluded by repos.include/exclude", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.repo, func(t *testing.T) {
+			r := repoByName(t, rep, tt.repo)
+			if r.Status != tt.status || r.BranchProtection.State != tt.classic || r.Rulesets.State != tt.rules {
+				t.Errorf("status %s, classic %s, rulesets %s; want %s, %s, %s (%s)", r.Status, r.BranchProtection.State, r.Rulesets.State, tt.status, tt.classic, tt.rules, r.Message)
+			}
+			if !strings.Contains(r.Message, tt.message) {
+				t.Errorf("message %q does not say %q", r.Message, tt.message)
+			}
+			if !strings.Contains(r.Fix, tt.fix) || (tt.fix == "") != (r.Fix == "") {
+				t.Errorf("fix %q, want one with %q", r.Fix, tt.fix)
+			}
+		})
+	}
+	if rep.OK() {
+		t.Error("report OK with unpinned and missing checks")
+	}
+	want := []string{"acme/forbidden", "acme/other-app", "acme/unpinned", "acme/unprotected", "acme/without"}
+	if got := rep.Summary.AdvisoryOnly; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("advisory only in %v, want %v", got, want)
+	}
+	if s := rep.Summary; s.Enforced != 2 || s.Excluded != 1 || s.Repositories != 8 || s.OtherProblems != 0 {
+		t.Errorf("summary %+v", s)
+	}
+	if n := fake.CallCount("GET", "/repos/acme/sandbox/*"); n != 0 {
+		t.Errorf("the excluded repository was read %d times", n)
+	}
+	if n := fake.CallCount("GET", "/repos/acme/sandbox/*/*/*"); n != 0 {
+		t.Errorf("the excluded repository was read %d times", n)
+	}
+	for _, c := range fake.Calls() {
+		if c.Method != http.MethodGet && c.Route != "/app/installations/{id}/access_tokens" {
+			t.Errorf("doctor changed something: %s %s", c.Method, c.Path)
+		}
+	}
+}
+
+func TestWriteTextGolden(t *testing.T) {
+	fake := orgFake(t)
+	cfg := writeConfig(t, "repos: {include: [\"acme/*\", \"other/*\"], exclude: [sandbox]}\n")
+	rep, err := doctor.Run(context.Background(), doctor.FromApp(newApp(t, fake, fake.AppID(), fake.PrivateKeyPEM())), doctor.Options{ConfigPath: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := rep.WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.ReplaceAll(buf.String(), strings.TrimSuffix(fake.URL(), "/"), "https://github.example")
+	got = strings.ReplaceAll(got, cfg, "guard.yaml")
+	golden := filepath.Join("testdata", "report.txt")
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("text report differs from %s (go test -update rewrites it):\n%s", golden, got)
+	}
+
+	buf.Reset()
+	if err := rep.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var back doctor.Report
+	if err := json.Unmarshal(buf.Bytes(), &back); err != nil {
+		t.Fatalf("JSON report does not parse: %v", err)
+	}
+	if back.Summary.OK || len(back.Summary.AdvisoryOnly) != 5 || len(back.Installations) != 1 || len(back.Installations[0].Repos) != 8 {
+		t.Errorf("JSON report lost content: %+v", back.Summary)
+	}
+}
+
+func TestRunOKWhenEveryRepositoryIsPinned(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(fake *githubtest.Server)
+	}{
+		{"branch protection", func(fake *githubtest.Server) {
+			fake.SetProtection("acme/api", "main", false, githubtest.RequiredCheck{Context: "merge-guard", AppID: fake.AppID()})
+		}},
+		{"ruleset", func(fake *githubtest.Server) {
+			fake.SetRulesetChecks("acme/api", "~ALL", githubtest.RequiredCheck{Context: "merge-guard", AppID: fake.AppID()})
+		}},
+		{"ruleset pinned although protection is unreadable", func(fake *githubtest.Server) {
+			fake.SetRulesetChecks("acme/api", "main", githubtest.RequiredCheck{Context: "merge-guard", AppID: fake.AppID()})
+			fake.FailNext("GET", "/repos/{owner}/{repo}/branches/{branch}/protection", 0, http.StatusForbidden, nil, forbiddenBody)
+		}},
+		{"pinned in one source and unpinned in the other", func(fake *githubtest.Server) {
+			fake.SetProtection("acme/api", "main", false, githubtest.RequiredCheck{Context: "merge-guard"})
+			fake.SetRulesetChecks("acme/api", "main", githubtest.RequiredCheck{Context: "merge-guard", AppID: fake.AppID()})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := githubtest.New(t)
+			fake.AddInstallation(7, "acme")
+			fake.AddRepo(7, "acme/api")
+			tt.setup(fake)
+			rep, err := doctor.Run(context.Background(), doctor.FromApp(newApp(t, fake, fake.AppID(), fake.PrivateKeyPEM())), doctor.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !rep.OK() {
+				t.Fatalf("not OK: %+v", repoByName(t, rep, "acme/api"))
+			}
+		})
+	}
+}
+
+func TestRunCustomCheckName(t *testing.T) {
+	fake := githubtest.New(t)
+	fake.AddInstallation(7, "acme")
+	fake.AddRepo(7, "acme/api")
+	fake.SetProtection("acme/api", "main", false, githubtest.RequiredCheck{Context: "merge-guard", AppID: fake.AppID()})
+	cfg := writeConfig(t, "check_name: agent-guard\n")
+	rep, err := doctor.Run(context.Background(), doctor.FromApp(newApp(t, fake, fake.AppID(), fake.PrivateKeyPEM())), doctor.Options{ConfigPath: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := repoByName(t, rep, "acme/api"); rep.OK() || !strings.Contains(r.Message, "agent-guard is not required") {
+		t.Fatalf("merge-guard counted for check_name agent-guard: %s", r.Message)
+	}
+}
+
+func otherKey(t *testing.T) []byte {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
+}
+
+func TestRunRefusedCredentials(t *testing.T) {
+	fake := orgFake(t)
+	key := otherKey(t)
+	tests := []struct {
+		name  string
+		appID int64
+		key   []byte
+		want  string
+	}{
+		{"a private key of another app", fake.AppID(), key, "private key does not belong to the app id"},
+		{"a wrong app id", fake.AppID() + 1, fake.PrivateKeyPEM(), "GitHub refused the app's credentials (401"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := doctor.Run(context.Background(), doctor.FromApp(newApp(t, fake, tt.appID, tt.key)), doctor.Options{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one saying %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "PRIVATE KEY") || strings.Contains(err.Error(), "Bearer") {
+				t.Fatalf("error shows key material: %v", err)
+			}
+		})
+	}
+	t.Run("the wrong server", func(t *testing.T) {
+		fake.FailNext("GET", "/app", 1, http.StatusNotFound, nil, "")
+		_, err := doctor.Run(context.Background(), doctor.FromApp(newApp(t, fake, fake.AppID(), fake.PrivateKeyPEM())), doctor.Options{})
+		if err == nil || !strings.Contains(err.Error(), "--github-url") {
+			t.Fatalf("error %v, want one naming --github-url", err)
+		}
+	})
+}
+
+// editInstallations changes what GET /app/installations said.
+type editInstallations struct {
+	doctor.GitHub
+	edit func(*doctor.InstallationInfo)
+}
+
+func (e editInstallations) Installations(ctx context.Context) ([]doctor.InstallationInfo, error) {
+	insts, err := e.GitHub.Installations(ctx)
+	for i := range insts {
+		insts[i].Permissions = maps.Clone(insts[i].Permissions)
+		e.edit(&insts[i])
+	}
+	return insts, err
+}
+
+func TestRunInstallationFindings(t *testing.T) {
+	tests := []struct {
+		name    string
+		edit    func(*doctor.InstallationInfo)
+		message string
+		fix     string
+	}{
+		{"administration permission not accepted", func(i *doctor.InstallationInfo) { delete(i.Permissions, "administration") },
+			"missing permissions: administration: read (granted: none)", "an owner of acme must accept the app's new permissions at "},
+		{"checks granted read only", func(i *doctor.InstallationInfo) { i.Permissions["checks"] = "read" },
+			"checks: write (granted: read)", "accept"},
+		{"an event not received", func(i *doctor.InstallationInfo) { i.Events = []string{"pull_request", "issue_comment"} },
+			"does not receive these events: pull_request_review, merge_group", "subscribe"},
+		{"suspended", func(i *doctor.InstallationInfo) { i.Suspended = true },
+			"suspended", "unsuspend"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := githubtest.New(t)
+			fake.AddInstallation(3, "acme")
+			fake.AddRepo(3, "acme/api")
+			fake.SetProtection("acme/api", "main", false, githubtest.RequiredCheck{Context: "merge-guard", AppID: fake.AppID()})
+			g := editInstallations{doctor.FromApp(newApp(t, fake, fake.AppID(), fake.PrivateKeyPEM())), tt.edit}
+			rep, err := doctor.Run(context.Background(), g, doctor.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK() {
+				t.Fatal("report OK")
+			}
+			var found bool
+			for _, f := range rep.Installations[0].Findings {
+				if f.Status == doctor.StatusProblem && strings.Contains(f.Message, tt.message) && strings.Contains(f.Fix, tt.fix) {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("no problem saying %q with fix %q in %+v", tt.message, tt.fix, rep.Installations[0].Findings)
+			}
+		})
+	}
+	t.Run("all permissions granted", func(t *testing.T) {
+		fake := githubtest.New(t)
+		fake.AddInstallation(3, "acme")
+		rep, err := doctor.Run(context.Background(), doctor.FromApp(newApp(t, fake, fake.AppID(), fake.PrivateKeyPEM())), doctor.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f := rep.Installations[0].Findings; len(f) != 1 || f[0].Status != doctor.StatusOK {
+			t.Fatalf("findings %+v", f)
+		}
+		if !rep.OK() {
+			t.Fatal("an installation without repositories is not a problem")
+		}
+	})
+}
+
+func TestRunConfigFindings(t *testing.T) {
+	tests := []struct {
+		name   string
+		config string
+		ok     bool
+		status doctor.Status
+		want   string
+	}{
+		{"does not load", "timezone: Mars/Olympus\n", false, doctor.StatusProblem, "guard.yaml:1"},
+		{"advisory mode warns", "mode: advisory\n", true, doctor.StatusWarning, "mode: advisory"},
+		{"include glob matching nothing", "repos: {include: [\"acme/*\", \"acne/*\"]}\n", true, doctor.StatusInfo, `"acne/*" matches none`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := githubtest.New(t)
+			fake.AddInstallation(3, "acme")
+			fake.AddRepo(3, "acme/api")
+			fake.SetProtection("acme/api", "main", false, githubtest.RequiredCheck{Context: "merge-guard", AppID: fake.AppID()})
+			rep, err := doctor.Run(context.Background(), doctor.FromApp(newApp(t, fake, fake.AppID(), fake.PrivateKeyPEM())), doctor.Options{ConfigPath: writeConfig(t, tt.config)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK() != tt.ok {
+				t.Errorf("OK = %v, want %v", rep.OK(), tt.ok)
+			}
+			if len(rep.Config) != 1 || rep.Config[0].Status != tt.status || !strings.Contains(rep.Config[0].Message, tt.want) {
+				t.Fatalf("config findings %+v, want one %s saying %q", rep.Config, tt.status, tt.want)
+			}
+		})
+	}
+	t.Run("not installed anywhere", func(t *testing.T) {
+		fake := githubtest.New(t)
+		rep, err := doctor.Run(context.Background(), doctor.FromApp(newApp(t, fake, fake.AppID(), fake.PrivateKeyPEM())), doctor.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.OK() || len(rep.Config) != 1 || !strings.Contains(rep.Config[0].Fix, "/installations/new") {
+			t.Fatalf("OK %v, findings %+v", rep.OK(), rep.Config)
+		}
+	})
+}
+
+func TestRunGitHubFailures(t *testing.T) {
+	tests := []struct {
+		name    string
+		pattern string
+		status  int
+		state   func(doctor.Repo) doctor.State
+		want    string
+	}{
+		{"protection unavailable", "/repos/{owner}/{repo}/branches/{branch}/protection", http.StatusBadGateway,
+			func(r doctor.Repo) doctor.State { return r.BranchProtection.State }, "cannot tell"},
+		{"rulesets forbidden", "/repos/{owner}/{repo}/rules/branches/{branch}", http.StatusForbidden,
+			func(r doctor.Repo) doctor.State { return r.Rulesets.State }, "refused to show the rulesets"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := githubtest.New(t)
+			fake.AddInstallation(3, "acme")
+			fake.AddRepo(3, "acme/api")
+			fake.FailNext("GET", tt.pattern, 0, tt.status, nil, forbiddenBody)
+			rep, err := doctor.Run(context.Background(), doctor.FromApp(newApp(t, fake, fake.AppID(), fake.PrivateKeyPEM())), doctor.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := repoByName(t, rep, "acme/api")
+			if rep.OK() || r.Status != doctor.StatusUnknown || !strings.Contains(r.Message, tt.want) {
+				t.Fatalf("OK %v, repo %+v", rep.OK(), r)
+			}
+		})
+	}
+	t.Run("repositories cannot be listed", func(t *testing.T) {
+		fake := githubtest.New(t)
+		fake.AddInstallation(3, "acme")
+		fake.FailNext("GET", "/installation/repositories", 0, http.StatusForbidden, nil, forbiddenBody)
+		rep, err := doctor.Run(context.Background(), doctor.FromApp(newApp(t, fake, fake.AppID(), fake.PrivateKeyPEM())), doctor.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.OK() || !strings.Contains(rep.Installations[0].Findings[len(rep.Installations[0].Findings)-1].Message, "cannot list its repositories") {
+			t.Fatalf("findings %+v", rep.Installations[0].Findings)
+		}
+	})
+}
+
+func TestRunPaginates(t *testing.T) {
+	fake := githubtest.New(t)
+	fake.AddInstallation(3, "acme")
+	for i := range 130 {
+		name := "acme/r" + strings.Repeat("x", i%3) + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		fake.AddRepo(3, name)
+		fake.SetRulesetChecks(name, "~DEFAULT_BRANCH", githubtest.RequiredCheck{Context: "merge-guard", AppID: fake.AppID()})
+	}
+	rep, err := doctor.Run(context.Background(), doctor.FromApp(newApp(t, fake, fake.AppID(), fake.PrivateKeyPEM())), doctor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() || rep.Summary.Repositories != 130 || rep.Summary.Enforced != 130 {
+		t.Fatalf("OK %v, summary %+v", rep.OK(), rep.Summary)
+	}
+}
