@@ -2,10 +2,100 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/mergeguard/guard/internal/doctor"
+	"github.com/mergeguard/guard/internal/gh"
 )
 
-// runDoctor is a placeholder until the command lands.
+// doctorConfig is what `guard doctor` is configured with.
+type doctorConfig struct {
+	cred       *appCredentials
+	configPath string
+	json       bool
+}
+
+// doctorFailed is a report that found problems: exit 1.
+type doctorFailed struct {
+	code int
+	msg  string
+}
+
+func (e *doctorFailed) Error() string { return e.msg }
+func (e *doctorFailed) ExitCode() int { return e.code }
+
+// runDoctor checks an installed guard (SPEC §2): exit 0 when every
+// repository the guard acts on requires the check pinned to this app, 1
+// when the guard would be advisory only somewhere or the credentials fail,
+// 2 for usage errors.
 func runDoctor(ctx context.Context, args []string, s stdio) error {
-	return errors.New("not implemented yet")
+	c, err := parseDoctor(args, s)
+	if err != nil {
+		return err
+	}
+	app, err := gh.New(gh.Options{BaseURL: c.cred.GitHubURL, AppID: c.cred.AppID, PrivateKey: c.cred.PrivateKey})
+	if err != nil {
+		return err
+	}
+	rep, err := doctor.Run(ctx, doctor.FromApp(app), doctor.Options{ConfigPath: c.configPath})
+	if err != nil {
+		return fmt.Errorf("%w (app id %d on %s)", err, c.cred.AppID, c.cred.GitHubURL)
+	}
+	if c.json {
+		err = rep.WriteJSON(s.out)
+	} else {
+		err = rep.WriteText(s.out)
+	}
+	if err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	if rep.OK() {
+		return nil
+	}
+	sum := rep.Summary
+	var why []string
+	fix := "fix what the report lists and run guard doctor again"
+	if n := len(sum.AdvisoryOnly); n > 0 {
+		why = append(why, fmt.Sprintf("the guard is advisory only in %d %s", n, plural(n, "repository", "repositories")))
+		fix = "require " + rep.CheckName + " pinned to this app (Settings → Rules → Rulesets, or Settings → Branches; docs/install.md section 4) and " + fix
+	}
+	if n := sum.OtherProblems; n > 0 {
+		why = append(why, fmt.Sprintf("%d installation or configuration %s", n, plural(n, "problem", "problems")))
+	}
+	return &doctorFailed{code: 1, msg: strings.Join(why, " and ") + ": " + fix}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// parseDoctor reads the flags and environment; the credentials resolve as
+// for serve.
+func parseDoctor(args []string, s stdio) (*doctorConfig, error) {
+	fs := newFlagSet("doctor", "doctor [flags]   (credentials as for 'guard serve': flags, environment or the credentials file)", s)
+	cf := addCredentialFlags(fs)
+	c := &doctorConfig{}
+	fs.StringVar(&c.configPath, "config", envOr("GUARD_CONFIG", ""), "policy settings `file` (GUARD_CONFIG; default guard.yaml if present, else built-in defaults)")
+	fs.BoolVar(&c.json, "json", false, "write the report as JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, usageErr("unexpected argument %q", fs.Arg(0))
+	}
+	if c.configPath == "" {
+		if _, err := os.Stat("guard.yaml"); err == nil {
+			c.configPath = "guard.yaml"
+		}
+	}
+	var err error
+	if c.cred, err = cf.resolve(""); err != nil {
+		return nil, err
+	}
+	return c, nil
 }

@@ -71,7 +71,11 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(b, "OK: %s is required and pinned to this app wherever the guard acts.\n", r.CheckName)
 	default:
 		if len(s.AdvisoryOnly) > 0 {
-			fmt.Fprintf(b, "The guard is advisory only in %d repositories: %s.\n", len(s.AdvisoryOnly), strings.Join(s.AdvisoryOnly, ", "))
+			what := "repositories"
+			if len(s.AdvisoryOnly) == 1 {
+				what = "repository"
+			}
+			fmt.Fprintf(b, "The guard is advisory only in %d %s: %s.\n", len(s.AdvisoryOnly), what, strings.Join(s.AdvisoryOnly, ", "))
 		}
 		fmt.Fprintf(b, "Fix the %s and %s lines above (docs/install.md, section 4), then run guard doctor again.\n",
 			StatusProblem.Mark(), StatusUnknown.Mark())
