@@ -67,7 +67,7 @@ func TestDoctor(t *testing.T) {
 			stdout: "OK: merge-guard is required and pinned to this app wherever the guard acts"},
 		{name: "credentials from the credentials file", args: []string{"doctor", "--credentials", credFile(good)}, code: 0,
 			stdout: "✓ acme/api (main)"},
-		{name: "credentials from the environment", args: []string{"doctor"}, code: 0, stdout: "2 of 2 included repositories enforced",
+		{name: "credentials from the environment", args: []string{"doctor"}, code: 0, stdout: "2 of 2 checked repositories enforced",
 			env: map[string]string{"GUARD_APP_ID": strconv.FormatInt(good.AppID(), 10), "GUARD_PRIVATE_KEY": string(good.PrivateKeyPEM()), "GUARD_GITHUB_URL": good.URL()}},
 		{name: "an unpinned check", args: flags(bad), code: 1, stdout: "✗ acme/tools (main)",
 			stderr: "guard doctor: the guard is advisory only in 1 repository: require merge-guard pinned to this app (Settings → Rules → Rulesets, or Settings → Branches"},

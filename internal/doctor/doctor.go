@@ -19,7 +19,8 @@
 //     required and pinned to this app, no installation is suspended or short
 //     of a permission or event, and the configuration loads. Repositories
 //     that repos.include/exclude leave out are listed, not checked, and do
-//     not count. mode: advisory is a warning, not a failure: it is a choice
+//     not count, and neither do archived repositories (read-only, no pull
+//     requests). mode: advisory is a warning, not a failure: it is a choice
 //     written in guard.yaml, and the doctor checks the installation.
 //   - A 403 on branch protection means the app cannot read it (usually the
 //     administration: read permission is missing): the repository is
@@ -141,7 +142,7 @@ type Summary struct {
 	OK            bool     `json:"ok"`
 	Repositories  int      `json:"repositories"`
 	Enforced      int      `json:"enforced"`
-	Excluded      int      `json:"excluded"`
+	Skipped       int      `json:"skipped"`       // excluded by the configuration or archived: not checked
 	AdvisoryOnly  []string `json:"advisory_only"` // included repositories not enforced (problem or unknown)
 	OtherProblems int      `json:"other_problems"`
 }
@@ -347,10 +348,17 @@ func checkRepos(ctx context.Context, g GitHub, inst, appID int64, cfg *config.Co
 	sem := make(chan struct{}, n)
 	var wg sync.WaitGroup
 	for i, r := range repos {
-		if !cfg.RepoIncluded(r.FullName) {
+		switch {
+		case !cfg.RepoIncluded(r.FullName):
 			out[i] = Repo{
 				FullName: r.FullName, DefaultBranch: r.DefaultBranch, Status: StatusSkipped,
 				Message: "excluded by repos.include/exclude in the configuration: not checked, the guard does not act here",
+			}
+			continue
+		case r.Archived:
+			out[i] = Repo{
+				FullName: r.FullName, DefaultBranch: r.DefaultBranch, Status: StatusSkipped,
+				Message: "archived: read-only, no pull requests to guard; not checked",
 			}
 			continue
 		}
@@ -520,7 +528,7 @@ func (r *Report) summarize() {
 			s.Repositories++
 			switch {
 			case !rp.Included:
-				s.Excluded++
+				s.Skipped++
 			case rp.Status == StatusOK:
 				s.Enforced++
 			default:

@@ -125,7 +125,7 @@ func TestRunJudgesEveryRepository(t *testing.T) {
 	if got := rep.Summary.AdvisoryOnly; strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("advisory only in %v, want %v", got, want)
 	}
-	if s := rep.Summary; s.Enforced != 2 || s.Excluded != 1 || s.Repositories != 8 || s.OtherProblems != 0 {
+	if s := rep.Summary; s.Enforced != 2 || s.Skipped != 1 || s.Repositories != 8 || s.OtherProblems != 0 {
 		t.Errorf("summary %+v", s)
 	}
 	if n := fake.CallCount("GET", "/repos/acme/sandbox/*"); n != 0 {
@@ -445,5 +445,38 @@ func TestRunPaginates(t *testing.T) {
 	}
 	if !rep.OK() || rep.Summary.Repositories != 130 || rep.Summary.Enforced != 130 {
 		t.Fatalf("OK %v, summary %+v", rep.OK(), rep.Summary)
+	}
+}
+
+// archiveRepos marks repositories archived in what GitHub listed.
+type archiveRepos struct {
+	doctor.GitHub
+	archived string
+}
+
+func (a archiveRepos) Repositories(ctx context.Context, installation int64) ([]doctor.RepositoryInfo, error) {
+	repos, err := a.GitHub.Repositories(ctx, installation)
+	for i := range repos {
+		repos[i].Archived = repos[i].FullName == a.archived
+	}
+	return repos, err
+}
+
+func TestRunSkipsArchivedRepositories(t *testing.T) {
+	fake := githubtest.New(t)
+	fake.AddInstallation(3, "acme")
+	fake.AddRepo(3, "acme/api")
+	fake.AddRepo(3, "acme/old")
+	fake.SetProtection("acme/api", "main", false, githubtest.RequiredCheck{Context: "merge-guard", AppID: fake.AppID()})
+	g := archiveRepos{doctor.FromApp(newApp(t, fake, fake.AppID(), fake.PrivateKeyPEM())), "acme/old"}
+	rep, err := doctor.Run(context.Background(), g, doctor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := repoByName(t, rep, "acme/old"); !rep.OK() || r.Status != doctor.StatusSkipped || !strings.Contains(r.Message, "archived") {
+		t.Fatalf("OK %v, acme/old %+v", rep.OK(), r)
+	}
+	if n := fake.CallCount("GET", "/repos/acme/old/*/*/*"); n != 0 {
+		t.Errorf("the archived repository was read %d times", n)
 	}
 }

@@ -57,10 +57,10 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 	}
 	s := r.Summary
-	included := s.Repositories - s.Excluded
-	fmt.Fprintf(b, "\nSummary: %d of %d included repositories enforced", s.Enforced, included)
-	if s.Excluded > 0 {
-		fmt.Fprintf(b, ", %d excluded by the configuration", s.Excluded)
+	checked := s.Repositories - s.Skipped
+	fmt.Fprintf(b, "\nSummary: %d of %d checked repositories enforced", s.Enforced, checked)
+	if s.Skipped > 0 {
+		fmt.Fprintf(b, ", %d not checked (excluded by the configuration or archived)", s.Skipped)
 	}
 	if s.OtherProblems > 0 {
 		fmt.Fprintf(b, ", %d other problem(s)", s.OtherProblems)
