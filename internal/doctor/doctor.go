@@ -290,8 +290,8 @@ func permissionFindings(app AppInfo, ii InstallationInfo) []Finding {
 	}
 	f := Finding{Status: StatusProblem, Message: "missing permissions: " + strings.Join(missing, ", ")}
 	if len(notInApp) > 0 {
-		f.Fix = "add " + strings.Join(notInApp, ", ") + " in the app's settings (Permissions & events" + at(permissionsURL(app.HTMLURL)) +
-			"), then an owner of " + ii.Account + " must accept the new permissions" + at(ii.HTMLURL)
+		f.Fix = "add " + strings.Join(notInApp, ", ") + " in the app's settings (Permissions & events; the app's page" + at(app.HTMLURL) +
+			" links to them), then an owner of " + ii.Account + " must accept the new permissions" + at(ii.HTMLURL)
 	} else {
 		f.Fix = "an owner of " + ii.Account + " must accept the app's new permissions" + at(ii.HTMLURL)
 	}
@@ -319,8 +319,8 @@ func eventFindings(app AppInfo, ii InstallationInfo) []Finding {
 	return []Finding{{
 		Status:  StatusProblem,
 		Message: "the installation does not receive these events: " + strings.Join(missing, ", "),
-		Fix: "subscribe to them in the app's settings (Permissions & events" + at(permissionsURL(app.HTMLURL)) +
-			"), then an owner of " + ii.Account + " must accept the change" + at(ii.HTMLURL),
+		Fix: "subscribe to them in the app's settings (Permissions & events; the app's page" + at(app.HTMLURL) +
+			" links to them), then an owner of " + ii.Account + " must accept the change" + at(ii.HTMLURL),
 	}}
 }
 
@@ -555,10 +555,6 @@ func installURL(appHTML string) string {
 	}
 	return strings.TrimSuffix(appHTML, "/") + "/installations/new"
 }
-
-// permissionsURL guesses nothing: GitHub's app page links to its settings,
-// which live under the owner; the app page is the reliable address.
-func permissionsURL(appHTML string) string { return appHTML }
 
 func joinIDs(ids []int64) string {
 	s := make([]string, len(ids))
