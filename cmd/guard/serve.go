@@ -325,6 +325,7 @@ func serve(ctx context.Context, c *serveConfig, s stdio) error {
 		go r.Watch(runCtx, 2*time.Second)
 	}
 	go g.RunRedelivery(runCtx, 10*time.Minute)
+	go pruneInbox(runCtx, store, now, log)
 	schedDone := make(chan struct{})
 	go func() {
 		g.RunScheduler(runCtx, guard.SchedulerOptions{Tick: c.tick, ExportDir: exportDir})
@@ -368,5 +369,29 @@ func (a inboxAdapter) Accept(ctx context.Context, d webhook.Delivery) (int64, bo
 func inboxToWebhook(d audit.Delivery) webhook.Delivery {
 	return webhook.Delivery{
 		Seq: d.Seq, ID: d.ID, Event: d.Event, Action: d.Action, Key: d.Key, Payload: d.Payload, ReceivedAt: d.ReceivedAt,
+	}
+}
+
+// inboxRetention is how long processed deliveries are kept for duplicate
+// detection; GitHub redelivers only within a few days.
+const inboxRetention = 30 * 24 * time.Hour
+
+// pruneInbox deletes processed deliveries past the retention, hourly.
+func pruneInbox(ctx context.Context, store *audit.Store, now func() time.Time, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := store.PruneInbox(ctx, now().Add(-inboxRetention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error("prune inbox", "err", err)
+		case n > 0:
+			log.Info("pruned processed deliveries", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
