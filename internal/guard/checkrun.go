@@ -64,11 +64,8 @@ func title(in *pr.Input, d pr.Decision) string {
 		case !in.AgentPR:
 			t = "Not agent-authored"
 		default:
-			if who := approvedBy(in); who != "" {
-				t = "Approved by @" + who
-			} else if len(d.Reasons) > 0 {
-				t = d.Reasons[0].Message
-			} else {
+			t = firstMessage(d, pr.Allow)
+			if t == string(pr.Allow) {
 				t = "Agent PR: every rule passes"
 			}
 		}
@@ -92,18 +89,6 @@ func firstMessage(d pr.Decision, o pr.Outcome) string {
 		}
 	}
 	return string(o)
-}
-
-// approvedBy names a human approval of the head (for the title only; the
-// policy decides).
-func approvedBy(in *pr.Input) string {
-	for _, r := range in.Reviews {
-		if r.State == "APPROVED" && r.CommitID == in.PullRequest.HeadSHA && !r.User.Agent &&
-			r.User.Type == "User" && r.User.Login != in.PullRequest.Author.Login && r.Approver {
-			return r.User.Login
-		}
-	}
-	return ""
 }
 
 // whoMay says who may approve or override.
