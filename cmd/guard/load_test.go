@@ -1,14 +1,23 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mergeguard/guard/internal/githubtest"
 	"github.com/mergeguard/guard/internal/pr"
+	"github.com/mergeguard/guard/internal/webhook"
 )
 
 // economyConfig makes every classification and approval ask GitHub for team
@@ -177,4 +186,126 @@ func TestAPIEconomy(t *testing.T) {
 			t.Fatalf("%d team membership calls in steady state", n)
 		}
 	})
+}
+
+// BenchmarkServeUnderLoad runs the whole guard in-process against a
+// zero-latency fake GitHub: b.N steady-state deliveries (labeled, on 100 PRs
+// of which half are agent PRs) from 32 concurrent senders, then waits until
+// every one has published its check run. It reports acknowledgements/s,
+// the p50/p99 acknowledgement latency and processed deliveries/s; run it
+// with -cpuprofile/-blockprofile to see where the time goes (the load tool,
+// cmd/guard-load, measures the real binary, RSS included).
+//
+//	go test ./cmd/guard -run XXX -bench ServeUnderLoad -benchtime 5000x -cpuprofile /tmp/cpu.out
+func BenchmarkServeUnderLoad(b *testing.B) {
+	fake := githubtest.New(b)
+	fake.AddInstallation(testInst, "octo-org")
+	fake.AddRepo(testInst, testRepo)
+	fake.SetRateLimit(1<<30, 1<<30, time.Now().Add(24*time.Hour))
+	const pulls = 100
+	var bodies [][]byte
+	for n := 1; n <= pulls; n++ {
+		author := alice
+		if n%2 == 0 {
+			author = agent
+		}
+		head := fmt.Sprintf("%040x", n)
+		addPull(fake, n, author, head)
+		fake.AddFile(testRepo, n, pr.File{Filename: "main.go", Status: "modified", Additions: 1, Patch: "@@ -1,1 +1,2 @@\n package main\n+// change"})
+		bodies = append(bodies, prEvent(b, "labeled", n, author, head, author))
+	}
+	var written atomic.Int64
+	fake.OnCheckRun(func(string, githubtest.CheckRun) { written.Add(1) })
+	base, stop := serveForBench(b, fake)
+	defer stop()
+
+	// Warm-up: every PR has its run, tokens are minted, caches are filled.
+	sigs := make([]string, len(bodies))
+	for i, body := range bodies {
+		sigs[i] = webhook.Sign([]byte(testSecret), body)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}}
+	post := func(id string, k int) (time.Duration, error) {
+		req, _ := http.NewRequest(http.MethodPost, base+"/webhook", bytes.NewReader(bodies[k]))
+		req.Header.Set("X-GitHub-Event", "pull_request")
+		req.Header.Set("X-GitHub-Delivery", id)
+		req.Header.Set("X-Hub-Signature-256", sigs[k])
+		t0 := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			return 0, fmt.Errorf("webhook answered %d", resp.StatusCode)
+		}
+		return time.Since(t0), nil
+	}
+	for k := range bodies {
+		if _, err := post(fmt.Sprintf("warm-%d", k), k); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(time.Minute); written.Load() < pulls; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("warm-up: not every PR got its check run within a minute")
+		}
+	}
+	var next atomic.Int64
+	var mu sync.Mutex
+	lat := make([]time.Duration, 0, b.N)
+	w0 := written.Load()
+	b.SetParallelism(16) // 32 senders on 2 cores
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(p *testing.PB) {
+		local := make([]time.Duration, 0, 1024)
+		for p.Next() {
+			i := next.Add(1)
+			d, err := post(fmt.Sprintf("bench-%d", i), int(i)%len(bodies))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			local = append(local, d)
+		}
+		mu.Lock()
+		lat = append(lat, local...)
+		mu.Unlock()
+	})
+	acked := time.Since(start)
+	deadline := time.Now().Add(10 * time.Minute)
+	for written.Load()-w0 < int64(b.N) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	done := time.Since(start)
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(len(lat))/acked.Seconds(), "acks/s")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "ack-p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "ack-p99-ms")
+	b.ReportMetric(float64(written.Load()-w0)/done.Seconds(), "decided/s")
+}
+
+// serveForBench serves a guard in-process for a benchmark.
+func serveForBench(b *testing.B, fake *githubtest.Server) (string, func()) {
+	dir := b.TempDir()
+	ready := make(chan string, 1)
+	c := &serveConfig{
+		Addr: "127.0.0.1:0", DB: filepath.Join(dir, "guard.db"), AppID: fake.AppID(), PrivateKey: fake.PrivateKeyPEM(),
+		WebhookSecret: testSecret, GitHubURL: fake.URL(), PublicURL: "https://guard.example.com",
+		Workers: 8, LogLevel: "warn", ready: ready,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	log := &syncBuffer{}
+	go func() { done <- serve(ctx, c, stdio{in: strings.NewReader(""), out: io.Discard, err: log}) }()
+	select {
+	case addr := <-ready:
+		return "http://" + addr, func() { cancel(); <-done }
+	case err := <-done:
+		b.Fatalf("guard did not start: %v\n%s", err, log)
+	}
+	return "", nil
 }

@@ -1,0 +1,879 @@
+// Command guard-load proves Merge Guard under load (SPEC §8). It starts an
+// in-process fake GitHub (internal/githubtest) with configurable latency,
+// seeds repositories with human and agent pull requests (commits, files,
+// reviews), runs the real `guard serve` binary as a child process against
+// it, and replays signed deliveries built from testdata/webhooks.
+//
+// Phases:
+//
+//  1. warm-up: one "opened" per pull request, until every one has its check
+//     run (first sight is not steady state);
+//  2. decision latency and API economy: deliveries one at a time on
+//     steady-state pull requests, each timed from the POST to the moment the
+//     fake GitHub stores the check run, with the GitHub calls it cost
+//     (human and agent PRs apart);
+//  3. throughput: closed-loop (-conns senders, no pause) or open-loop
+//     (-rate deliveries/s, latency measured from the scheduled send time) for
+//     -duration, then the queue drains (at most -drain).
+//
+// It reports acknowledgements/s, p50/p99/max acknowledgement latency,
+// delivery-to-check-run latency, GitHub calls per event, the queue depth
+// over time (guard_queue_depth from /metrics) and the guard's peak RSS
+// (VmHWM). Everything runs on loopback and is bounded in count (-max) and
+// time. Exit status 1 when a target is missed and -strict is set.
+//
+//	go build -o /tmp/guard ./cmd/guard && go run ./cmd/guard-load -guard /tmp/guard
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/mergeguard/guard/internal/githubtest"
+	"github.com/mergeguard/guard/internal/pr"
+	"github.com/mergeguard/guard/internal/webhook"
+)
+
+// options are the flags.
+type options struct {
+	guard      string
+	webhooks   string
+	repos      int
+	prs        int
+	agentShare float64
+	latency    time.Duration
+	workers    int
+	conns      int
+	rate       float64
+	duration   time.Duration
+	max        int
+	samples    int
+	drain      time.Duration
+	strict     bool
+	keep       bool
+}
+
+const (
+	org     = "load-org"
+	inst    = int64(7)
+	secret  = "load-webhook-secret"
+	checkNm = "merge-guard"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "guard-load:", err)
+		os.Exit(1)
+	}
+}
+
+func parse(args []string) (*options, error) {
+	fs := flag.NewFlagSet("guard-load", flag.ContinueOnError)
+	o := &options{}
+	fs.StringVar(&o.guard, "guard", "", "path of the built guard binary (go build -o /tmp/guard ./cmd/guard); required")
+	fs.StringVar(&o.webhooks, "webhooks", "testdata/webhooks", "`dir` of the example webhook payloads")
+	fs.IntVar(&o.repos, "repos", 10, "repositories to seed")
+	fs.IntVar(&o.prs, "prs", 20, "pull requests per repository")
+	fs.Float64Var(&o.agentShare, "agent-share", 0.5, "share of pull requests written by an agent (0..1)")
+	fs.DurationVar(&o.latency, "latency", 0, "latency of every fake GitHub answer")
+	fs.IntVar(&o.workers, "workers", 8, "guard serve --workers")
+	fs.IntVar(&o.conns, "conns", 32, "concurrent senders (connections)")
+	fs.Float64Var(&o.rate, "rate", 0, "open-loop target deliveries/s (0: closed loop, as fast as -conns senders go)")
+	fs.DurationVar(&o.duration, "duration", 60*time.Second, "length of the throughput phase")
+	fs.IntVar(&o.max, "max", 400000, "most deliveries sent in the throughput phase")
+	fs.IntVar(&o.samples, "samples", 300, "deliveries timed one at a time for delivery-to-check-run latency")
+	fs.DurationVar(&o.drain, "drain", 5*time.Minute, "longest wait for the queue to drain after the throughput phase")
+	fs.BoolVar(&o.strict, "strict", false, "exit 1 when a SPEC §8 target is missed")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (database, guard log)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	switch {
+	case o.guard == "":
+		return nil, errors.New("-guard is required: go build -o /tmp/guard ./cmd/guard, then -guard /tmp/guard")
+	case o.repos < 1 || o.prs < 1:
+		return nil, errors.New("-repos and -prs must be at least 1")
+	case o.agentShare < 0 || o.agentShare > 1:
+		return nil, errors.New("-agent-share must be between 0 and 1")
+	case o.conns < 1 || o.conns > 1024:
+		return nil, errors.New("-conns must be between 1 and 1024")
+	case o.duration <= 0 || o.duration > 30*time.Minute:
+		return nil, errors.New("-duration must be between 0 and 30m")
+	case o.max < 1 || o.max > 5_000_000:
+		return nil, errors.New("-max must be between 1 and 5000000")
+	case o.rate < 0 || o.rate > 100000:
+		return nil, errors.New("-rate must be between 0 and 100000")
+	}
+	if _, err := os.Stat(filepath.Join(o.webhooks, "pull_request.opened.json")); err != nil {
+		return nil, fmt.Errorf("-webhooks %s: %w (run from the repository root or pass -webhooks)", o.webhooks, err)
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	o, err := parse(args)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "guard-load-")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		fmt.Fprintln(out, "# keeping", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+
+	fake := githubtest.Start()
+	defer fake.Close()
+	fake.SetLatency(o.latency)
+	// One budget for the whole run: GitHub's primary limit is per hour and
+	// per installation; the fake's 5,000 would end a load test early.
+	fake.SetRateLimit(1<<30, 1<<30, time.Now().Add(24*time.Hour))
+	w := newWorld(o)
+	if err := w.seed(fake); err != nil {
+		return err
+	}
+	hook := newHook()
+	fake.OnCheckRun(hook.observe)
+
+	g, err := startGuard(ctx, o, fake, dir)
+	if err != nil {
+		return err
+	}
+	defer g.stop()
+	bodies, err := w.bodies(o.webhooks)
+	if err != nil {
+		return err
+	}
+	s := &sender{base: g.base, client: newClient(o.conns)}
+	r := &report{o: o}
+
+	// 1. Warm-up: every PR gets its first decision.
+	start := time.Now()
+	for _, p := range w.pulls {
+		if code, err := s.post(ctx, "pull_request", p.opened); err != nil || code != http.StatusAccepted {
+			return fmt.Errorf("warm-up delivery: status %d: %w", code, err)
+		}
+	}
+	if err := waitPublished(ctx, hook, w.pulls, 2*time.Minute); err != nil {
+		return fmt.Errorf("warm-up: %w; guard log: %s", err, g.logPath)
+	}
+	fmt.Fprintf(out, "# warm-up: %d pull requests decided in %s\n", len(w.pulls), time.Since(start).Round(time.Millisecond))
+
+	// 2. One at a time: delivery -> check run, and calls per event.
+	if err := r.sequential(ctx, s, hook, fake, w, bodies); err != nil {
+		return fmt.Errorf("sequential phase: %w; guard log: %s", err, g.logPath)
+	}
+
+	// 3. Throughput.
+	if err := r.throughput(ctx, s, hook, fake, g, bodies); err != nil {
+		return fmt.Errorf("throughput phase: %w; guard log: %s", err, g.logPath)
+	}
+	r.rss = max(r.rss, g.peakRSS())
+	missed := r.print(out)
+	if missed && o.strict {
+		return errors.New("a SPEC §8 target was missed")
+	}
+	return nil
+}
+
+// ---- the seeded world ----
+
+type pull struct {
+	repo   string
+	number int
+	author pr.Account
+	agent  bool
+	head   string
+	opened []byte
+}
+
+type world struct {
+	o     *options
+	pulls []*pull
+	rnd   *rand.Rand
+}
+
+func newWorld(o *options) *world {
+	return &world{o: o, rnd: rand.New(rand.NewPCG(1, 2))}
+}
+
+var (
+	agentAccount = pr.Account{Login: "load-agent[bot]", Type: "Bot"}
+	reviewer     = pr.Account{Login: "rita", Type: "User"}
+)
+
+func shaOf(repo, n int, salt string) string {
+	return fmt.Sprintf("%040x", uint64(repo)<<40|uint64(n)<<8|uint64(len(salt)))
+}
+
+// seed adds the installation, repositories and pull requests to the fake.
+func (w *world) seed(fake *githubtest.Server) error {
+	fake.AddInstallation(inst, org)
+	agents := int(float64(w.o.prs) * w.o.agentShare)
+	for ri := range w.o.repos {
+		repo := fmt.Sprintf("%s/repo-%d", org, ri)
+		fake.AddRepo(inst, repo)
+		for n := 1; n <= w.o.prs; n++ {
+			p := &pull{repo: repo, number: n, head: shaOf(ri, n, "head"), agent: n <= agents}
+			p.author = pr.Account{Login: fmt.Sprintf("dev-%d", n%17), Type: "User"}
+			if p.agent {
+				p.author = agentAccount
+			}
+			fake.AddPull(repo, pr.PullRequest{Number: n, Title: fmt.Sprintf("change %d", n), Author: p.author,
+				HeadSHA: p.head, BaseRef: "main", BaseSHA: strings.Repeat("0", 40)})
+			when := time.Now().Add(-2 * time.Hour)
+			for c := range 2 {
+				person := pr.Person{Name: p.author.Login, Email: p.author.Login + "@example.com", Account: p.author, Date: when}
+				s := p.head
+				if c == 0 {
+					s = shaOf(ri, n, "first")
+				}
+				fake.AddCommit(repo, n, pr.Commit{SHA: s, Message: "change", Author: person, Committer: person})
+			}
+			fake.AddFile(repo, n, pr.File{Filename: "internal/widget/widget.go", Status: "modified", Additions: 3, Deletions: 1,
+				Patch: "@@ -10,3 +10,5 @@ func Widget() {\n \tx := 1\n-\ty := 2\n+\ty := 3\n+\tz := 4\n+\t_ = z\n \treturn"})
+			fake.AddFile(repo, n, pr.File{Filename: "internal/widget/widget_test.go", Status: "modified", Additions: 2,
+				Patch: "@@ -5,2 +5,4 @@ func TestWidget(t *testing.T) {\n \tw := Widget()\n+\tif w == nil {\n+\t\tt.Fatal(\"nil\")\n \t}"})
+			state := "COMMENTED"
+			if p.agent && n%2 == 0 {
+				state = "APPROVED" // half the agent PRs are approved by a human
+			}
+			fake.AddReview(repo, n, pr.Review{User: reviewer, State: state, CommitID: p.head})
+			w.pulls = append(w.pulls, p)
+		}
+	}
+	return nil
+}
+
+// delivery is one prepared, signed webhook.
+type delivery struct {
+	event string
+	body  []byte
+	sig   string
+	p     *pull
+}
+
+// bodies builds the steady-state deliveries (labeled, edited by a human,
+// review submitted) of every pull request, and each one's "opened".
+func (w *world) bodies(dir string) ([]delivery, error) {
+	load := func(name string) (map[string]any, error) {
+		raw, err := os.ReadFile(filepath.Join(dir, name+".json"))
+		if err != nil {
+			return nil, err
+		}
+		var m map[string]any
+		return m, json.Unmarshal(raw, &m)
+	}
+	var out []delivery
+	for _, p := range w.pulls {
+		owner, name, _ := strings.Cut(p.repo, "/")
+		common := map[string]any{
+			"installation":                     map[string]any{"id": inst, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uNw=="},
+			"repository.full_name":             p.repo,
+			"repository.name":                  name,
+			"repository.owner.login":           owner,
+			"repository.owner.type":            "Organization",
+			"repository.default_branch":        "main",
+			"pull_request.number":              p.number,
+			"pull_request.user.login":          p.author.Login,
+			"pull_request.user.type":           p.author.Type,
+			"pull_request.head.sha":            p.head,
+			"pull_request.head.ref":            fmt.Sprintf("pr-%d", p.number),
+			"pull_request.base.ref":            "main",
+			"pull_request.state":               "open",
+			"pull_request.draft":               false,
+			"pull_request.updated_at":          time.Now().Add(-time.Hour).UTC().Format(time.RFC3339),
+			"pull_request.auto_merge":          nil,
+			"pull_request.head.repo.full_name": p.repo,
+			"pull_request.base.repo.full_name": p.repo,
+		}
+		build := func(fixture string, set map[string]any) ([]byte, error) {
+			m, err := load(fixture)
+			if err != nil {
+				return nil, err
+			}
+			for k, v := range common {
+				setPath(m, k, v)
+			}
+			for k, v := range set {
+				setPath(m, k, v)
+			}
+			return json.Marshal(m)
+		}
+		author := map[string]any{"sender.login": p.author.Login, "sender.type": p.author.Type}
+		human := map[string]any{"sender.login": reviewer.Login, "sender.type": "User"}
+		var err error
+		if p.opened, err = build("pull_request.opened", merge(author, map[string]any{"action": "opened", "number": p.number})); err != nil {
+			return nil, err
+		}
+		for _, d := range []struct {
+			event, fixture string
+			set            map[string]any
+		}{
+			{"pull_request", "pull_request.labeled", merge(author, map[string]any{"action": "labeled", "number": p.number})},
+			{"pull_request", "pull_request.opened", merge(human, map[string]any{"action": "edited", "number": p.number})},
+			{"pull_request_review", "pull_request_review.submitted", merge(human, map[string]any{
+				"review.user.login": reviewer.Login, "review.user.type": "User", "review.state": "commented", "review.commit_id": p.head,
+			})},
+		} {
+			b, err := build(d.fixture, d.set)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, delivery{event: d.event, body: b, sig: webhook.Sign([]byte(secret), b), p: p})
+		}
+	}
+	w.rnd.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out, nil
+}
+
+func merge(a, b map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
+
+func setPath(m map[string]any, path string, v any) {
+	keys := strings.Split(path, ".")
+	for _, k := range keys[:len(keys)-1] {
+		next, ok := m[k].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[k] = next
+		}
+		m = next
+	}
+	m[keys[len(keys)-1]] = v
+}
+
+// ---- the check-run hook ----
+
+// hook learns from the fake when check runs are written.
+type hook struct {
+	mu      sync.Mutex
+	waiters map[string]chan time.Time // repo@sha -> one waiter
+	pending map[string][]time.Time    // repo@sha -> send times (throughput phase)
+	seen    map[string]bool
+	lat     []time.Duration // delivery -> check run under load
+	writes  atomic.Int64
+}
+
+func newHook() *hook {
+	return &hook{waiters: map[string]chan time.Time{}, pending: map[string][]time.Time{}, seen: map[string]bool{}}
+}
+
+func key(repo, sha string) string { return repo + "@" + sha }
+
+func (h *hook) observe(repo string, run githubtest.CheckRun) {
+	now := time.Now()
+	if run.Name != checkNm || run.Status != "completed" {
+		return
+	}
+	h.writes.Add(1)
+	k := key(repo, run.HeadSHA)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.seen[k] = true
+	if c, ok := h.waiters[k]; ok {
+		delete(h.waiters, k)
+		c <- now
+	}
+	if q := h.pending[k]; len(q) > 0 {
+		h.lat = append(h.lat, now.Sub(q[0]))
+		h.pending[k] = q[1:]
+	}
+}
+
+// wait returns a channel told when the next run on repo@sha is written.
+func (h *hook) wait(repo, sha string) <-chan time.Time {
+	c := make(chan time.Time, 1)
+	h.mu.Lock()
+	h.waiters[key(repo, sha)] = c
+	h.mu.Unlock()
+	return c
+}
+
+func (h *hook) sent(repo, sha string, at time.Time) {
+	h.mu.Lock()
+	k := key(repo, sha)
+	h.pending[k] = append(h.pending[k], at)
+	h.mu.Unlock()
+}
+
+func waitPublished(ctx context.Context, h *hook, pulls []*pull, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		h.mu.Lock()
+		missing := 0
+		for _, p := range pulls {
+			if !h.seen[key(p.repo, p.head)] {
+				missing++
+			}
+		}
+		h.mu.Unlock()
+		if missing == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d pull requests have no check run after %s", missing, len(pulls), limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// ---- the guard child process ----
+
+type guardProc struct {
+	cmd     *exec.Cmd
+	base    string
+	logPath string
+	done    chan error
+}
+
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func startGuard(ctx context.Context, o *options, fake *githubtest.Server, dir string) (*guardProc, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(dir, "guard.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(o.guard, "serve", "--workers", strconv.Itoa(o.workers))
+	cmd.Dir = dir // no guard.yaml there: built-in defaults
+	cmd.Env = append(os.Environ(),
+		"GUARD_ADDR="+addr,
+		"GUARD_DB="+filepath.Join(dir, "guard.db"),
+		"GUARD_APP_ID="+strconv.FormatInt(fake.AppID(), 10),
+		"GUARD_PRIVATE_KEY="+string(fake.PrivateKeyPEM()),
+		"GUARD_WEBHOOK_SECRET="+secret,
+		"GUARD_GITHUB_URL="+fake.URL(),
+		"GUARD_PUBLIC_URL=https://guard.example.com",
+		"GUARD_LOG_LEVEL=warn",
+	)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", o.guard, err)
+	}
+	g := &guardProc{cmd: cmd, base: "http://" + addr, logPath: logPath, done: make(chan error, 1)}
+	go func() { g.done <- cmd.Wait(); logf.Close() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(g.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return g, nil
+			}
+		}
+		select {
+		case err := <-g.done:
+			return nil, fmt.Errorf("guard exited at start: %v; log: %s", err, logPath)
+		case <-ctx.Done():
+			g.stop()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			g.stop()
+			return nil, fmt.Errorf("guard not ready after 30s; log: %s", logPath)
+		}
+	}
+}
+
+// peakRSS is the guard's VmHWM in bytes (0 if unknown).
+func (g *guardProc) peakRSS() int64 {
+	return procStatus(g.cmd.Process.Pid, "VmHWM:")
+}
+
+func procStatus(pid int, field string) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), field); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func (g *guardProc) stop() {
+	if g.cmd.ProcessState != nil {
+		return
+	}
+	_ = g.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-g.done:
+	case <-time.After(15 * time.Second):
+		_ = g.cmd.Process.Kill()
+		<-g.done
+	}
+}
+
+// queueDepth scrapes guard_queue_depth from /metrics.
+func (g *guardProc) queueDepth(c *http.Client) (int, error) {
+	resp, err := c.Get(g.base + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "guard_queue_depth "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return int(f), err
+		}
+	}
+	return 0, errors.New("no guard_queue_depth in /metrics")
+}
+
+// ---- sending ----
+
+type sender struct {
+	base   string
+	client *http.Client
+	seq    atomic.Int64
+}
+
+func newClient(conns int) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = conns * 2
+	tr.MaxIdleConnsPerHost = conns * 2
+	tr.MaxConnsPerHost = conns * 2
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+func (s *sender) post(ctx context.Context, event string, body []byte) (int, error) {
+	return s.send(ctx, delivery{event: event, body: body, sig: webhook.Sign([]byte(secret), body)})
+}
+
+func (s *sender) send(ctx context.Context, d delivery) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base+"/webhook", bytes.NewReader(d.body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", d.event)
+	req.Header.Set("X-GitHub-Delivery", "load-"+strconv.FormatInt(s.seq.Add(1), 10))
+	req.Header.Set("X-Hub-Signature-256", d.sig)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// ---- measuring ----
+
+type sample struct {
+	at    time.Duration // since the phase started
+	depth int
+	rss   int64
+	acks  int64
+	wrote int64
+}
+
+type report struct {
+	o *options
+
+	decide      []time.Duration // one at a time: delivery -> check run
+	callsHuman  []int
+	callsAgent  []int
+	freeHuman   []int
+	freeAgent   []int
+	acks        []time.Duration
+	ackErrors   int64
+	sent        int64
+	elapsed     time.Duration
+	loaded      []time.Duration // delivery -> check run under load
+	series      []sample
+	drained     time.Duration
+	drainedOK   bool
+	callsLoad   int64
+	decidedLoad int64
+	rss         int64
+}
+
+func (r *report) sequential(ctx context.Context, s *sender, h *hook, fake *githubtest.Server, w *world, ds []delivery) error {
+	for i := range min(r.o.samples, len(ds)) {
+		d := ds[i]
+		fake.ResetCalls()
+		c := h.wait(d.p.repo, d.p.head)
+		start := time.Now()
+		code, err := s.send(ctx, d)
+		if err != nil || code != http.StatusAccepted {
+			return fmt.Errorf("delivery answered %d: %v", code, err)
+		}
+		select {
+		case at := <-c:
+			r.decide = append(r.decide, at.Sub(start))
+		case <-time.After(30 * time.Second):
+			return fmt.Errorf("no check run on %s@%s 30s after the delivery", d.p.repo, d.p.head[:7])
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		// The check run is written before the decision is recorded: let
+		// the worker finish so the next delivery's calls are its own.
+		time.Sleep(2 * time.Millisecond)
+		calls, free := len(fake.Calls()), len(fake.FreeCalls())
+		if d.p.agent {
+			r.callsAgent, r.freeAgent = append(r.callsAgent, calls), append(r.freeAgent, free)
+		} else {
+			r.callsHuman, r.freeHuman = append(r.callsHuman, calls), append(r.freeHuman, free)
+		}
+	}
+	return nil
+}
+
+func (r *report) throughput(ctx context.Context, s *sender, h *hook, fake *githubtest.Server, g *guardProc, ds []delivery) error {
+	fake.ResetCalls()
+	writes0 := h.writes.Load()
+	phase, cancel := context.WithTimeout(ctx, r.o.duration)
+	defer cancel()
+	start := time.Now()
+	var (
+		next    atomic.Int64
+		ackMu   sync.Mutex
+		errs    atomic.Int64
+		acked   atomic.Int64
+		calls   atomic.Int64
+		wg      sync.WaitGroup
+		ticks   chan time.Time
+		scraper = &http.Client{Timeout: 5 * time.Second}
+	)
+	r.acks = make([]time.Duration, 0, min(r.o.max, 1<<20))
+	if r.o.rate > 0 {
+		// Open loop: sends are scheduled at a fixed rate and timed from
+		// their scheduled moment, so a slow guard cannot hide its queueing.
+		ticks = make(chan time.Time, 1<<16)
+		go func() {
+			defer close(ticks)
+			interval := time.Duration(float64(time.Second) / r.o.rate)
+			for i := 0; i < r.o.max; i++ {
+				at := start.Add(time.Duration(i) * interval)
+				if d := time.Until(at); d > 0 {
+					select {
+					case <-phase.Done():
+						return
+					case <-time.After(d):
+					}
+				}
+				if phase.Err() != nil {
+					return
+				}
+				ticks <- at
+			}
+		}()
+	}
+	for range r.o.conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, 4096)
+			defer func() { ackMu.Lock(); r.acks = append(r.acks, local...); ackMu.Unlock() }()
+			for phase.Err() == nil {
+				at := time.Now()
+				if ticks != nil {
+					var ok bool
+					if at, ok = <-ticks; !ok {
+						return
+					}
+				}
+				i := next.Add(1) - 1
+				if i >= int64(r.o.max) {
+					return
+				}
+				d := ds[i%int64(len(ds))]
+				h.sent(d.p.repo, d.p.head, at)
+				code, err := s.send(context.WithoutCancel(phase), d)
+				if err != nil || code != http.StatusAccepted {
+					errs.Add(1)
+					continue
+				}
+				local = append(local, time.Since(at))
+				acked.Add(1)
+			}
+		}()
+	}
+	// Sample queue depth, RSS and progress every second; bound the fake's
+	// call log while counting it.
+	sampleOnce := func() {
+		calls.Add(int64(len(fake.Calls())))
+		fake.ResetCalls()
+		depth, _ := g.queueDepth(scraper)
+		r.series = append(r.series, sample{at: time.Since(start), depth: depth, rss: procStatus(g.cmd.Process.Pid, "VmRSS:"),
+			acks: acked.Load(), wrote: h.writes.Load() - writes0})
+	}
+	stopSampling := make(chan struct{})
+	samplingDone := make(chan struct{})
+	go func() {
+		defer close(samplingDone)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-t.C:
+				sampleOnce()
+			}
+		}
+	}()
+	wg.Wait()
+	r.elapsed = time.Since(start)
+	r.sent = next.Load()
+	if r.sent > int64(r.o.max) {
+		r.sent = int64(r.o.max)
+	}
+	r.ackErrors = errs.Load()
+
+	// Drain.
+	drainStart := time.Now()
+	for time.Since(drainStart) < r.o.drain && ctx.Err() == nil {
+		depth, err := g.queueDepth(scraper)
+		if err == nil && depth == 0 {
+			r.drainedOK = true
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	r.drained = time.Since(drainStart)
+	close(stopSampling)
+	<-samplingDone
+	sampleOnce()
+	r.callsLoad = calls.Load()
+	r.decidedLoad = h.writes.Load() - writes0
+	h.mu.Lock()
+	r.loaded = slices.Clone(h.lat)
+	h.mu.Unlock()
+	return ctx.Err()
+}
+
+func pct(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(float64(len(s)-1) * p)
+	return s[i]
+}
+
+func mean(n []int) float64 {
+	if len(n) == 0 {
+		return 0
+	}
+	t := 0
+	for _, v := range n {
+		t += v
+	}
+	return float64(t) / float64(len(n))
+}
+
+func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 2, 64) + " ms" }
+
+// print writes the report and returns whether a target was missed.
+func (r *report) print(out io.Writer) bool {
+	o := r.o
+	missed := false
+	verdict := func(ok bool) string {
+		if ok {
+			return "ok"
+		}
+		missed = true
+		return "MISSED"
+	}
+	mode := fmt.Sprintf("closed loop, %d connections", o.conns)
+	if o.rate > 0 {
+		mode = fmt.Sprintf("open loop at %.0f/s, %d connections", o.rate, o.conns)
+	}
+	fmt.Fprintf(out, "# setup: %d repos x %d PRs (%.0f%% agent), fake GitHub latency %s, guard --workers %d, %s, %s\n",
+		o.repos, o.prs, o.agentShare*100, o.latency, o.workers, mode, o.duration)
+
+	fmt.Fprintf(out, "\ndelivery -> check run, one at a time (%d deliveries): p50 %s  p99 %s  max %s   [target p50 <= 10 ms with latency 0: %s]\n",
+		len(r.decide), ms(pct(r.decide, .5)), ms(pct(r.decide, .99)), ms(pct(r.decide, 1)),
+		verdict(o.latency > 0 || pct(r.decide, .5) <= 10*time.Millisecond))
+	fmt.Fprintf(out, "GitHub calls per event (steady state): human PR %.2f (max %d) + %.2f free 304s [target <= 1: %s]; agent PR %.2f (max %d) + %.2f free 304s [target <= 4: %s]\n",
+		mean(r.callsHuman), slices.Max(append([]int{0}, r.callsHuman...)), mean(r.freeHuman),
+		verdict(slices.Max(append([]int{0}, r.callsHuman...)) <= 1),
+		mean(r.callsAgent), slices.Max(append([]int{0}, r.callsAgent...)), mean(r.freeAgent),
+		verdict(slices.Max(append([]int{0}, r.callsAgent...)) <= 4))
+
+	acked := len(r.acks)
+	rate := float64(acked) / r.elapsed.Seconds()
+	fmt.Fprintf(out, "\nacknowledgements: %d in %s = %.0f/s (%d errors)   [target >= 3000/s: %s]\n",
+		acked, r.elapsed.Round(time.Millisecond), rate, r.ackErrors, verdict(rate >= 3000 && r.ackErrors == 0))
+	fmt.Fprintf(out, "ack latency: p50 %s  p99 %s  p99.9 %s  max %s   [target p99 <= 15 ms: %s]\n",
+		ms(pct(r.acks, .5)), ms(pct(r.acks, .99)), ms(pct(r.acks, .999)), ms(pct(r.acks, 1)), verdict(pct(r.acks, .99) <= 15*time.Millisecond))
+	drain := "drained"
+	if !r.drainedOK {
+		drain = "NOT drained"
+	}
+	fmt.Fprintf(out, "processing: %d check runs written during load+drain, %s %s after the senders stopped; %.2f GitHub calls per delivery\n",
+		r.decidedLoad, drain, r.drained.Round(100*time.Millisecond), float64(r.callsLoad)/float64(max(r.decidedLoad, 1)))
+	fmt.Fprintf(out, "delivery -> check run under load (%d): p50 %s  p99 %s  max %s\n",
+		len(r.loaded), ms(pct(r.loaded, .5)), ms(pct(r.loaded, .99)), ms(pct(r.loaded, 1)))
+	fmt.Fprintf(out, "guard peak RSS (VmHWM): %.1f MiB   [target <= 150 MiB: %s]\n", float64(r.rss)/(1<<20), verdict(r.rss > 0 && r.rss <= 150<<20))
+
+	fmt.Fprintln(out, "\n  t(s)  acked   check-runs  queue-depth  rss(MiB)")
+	step := max(1, len(r.series)/40)
+	for i, s := range r.series {
+		if i%step != 0 && i != len(r.series)-1 {
+			continue
+		}
+		fmt.Fprintf(out, "  %4.0f  %7d  %9d  %11d  %8.1f\n", s.at.Seconds(), s.acks, s.wrote, s.depth, float64(s.rss)/(1<<20))
+	}
+	return missed
+}
