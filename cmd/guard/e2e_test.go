@@ -453,6 +453,11 @@ func TestEndpoints(t *testing.T) {
 	addPull(fake, 1, alice, sha('1'))
 	h.deliver("pull_request", body)
 	h.waitCheck(sha('1'), "success")
+	// The decision is counted once it is recorded, just after publishing.
+	waitFor(t, "the decision metric", func() bool {
+		_, m := get("/metrics")
+		return strings.Contains(m, `guard_decisions_total{outcome="allow"} 1`)
+	})
 	_, metrics := get("/metrics")
 	for _, want := range []string{
 		`guard_webhook_deliveries_total{event="pull_request",result="unauthorized"} 1`,
