@@ -22,7 +22,6 @@ import (
 	"github.com/mergeguard/guard/internal/guard"
 	"github.com/mergeguard/guard/internal/metrics"
 	"github.com/mergeguard/guard/internal/policy"
-	"github.com/mergeguard/guard/internal/setup"
 	"github.com/mergeguard/guard/internal/webhook"
 )
 
@@ -75,15 +74,11 @@ func runServe(ctx context.Context, args []string, s stdio) error {
 func parseServe(args []string, s stdio) (*serveConfig, error) {
 	fs := newFlagSet("serve", "serve [flags]   (every flag also has an environment variable)", s)
 	c := &serveConfig{}
-	var appID, keyFile string
 	fs.StringVar(&c.Addr, "addr", envOr("GUARD_ADDR", ":8080"), "listen address `[host]:port` (GUARD_ADDR)")
 	fs.StringVar(&c.DB, "db", envOr("GUARD_DB", "guard.db"), "SQLite database `file` (GUARD_DB)")
 	fs.StringVar(&c.ConfigPath, "config", envOr("GUARD_CONFIG", ""), "policy settings `file` (GUARD_CONFIG; default guard.yaml if present, else built-in defaults)")
-	fs.StringVar(&c.Credentials, "credentials", envOr("GUARD_CREDENTIALS", ""), "credentials `file` written by 'guard setup' (GUARD_CREDENTIALS; default "+credentialsDefault+" if present)")
-	fs.StringVar(&appID, "app-id", envOr("GUARD_APP_ID", ""), "GitHub App `id` (GUARD_APP_ID)")
-	fs.StringVar(&keyFile, "private-key-file", envOr("GUARD_PRIVATE_KEY_FILE", ""), "GitHub App private key PEM `file` (GUARD_PRIVATE_KEY_FILE, or the PEM itself in GUARD_PRIVATE_KEY)")
+	cf := addCredentialFlags(fs)
 	fs.StringVar(&c.WebhookSecret, "webhook-secret", envOr("GUARD_WEBHOOK_SECRET", ""), "webhook `secret` (GUARD_WEBHOOK_SECRET; GUARD_WEBHOOK_SECRET_PREVIOUS is also accepted while rotating)")
-	fs.StringVar(&c.GitHubURL, "github-url", envOr("GUARD_GITHUB_URL", ""), "GitHub REST API `URL` (GUARD_GITHUB_URL; default https://api.github.com/, GHES: https://HOST/api/v3/)")
 	fs.StringVar(&c.PublicURL, "public-url", envOr("GUARD_PUBLIC_URL", ""), "public base `URL` of this guard, for check-run links (GUARD_PUBLIC_URL)")
 	fs.StringVar(&c.LinkSecret, "link-secret", envOr("GUARD_LINK_SECRET", ""), "`key` that signs details links (GUARD_LINK_SECRET; default derived from the webhook secret)")
 	fs.StringVar(&c.PolicyDir, "policy-dir", envOr("GUARD_POLICY_DIR", ""), "`dir` of Rego policies to use instead of the embedded ones (GUARD_POLICY_DIR)")
@@ -98,57 +93,13 @@ func parseServe(args []string, s stdio) (*serveConfig, error) {
 	}
 	c.PreviousSecret = os.Getenv("GUARD_WEBHOOK_SECRET_PREVIOUS")
 
-	// Credentials file: explicit, or the default one if present.
-	credPath := c.Credentials
-	if credPath == "" {
-		if _, err := os.Stat(credentialsDefault); err == nil {
-			credPath = credentialsDefault
-		}
+	cred, err := cf.resolve(c.WebhookSecret)
+	if err != nil {
+		return nil, err
 	}
-	if credPath != "" {
-		cred, err := setup.LoadCredentials(credPath)
-		if err != nil {
-			return nil, err
-		}
-		if appID == "" {
-			appID = strconv.FormatInt(cred.AppID, 10)
-		}
-		if keyFile == "" && os.Getenv("GUARD_PRIVATE_KEY") == "" {
-			c.PrivateKey = []byte(cred.PEM)
-		}
-		if c.WebhookSecret == "" {
-			c.WebhookSecret = cred.WebhookSecret
-		}
-		if c.GitHubURL == "" {
-			c.GitHubURL = cred.GitHubURL
-		}
-	}
-	if c.GitHubURL == "" {
-		c.GitHubURL = "https://api.github.com/"
-	}
-	if appID == "" {
-		return nil, usageErr("the GitHub App id is required: pass --app-id or GUARD_APP_ID, or run 'guard setup' and pass --credentials")
-	}
-	var err error
-	if c.AppID, err = strconv.ParseInt(appID, 10, 64); err != nil || c.AppID <= 0 {
-		return nil, usageErr("--app-id %q is not a GitHub App id (a positive number)", appID)
-	}
-	switch {
-	case c.PrivateKey != nil:
-	case keyFile != "":
-		if c.PrivateKey, err = os.ReadFile(keyFile); err != nil {
-			return nil, fmt.Errorf("read --private-key-file: %w", err)
-		}
-	case os.Getenv("GUARD_PRIVATE_KEY") != "":
-		c.PrivateKey = []byte(os.Getenv("GUARD_PRIVATE_KEY"))
-	default:
-		return nil, usageErr("the GitHub App private key is required: pass --private-key-file, GUARD_PRIVATE_KEY_FILE or GUARD_PRIVATE_KEY")
-	}
+	c.Credentials, c.AppID, c.PrivateKey, c.WebhookSecret, c.GitHubURL = cred.File, cred.AppID, cred.PrivateKey, cred.WebhookSecret, cred.GitHubURL
 	if c.WebhookSecret == "" {
 		return nil, usageErr("the webhook secret is required: pass --webhook-secret or GUARD_WEBHOOK_SECRET")
-	}
-	if !strings.HasSuffix(c.GitHubURL, "/") {
-		c.GitHubURL += "/"
 	}
 	return c, nil
 }
