@@ -8,6 +8,7 @@ import (
 
 	"github.com/mergeguard/guard/internal/audit"
 	"github.com/mergeguard/guard/internal/command"
+	"github.com/mergeguard/guard/internal/gh"
 	"github.com/mergeguard/guard/internal/pr"
 	"github.com/mergeguard/guard/internal/webhook"
 )
@@ -35,27 +36,55 @@ func (g *Guard) onCheckRun(ctx context.Context, d webhook.Delivery, e *github.Ch
 		default:
 			return nil, nil
 		}
-		prs, err := g.o.Store.PRsForSHA(ctx, repo.FullName, run.GetHeadSHA())
+		inst := e.GetInstallation().GetID()
+		client := g.o.GitHub.Installation(inst)
+		prs, err := g.prsForSHA(ctx, client, repo, run.GetHeadSHA())
 		if err != nil {
-			return nil, fmt.Errorf("map check run to pull requests: %w", err)
+			return nil, err
 		}
-		client := g.o.GitHub.Installation(e.GetInstallation().GetID())
 		var recs []audit.Record
 		for _, n := range prs {
 			q := request{
-				delivery: d, installation: e.GetInstallation().GetID(), repo: repo, number: n,
-				actor: account(e.GetSender()), cmd: command.Command{Kind: kind, Reason: "check-run button"},
-				headSHA: run.GetHeadSHA(), source: "check-run button",
+				delivery: d, installation: inst, repo: repo, number: n,
+				actor: account(e.GetSender()), cmd: command.Command{Kind: kind, Reason: buttonSource},
+				headSHA: run.GetHeadSHA(), source: buttonSource,
 			}
-			r, _, err := g.approveOrOverride(ctx, q, client)
+			r, text, err := g.approveOrOverride(ctx, q, client)
 			if err != nil {
 				return nil, err
+			}
+			// The button has no reply of its own: say on the PR what came of it.
+			body := "@" + q.actor.Login + " (" + buttonSource + ") " + text
+			if err := client.Comment(ctx, repo.Owner, repo.Name, n, body); err != nil {
+				return nil, fmt.Errorf("reply to check-run button: %w", err)
 			}
 			recs = append(recs, r...)
 		}
 		return recs, nil
 	}
 	return nil, nil
+}
+
+// buttonSource is the reason recorded for a check-run button (SPEC §5).
+const buttonSource = "check-run button"
+
+// prsForSHA maps a head SHA to pull requests: the guard's own records
+// first, and when it has none (a database restored from before the PR, a
+// run of another install), GitHub's commits/{sha}/pulls. Never the
+// payload's pull_requests, which is empty for forks.
+func (g *Guard) prsForSHA(ctx context.Context, client *gh.Client, repo pr.Repository, sha string) ([]int, error) {
+	prs, err := g.o.Store.PRsForSHA(ctx, repo.FullName, sha)
+	if err != nil {
+		return nil, fmt.Errorf("map %s to pull requests: %w", short(sha), err)
+	}
+	if len(prs) > 0 {
+		return prs, nil
+	}
+	prs, err = client.PullsForCommit(ctx, repo.Owner, repo.Name, sha)
+	if err != nil {
+		return nil, fmt.Errorf("map %s to pull requests: %w", short(sha), err)
+	}
+	return prs, nil
 }
 
 // onCheckSuite re-evaluates the pull requests of a re-requested suite.
@@ -70,9 +99,15 @@ func (g *Guard) onCheckSuite(ctx context.Context, d webhook.Delivery, e *github.
 // reevaluateSHA evaluates every pull request the guard has recorded for a
 // head SHA; fresh publishes a new check run as GitHub expects on a re-run.
 func (g *Guard) reevaluateSHA(ctx context.Context, d webhook.Delivery, inst int64, repo pr.Repository, sha string, fresh bool) ([]audit.Record, error) {
-	prs, err := g.o.Store.PRsForSHA(ctx, repo.FullName, sha)
+	if grp, ok, err := g.mergeGroupFor(ctx, repo.FullName, sha); err != nil {
+		return nil, err
+	} else if ok {
+		return g.evaluateGroup(ctx, d, repo, grp, fresh)
+	}
+	client := g.o.GitHub.Installation(inst)
+	prs, err := g.prsForSHA(ctx, client, repo, sha)
 	if err != nil {
-		return nil, fmt.Errorf("map %s to pull requests: %w", short(sha), err)
+		return nil, err
 	}
 	var recs []audit.Record
 	for _, n := range prs {

@@ -15,9 +15,11 @@ import (
 	"github.com/mergeguard/guard/internal/webhook"
 )
 
-// onIssueComment runs /guard commands. Only a comment created by its own
-// author (sender == comment user) and not through an app counts, and each
-// comment id is used once.
+// onIssueComment runs /guard commands. Each comment id is used once (a
+// redelivery under a new delivery id acts no more). A command counts only
+// when the comment was created by its own author (sender == comment user)
+// and not through a GitHub App (performed_via_github_app); otherwise it is
+// refused with a reply saying why and audited, like any refusal.
 func (g *Guard) onIssueComment(ctx context.Context, d webhook.Delivery, e *github.IssueCommentEvent) ([]audit.Record, error) {
 	switch e.GetAction() {
 	case "created":
@@ -25,9 +27,6 @@ func (g *Guard) onIssueComment(ctx context.Context, d webhook.Delivery, e *githu
 		return nil, nil
 	}
 	c := e.GetComment()
-	if !strings.EqualFold(e.GetSender().GetLogin(), c.GetUser().GetLogin()) || viaApp(d.Payload) {
-		return nil, nil
-	}
 	cmd, perr := command.Parse(c.GetBody())
 	if errors.Is(perr, command.ErrNotCommand) {
 		return nil, nil
@@ -52,12 +51,21 @@ func (g *Guard) onIssueComment(ctx context.Context, d webhook.Delivery, e *githu
 		}
 		return nil
 	}
-	if perr != nil {
-		return nil, reply(perr.Error())
-	}
 	q := request{
 		delivery: d, installation: e.GetInstallation().GetID(), repo: repo, number: number,
 		actor: account(c.GetUser()), cmd: cmd, at: c.GetCreatedAt().Time, source: "comment",
+	}
+	if why := unauthentic(e, d.Payload); why != "" {
+		q.actor = account(e.GetSender())
+		verb := "command"
+		if perr == nil {
+			verb = string(cmd.Kind)
+		}
+		rec := g.overrideRecord(q, "refused", verb+" refused: "+why, []string{verb}, "")
+		return []audit.Record{rec}, reply("Refused: " + why + ".")
+	}
+	if perr != nil {
+		return nil, reply(perr.Error())
 	}
 	var recs []audit.Record
 	var text string
@@ -76,6 +84,19 @@ func (g *Guard) onIssueComment(ctx context.Context, d webhook.Delivery, e *githu
 		return nil, err
 	}
 	return recs, reply(text)
+}
+
+// unauthentic says why a comment cannot carry a command, or "" when it can:
+// its sender must be its author, and it must not come through an app.
+func unauthentic(e *github.IssueCommentEvent, payload []byte) string {
+	user, sender := e.GetComment().GetUser().GetLogin(), e.GetSender().GetLogin()
+	if !strings.EqualFold(user, sender) {
+		return "the comment is by @" + user + " but was sent by @" + sender + "; only a comment's own author may give a command"
+	}
+	if viaApp(payload) {
+		return "the comment was made through a GitHub App; only a human's own comment may give a command"
+	}
+	return ""
 }
 
 // viaApp reports whether the comment was made through a GitHub App
@@ -100,11 +121,9 @@ func (g *Guard) freezeCommand(ctx context.Context, q request, client *gh.Client)
 		if !errors.As(err, &r) {
 			return nil, "", err
 		}
-		rec := audit.Record{
-			Time: g.o.Now(), Kind: "freeze", Repository: q.repo.FullName, PullRequest: q.number,
-			Actor: q.actor.Login, Outcome: "refused", Rules: []string{"incident_freeze"},
-			Reason: string(q.cmd.Kind) + " refused: " + r.why, DeliveryID: q.delivery.ID, Installation: q.installation,
-		}
+		// A refused command is an override record (SPEC §7: freeze records
+		// only start or end freezes).
+		rec := g.overrideRecord(q, "refused", string(q.cmd.Kind)+" refused: "+r.why, []string{string(q.cmd.Kind)}, "")
 		return []audit.Record{rec}, "Refused: " + r.why + ".", nil
 	}
 	now := g.o.Now()

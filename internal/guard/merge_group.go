@@ -2,10 +2,12 @@ package guard
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/go-github/v62/github"
 
@@ -28,19 +30,63 @@ func (g *Guard) onMergeGroup(ctx context.Context, d webhook.Delivery, e *github.
 	if e.GetAction() != "checks_requested" {
 		return nil, nil
 	}
-	cfg := g.o.Config()
 	repo := repository(e.GetRepo())
-	if !cfg.RepoIncluded(repo.FullName) {
+	if !g.o.Config().RepoIncluded(repo.FullName) {
 		return nil, nil
 	}
 	mg := e.GetMergeGroup()
-	inst := e.GetInstallation().GetID()
+	grp := mergeGroup{
+		Installation: e.GetInstallation().GetID(), HeadSHA: mg.GetHeadSHA(), HeadRef: mg.GetHeadRef(),
+		BaseSHA: mg.GetBaseSHA(), BaseRef: strings.TrimPrefix(mg.GetBaseRef(), "refs/heads/"),
+		Sender: account(e.GetSender()),
+	}
+	if grp.HeadSHA == "" {
+		return nil, fmt.Errorf("merge group without head SHA")
+	}
+	// Remembered so that a re-run of the group's check (check_run
+	// rerequested carries no group) can evaluate it again.
+	raw, _ := json.Marshal(grp) // plain values: cannot fail
+	if err := g.o.Store.SetState(ctx, mergeGroupKey(repo.FullName, grp.HeadSHA), string(raw)); err != nil {
+		return nil, fmt.Errorf("remember merge group: %w", err)
+	}
+	return g.evaluateGroup(ctx, d, repo, grp, false)
+}
+
+// mergeGroup is what the guard keeps of a merge group.
+type mergeGroup struct {
+	Installation int64      `json:"installation"`
+	HeadSHA      string     `json:"head_sha"`
+	HeadRef      string     `json:"head_ref"`
+	BaseSHA      string     `json:"base_sha"`
+	BaseRef      string     `json:"base_ref"` // without refs/heads/
+	Sender       pr.Account `json:"sender"`
+}
+
+func mergeGroupKey(repo, head string) string { return "merge_group:" + repo + "@" + head }
+
+// mergeGroupFor returns the merge group the guard saw with that head SHA.
+func (g *Guard) mergeGroupFor(ctx context.Context, repo, head string) (mergeGroup, bool, error) {
+	v, ok, err := g.o.Store.State(ctx, mergeGroupKey(repo, head))
+	if err != nil || !ok {
+		return mergeGroup{}, false, err
+	}
+	var grp mergeGroup
+	if err := json.Unmarshal([]byte(v), &grp); err != nil {
+		return mergeGroup{}, false, fmt.Errorf("merge group %s@%s: %w", repo, short(head), err)
+	}
+	return grp, true, nil
+}
+
+// evaluateGroup decides a merge group and publishes its check run (a new
+// one when fresh).
+func (g *Guard) evaluateGroup(ctx context.Context, d webhook.Delivery, repo pr.Repository, grp mergeGroup, fresh bool) ([]audit.Record, error) {
+	cfg := g.o.Config()
+	inst := grp.Installation
 	client := g.o.GitHub.Installation(inst)
-	head := mg.GetHeadSHA()
-	base := strings.TrimPrefix(mg.GetBaseRef(), "refs/heads/")
+	head, base := grp.HeadSHA, grp.BaseRef
 	id := newID()
 
-	numbers, mapErr := groupPulls(ctx, client, repo, mg.GetBaseSHA(), head)
+	numbers, mapErr := groupPulls(ctx, client, repo, grp.BaseSHA, head)
 	outcome := pr.Allow
 	var reasons []pr.Reason
 	var lines []string
@@ -48,7 +94,7 @@ func (g *Guard) onMergeGroup(ctx context.Context, d webhook.Delivery, e *github.
 	for _, n := range numbers {
 		ev := g.decide(ctx, cfg, client, target{
 			delivery: d, installation: inst, repo: repo, number: n,
-			event: pr.Event{Name: "merge_group", Action: "checks_requested", Sender: account(e.GetSender())},
+			event: pr.Event{Name: "merge_group", Action: "checks_requested", Sender: grp.Sender},
 		})
 		// The group is judged against its own base branch, whatever the PR says.
 		if ev.input.PullRequest.BaseRef != "" && ev.input.PullRequest.BaseRef != base {
@@ -72,7 +118,8 @@ func (g *Guard) onMergeGroup(ctx context.Context, d webhook.Delivery, e *github.
 		reasons = append(reasons, pr.Reason{Rule: "guard_error", Outcome: pr.Error, Message: msg})
 	}
 	dec := pr.Decision{Outcome: outcome, Reasons: reasons}
-	in := &pr.Input{PullRequest: pr.PullRequest{HeadSHA: head, BaseRef: base}, AgentPR: agent}
+	in := &pr.Input{PullRequest: pr.PullRequest{HeadSHA: head, BaseRef: base}, AgentPR: agent,
+		Time: pr.Clock{Now: g.o.Now().UTC().Format(time.RFC3339)}}
 	run := gh.CheckRun{
 		Name: cfg.CheckName, HeadSHA: head, ExternalID: id, Status: "completed",
 		Conclusion: conclusion(outcome),
@@ -87,18 +134,18 @@ func (g *Guard) onMergeGroup(ctx context.Context, d webhook.Delivery, e *github.
 		run.Conclusion = "success"
 		run.Title = "Advisory: enforce mode would " + verb(outcome) + ": " + run.Title
 	}
-	runID, err := client.PublishCheck(ctx, repo.Owner, repo.Name, run, false)
+	runID, err := client.PublishCheck(ctx, repo.Owner, repo.Name, run, fresh)
 	if err != nil {
 		return nil, fmt.Errorf("publish merge group check run: %w", err)
 	}
 	rules := dec.Rules()
-	reason := fmt.Sprintf("merge group %s of PRs %v", mg.GetHeadRef(), numbers)
+	reason := fmt.Sprintf("merge group %s of PRs %v", grp.HeadRef, numbers)
 	if len(reasons) > 0 {
 		reason += ": " + reasons[0].Message
 	}
 	return []audit.Record{{
 		ID: id, Time: g.o.Now(), Kind: "decision", Repository: repo.FullName, HeadSHA: head,
-		Actor: e.GetSender().GetLogin(), Agent: agent, Outcome: string(outcome), Rules: rules, Reason: reason,
+		Actor: grp.Sender.Login, Agent: agent, Outcome: string(outcome), Rules: rules, Reason: reason,
 		DeliveryID: d.ID, PolicyRevision: revision(g.o.Policies().Revision(), cfg.Digest),
 		Installation: inst, CheckRunID: runID, BaseRef: base,
 	}}, nil

@@ -2,8 +2,8 @@ package guard
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -91,7 +91,11 @@ func (g *Guard) approveOrOverride(ctx context.Context, q request, client *gh.Cli
 		return nil, "", fmt.Errorf("read pull request: %w", err)
 	}
 	refuse := func(why string) ([]audit.Record, string, error) {
-		rec := g.overrideRecord(q, "refused", string(q.cmd.Kind)+" refused: "+why, []string{string(q.cmd.Kind)}, p.HeadSHA)
+		reason := string(q.cmd.Kind) + " refused: " + why
+		if q.source != "" && q.source != "comment" {
+			reason = q.source + ": " + reason
+		}
+		rec := g.overrideRecord(q, "refused", reason, []string{string(q.cmd.Kind)}, p.HeadSHA)
 		return []audit.Record{rec}, "Refused: " + why + ".", nil
 	}
 	if p.State != "open" {
@@ -119,8 +123,27 @@ func (g *Guard) approveOrOverride(ctx context.Context, q request, client *gh.Cli
 		if err != nil {
 			return nil, "", err
 		}
+		if !moved {
+			// Commit dates are written by whoever pushed; the guard's own
+			// records say when it first saw this head.
+			seen, err := g.headSeenBy(ctx, q.repo.FullName, q.number, p.HeadSHA, q.at)
+			if err != nil {
+				return nil, "", err
+			}
+			moved = !seen
+		}
 		if moved {
-			return refuse("the head moved to " + short(p.HeadSHA) + " after the comment; look at the new commits and ask again")
+			recs, text, _ := refuse("the head moved to " + short(p.HeadSHA) + " after the comment; look at the new commits and ask again")
+			// Decide on the new head now, so that the check shows it and
+			// the next request about it is not refused again.
+			more, err := g.evaluate(ctx, target{
+				delivery: q.delivery, installation: q.installation, repo: q.repo, number: q.number,
+				event: pr.Event{Name: q.delivery.Event, Action: string(q.cmd.Kind), Sender: q.actor},
+			})
+			if err != nil {
+				return nil, "", err
+			}
+			return append(recs, more...), text, nil
 		}
 	}
 	o := pr.Override{
@@ -128,17 +151,24 @@ func (g *Guard) approveOrOverride(ctx context.Context, q request, client *gh.Cli
 		HeadSHA: p.HeadSHA, BaseRef: p.BaseRef, Rules: []string{}, Freezes: []string{}, At: g.o.Now(),
 	}
 	if q.cmd.Kind == command.Override {
-		if found && last.HeadSHA == p.HeadSHA {
-			var details struct {
-				Result pr.Decision `json:"result"`
-			}
-			_ = json.Unmarshal(last.Details, &details)
-			for _, r := range details.Result.Reasons {
+		// The block reasons active now, decided afresh: the last recorded
+		// decision may lag behind a freeze that has just begun.
+		ev := g.decide(ctx, cfg, client, target{
+			delivery: q.delivery, installation: q.installation, repo: q.repo, number: q.number,
+			event: pr.Event{Name: q.delivery.Event, Action: string(q.cmd.Kind), Sender: q.actor},
+		})
+		if ev.err != nil {
+			return nil, "", fmt.Errorf("decide before override: %w", ev.err)
+		}
+		if ev.input.PullRequest.HeadSHA == p.HeadSHA {
+			for _, r := range ev.decision.Reasons {
 				if r.Outcome != pr.Block {
 					continue
 				}
-				o.Rules = append(o.Rules, r.Rule)
-				if r.Freeze != "" {
+				if !slices.Contains(o.Rules, r.Rule) {
+					o.Rules = append(o.Rules, r.Rule)
+				}
+				if r.Freeze != "" && !slices.Contains(o.Freezes, r.Freeze) {
 					o.Freezes = append(o.Freezes, r.Freeze)
 				}
 			}
@@ -151,7 +181,7 @@ func (g *Guard) approveOrOverride(ctx context.Context, q request, client *gh.Cli
 		return nil, "", fmt.Errorf("record override: %w", err)
 	}
 	reason := q.cmd.Reason
-	if q.source != "" && q.source != "comment" {
+	if q.source != "" && q.source != "comment" && reason != q.source {
 		reason = q.source + ": " + reason
 	}
 	granted := g.overrideRecord(q, "granted", reason, append([]string{string(q.cmd.Kind)}, o.Rules...), p.HeadSHA)
@@ -167,6 +197,27 @@ func (g *Guard) approveOrOverride(ctx context.Context, q request, client *gh.Cli
 		what = "Override of " + strings.Join(append(o.Rules, o.Freezes...), ", ") + " granted"
 	}
 	return append([]audit.Record{granted}, recs...), what + " for " + short(p.HeadSHA) + " by @" + q.actor.Login + ".", nil
+}
+
+// clockSkew is how far GitHub's timestamps (whole seconds) and the guard's
+// clock may disagree when comparing a comment's created_at with the guard's
+// records.
+const clockSkew = 5 * time.Second
+
+// headSeenBy reports whether the guard had decided on head for the pull
+// request by at (give or take clockSkew): a human's comment can only be
+// about a head the guard had already shown them.
+func (g *Guard) headSeenBy(ctx context.Context, repo string, number int, head string, at time.Time) (bool, error) {
+	history, err := g.o.Store.PRHistory(ctx, repo, number, 0)
+	if err != nil {
+		return false, fmt.Errorf("read history: %w", err)
+	}
+	for _, r := range history {
+		if r.Kind == audit.KindDecision && r.HeadSHA == head && !r.Time.After(at.Add(clockSkew)) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // headMovedSince reports whether head was committed after at, which means

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +20,10 @@ const (
 	stateBoundary  = "scheduler.next_boundary"
 	stateReconcile = "scheduler.last_reconcile"
 	stateFreezeVer = "scheduler.freeze_version"
+	// stateRecheck holds the highest delivery seq that was pending when a
+	// boundary passed: those deliveries may publish a decision made before
+	// it, so the open agent PRs are looked at again once they are done.
+	stateRecheck = "scheduler.recheck_after_seq"
 )
 
 // SchedulerOptions tune the time-driven work.
@@ -98,14 +103,31 @@ func (g *Guard) Tick(ctx context.Context, o SchedulerOptions) error {
 		due, why = true, "freezes changed"
 	}
 	if due {
+		// Deliveries in flight now may have decided before the boundary and
+		// publish after this re-evaluation: remember them (before it starts).
+		pending, err := g.o.Store.Pending(ctx)
+		if err != nil {
+			return err
+		}
 		if err := g.reevaluateOpen(ctx, why, o.Pace, nil); err != nil {
 			return err
+		}
+		if len(pending) > 0 {
+			if err := g.o.Store.SetState(ctx, stateRecheck, strconv.FormatInt(pending[len(pending)-1].Seq, 10)); err != nil {
+				return err
+			}
 		}
 		if err := g.o.Store.SetState(ctx, stateFreezeVer, verStr); err != nil {
 			return err
 		}
 		next := g.nextBoundary(ctx, cfg.Calendar.NextBoundary(now), now)
 		if err := g.o.Store.SetState(ctx, stateBoundary, next.UTC().Format(time.RFC3339Nano)); err != nil {
+			return err
+		}
+	}
+
+	if !due {
+		if err := g.recheck(ctx, o.Pace); err != nil {
 			return err
 		}
 	}
@@ -138,6 +160,29 @@ func (g *Guard) Tick(ctx context.Context, o SchedulerOptions) error {
 		}
 	}
 	return nil
+}
+
+// recheck re-evaluates the open agent PRs once the deliveries that were in
+// flight when the last boundary passed are all done.
+func (g *Guard) recheck(ctx context.Context, pace time.Duration) error {
+	v, ok, err := g.o.Store.State(ctx, stateRecheck)
+	if err != nil || !ok || v == "" {
+		return err
+	}
+	mark, err := strconv.ParseInt(v, 10, 64)
+	if err == nil {
+		pending, err := g.o.Store.Pending(ctx)
+		if err != nil {
+			return err
+		}
+		if len(pending) > 0 && pending[0].Seq <= mark {
+			return nil // still in flight
+		}
+		if err := g.reevaluateOpen(ctx, "deliveries in flight at the boundary are done", pace, nil); err != nil {
+			return err
+		}
+	}
+	return g.o.Store.SetState(ctx, stateRecheck, "")
 }
 
 // nextBoundary is the earlier of the calendar's next boundary and the end
