@@ -20,8 +20,9 @@
 //     of a permission or event, and the configuration loads. Repositories
 //     that repos.include/exclude leave out are listed, not checked, and do
 //     not count, and neither do archived repositories (read-only, no pull
-//     requests). mode: advisory is a warning, not a failure: it is a choice
-//     written in guard.yaml, and the doctor checks the installation.
+//     requests). mode: advisory is a problem too: SPEC §2 promises a non-zero
+//     exit whenever the guard would be advisory only, and in advisory mode
+//     the check always passes.
 //   - A 403 on branch protection means the app cannot read it (usually the
 //     administration: read permission is missing): the repository is
 //     "cannot tell" unless a ruleset already pins the check, and counts as a
@@ -234,7 +235,7 @@ func loadConfig(p string, rep *Report) *config.Config {
 	}
 	if cfg.Mode == config.Advisory {
 		rep.Config = append(rep.Config, Finding{
-			Status:  StatusWarning,
+			Status:  StatusProblem,
 			Message: "mode: advisory: the check always passes and its title says what enforce would do",
 			Fix:     "set mode: enforce in " + p + " when you are ready to hold pull requests",
 		})

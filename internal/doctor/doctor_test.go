@@ -355,7 +355,7 @@ func TestRunConfigFindings(t *testing.T) {
 		want   string
 	}{
 		{"does not load", "timezone: Mars/Olympus\n", false, doctor.StatusProblem, "guard.yaml:1"},
-		{"advisory mode warns", "mode: advisory\n", true, doctor.StatusWarning, "mode: advisory"},
+		{"advisory mode is a problem (the guard is advisory only)", "mode: advisory\n", false, doctor.StatusProblem, "mode: advisory"},
 		{"include glob matching nothing", "repos: {include: [\"acme/*\", \"acne/*\"]}\n", true, doctor.StatusInfo, `"acne/*" matches none`},
 	}
 	for _, tt := range tests {
