@@ -302,6 +302,13 @@ func TestEndToEnd(t *testing.T) {
 		if run.Name != "merge-guard" || !strings.Contains(run.Title, "Not agent-authored") {
 			t.Fatalf("run %+v", run)
 		}
+		waitFor(t, "the decision log line", func() bool { return strings.Contains(h.log.String(), "msg=decided") })
+		for _, line := range strings.Split(h.log.String(), "\n") {
+			if strings.Contains(line, "msg=decided") && !(strings.Contains(line, "delivery=e2e-") &&
+				strings.Contains(line, "repo="+testRepo) && strings.Contains(line, "pr=1") && strings.Contains(line, "sha=")) {
+				t.Fatalf("log line lacks delivery, repo, PR or SHA: %s", line)
+			}
+		}
 	})
 
 	t.Run("an agent's PR without human approval is held for a human", func(t *testing.T) {

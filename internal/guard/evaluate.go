@@ -83,11 +83,14 @@ func (g *Guard) evaluate(ctx context.Context, t target) ([]audit.Record, error) 
 		return nil, fmt.Errorf("publish check run: %w", err)
 	}
 	rec.CheckRunID = id
+	log := webhook.Logger(ctx, g.o.Logger).With("repo", t.repo.FullName, "pr", t.number, "sha", p.HeadSHA)
+	log.Info("decided", "outcome", ev.decision.Outcome, "rules", ev.decision.Rules(), "agent_pr", in.AgentPR,
+		"decision", ev.id, "check_run", id)
 	if ev.decision.Outcome == pr.Escalate && cfg.Mode != "advisory" {
 		if err := g.escalate(ctx, cfg, client, t.repo, in, run.DetailsURL); err != nil {
 			// The check run already holds the PR; a reviewer request GitHub
 			// refuses must not stop the decision from being recorded.
-			g.o.Logger.Warn("escalation incomplete", "repo", t.repo.FullName, "pr", t.number, "sha", p.HeadSHA, "err", err)
+			log.Warn("escalation incomplete", "err", err)
 		}
 	}
 	if err := g.o.Store.SaveCheckRun(ctx, t.repo.FullName, p.HeadSHA, id, []int{t.number}); err != nil {

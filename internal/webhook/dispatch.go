@@ -152,7 +152,8 @@ func (d *Dispatcher) work(ctx context.Context) {
 		}
 		// Processing is not cut short by shutdown: a delivery half-published
 		// is finished (the inbox makes a repeat harmless anyway).
-		pctx := context.WithoutCancel(ctx)
+		log := d.o.Logger.With("delivery", del.ID, "event", del.Event, "action", del.Action, "key", del.Key)
+		pctx := WithLogger(context.WithoutCancel(ctx), log)
 		if del.Payload == nil && d.o.Load != nil {
 			full, err := d.o.Load(pctx, del.Seq)
 			if err == nil {
@@ -161,8 +162,7 @@ func (d *Dispatcher) work(ctx context.Context) {
 		}
 		err := d.o.Process(pctx, del)
 		if err != nil {
-			d.o.Logger.Error("delivery failed", "delivery", del.ID, "event", del.Event,
-				"action", del.Action, "key", del.Key, "err", err)
+			log.Error("delivery failed", "err", err)
 			if d.o.Failed != nil {
 				d.o.Failed(pctx, del, err)
 			}
