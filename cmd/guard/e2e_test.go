@@ -87,6 +87,12 @@ func newFake(t *testing.T) *githubtest.Server {
 // startGuard serves a guard with cfgYAML (may be "") until the test ends.
 func startGuard(t *testing.T, fake *githubtest.Server, cfgYAML string) *harness {
 	t.Helper()
+	return startGuardWith(t, fake, cfgYAML, nil)
+}
+
+// startGuardWith is startGuard with a hook that changes the server config.
+func startGuardWith(t *testing.T, fake *githubtest.Server, cfgYAML string, edit func(*serveConfig)) *harness {
+	t.Helper()
 	dir := t.TempDir()
 	h := &harness{t: t, fake: fake, db: filepath.Join(dir, "guard.db"), log: &syncBuffer{}, clock: &testClock{}}
 	c := &serveConfig{
@@ -116,6 +122,9 @@ func startGuard(t *testing.T, fake *githubtest.Server, cfgYAML string) *harness 
 		if err := os.WriteFile(c.ConfigPath, []byte(cfgYAML), 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if edit != nil {
+		edit(c)
 	}
 	ready := make(chan string, 1)
 	c.ready = ready
@@ -507,5 +516,54 @@ func TestStaleHeadIsRecordedNotPublished(t *testing.T) {
 	})
 	if runs := fake.CheckRuns(testRepo, sha('a')); len(runs) != 0 {
 		t.Fatalf("a decision for a stale head was published: %+v", runs)
+	}
+}
+
+// TestPolicyReload: with --policy-dir the guard reloads policies changed on
+// disk; a broken change is refused (file:line logged) and the last good set
+// keeps deciding.
+func TestPolicyReload(t *testing.T) {
+	dir := t.TempDir()
+	src, err := filepath.Glob(filepath.Join("..", "..", "policies", "*.rego"))
+	if err != nil || len(src) == 0 {
+		t.Fatalf("policies: %v", err)
+	}
+	for _, f := range src {
+		if strings.HasSuffix(f, "_test.rego") {
+			continue
+		}
+		b, _ := os.ReadFile(f)
+		os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644)
+	}
+	fake := newFake(t)
+	h := startGuardWith(t, fake, "", func(c *serveConfig) {
+		c.PolicyDir = dir
+		c.reloadEvery = 100 * time.Millisecond
+	})
+
+	os.WriteFile(filepath.Join(dir, "house.rego"), []byte("package guard\n\nfindings contains {\n"), 0o644)
+	waitFor(t, "the broken policy to be refused", func() bool {
+		return strings.Contains(h.log.String(), "policy reload refused") && strings.Contains(h.log.String(), "house.rego:")
+	})
+	addPull(fake, 50, alice, sha('6'))
+	h.deliver("pull_request", prEvent(t, "opened", 50, alice, sha('6'), alice))
+	h.waitCheck(sha('6'), "success")
+
+	os.WriteFile(filepath.Join(dir, "house.rego"), []byte(`package guard
+
+findings contains {"rule": "house_rule", "outcome": "block", "message": "nothing merges today"} if {
+	input.pull_request.title == "change 51"
+}
+`), 0o644)
+	waitFor(t, "the new policy set", func() bool { return strings.Contains(h.log.String(), "policies reloaded") })
+	addPull(fake, 51, alice, sha('7'))
+	h.deliver("pull_request", payload(t, "pull_request.opened", map[string]any{
+		"number": 51, "pull_request.number": 51, "pull_request.title": "change 51",
+		"pull_request.user.login": "alice", "pull_request.user.type": "User", "pull_request.head.sha": sha('7'),
+		"pull_request.base.ref": "main", "pull_request.state": "open", "sender.login": "alice",
+	}))
+	run := h.waitCheck(sha('7'), "failure")
+	if !strings.Contains(run.Title, "nothing merges today") {
+		t.Fatalf("title %q", run.Title)
 	}
 }

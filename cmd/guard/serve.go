@@ -45,10 +45,11 @@ type serveConfig struct {
 
 	// Set by tests: the clock, the scheduler's tick and a channel told the
 	// listening address.
-	now     func() time.Time
-	tick    time.Duration
-	ready   chan<- string
-	ghSleep func(ctx context.Context, d time.Duration) error // GitHub retry waits
+	now         func() time.Time
+	tick        time.Duration
+	ready       chan<- string
+	ghSleep     func(ctx context.Context, d time.Duration) error // GitHub retry waits
+	reloadEvery time.Duration                                    // policy directory polling
 
 }
 
@@ -273,7 +274,11 @@ func serve(ctx context.Context, c *serveConfig, s stdio) error {
 				engRef.Store(e)
 				log.Info("policies reloaded", "revision", e.Revision())
 			})
-		go r.Watch(runCtx, 2*time.Second)
+		every := c.reloadEvery
+		if every <= 0 {
+			every = 2 * time.Second
+		}
+		go r.Watch(runCtx, every)
 	}
 	go g.RunRedelivery(runCtx, 10*time.Minute)
 	go pruneInbox(runCtx, store, now, log)
