@@ -177,9 +177,16 @@ func postWebhook(t *testing.T, base, event, id string, payload []byte) int {
 	return resp.StatusCode
 }
 
-// waitCheck waits until the merge-guard run on sha has conclusion want.
+// waitCheck waits until the merge-guard run on sha has conclusion want,
+// failing the harness's test otherwise.
 func (h *harness) waitCheck(sha, want string) githubtest.CheckRun {
 	h.t.Helper()
+	return h.waitCheckOn(h.t, sha, want)
+}
+
+// waitCheckOn is waitCheck failing t (use it in subtests).
+func (h *harness) waitCheckOn(t testing.TB, sha, want string) githubtest.CheckRun {
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	var runs []githubtest.CheckRun
 	for time.Now().Before(deadline) {
@@ -189,7 +196,7 @@ func (h *harness) waitCheck(sha, want string) githubtest.CheckRun {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	h.t.Fatalf("check run on %s: want conclusion %q, have %+v", sha[:7], want, runs)
+	t.Fatalf("check run on %s: want conclusion %q, have %+v", sha[:7], want, runs)
 	return githubtest.CheckRun{}
 }
 
@@ -307,7 +314,7 @@ func TestEndToEnd(t *testing.T) {
 		if code := h.deliver("pull_request", prEvent(t, "opened", 1, alice, sha('1'), alice)); code != http.StatusAccepted {
 			t.Fatalf("webhook answered %d", code)
 		}
-		run := h.waitCheck(sha('1'), "success")
+		run := h.waitCheckOn(t, sha('1'), "success")
 		if run.Name != "merge-guard" || !strings.Contains(run.Title, "Not agent-authored") {
 			t.Fatalf("run %+v", run)
 		}
@@ -323,12 +330,15 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("an agent's PR without human approval is held for a human", func(t *testing.T) {
 		addPull(fake, 2, agent, sha('2'))
 		h.deliver("pull_request", prEvent(t, "opened", 2, agent, sha('2'), agent))
-		run := h.waitCheck(sha('2'), "action_required")
+		run := h.waitCheckOn(t, sha('2'), "action_required")
 		if !strings.HasPrefix(run.DetailsURL, "https://guard.example.com/decisions/") || !strings.Contains(run.DetailsURL, "sig=") {
 			t.Fatalf("details URL %q", run.DetailsURL)
 		}
 		if !strings.Contains(run.Summary, "/guard approve") {
 			t.Fatalf("summary does not say what a human must do:\n%s", run.Summary)
+		}
+		if len(run.Actions) != 1 || run.Actions[0].Identifier != "approve" {
+			t.Fatalf("escalated run offers %+v, want the Approve button", run.Actions)
 		}
 	})
 
@@ -336,12 +346,15 @@ func TestEndToEnd(t *testing.T) {
 		before := fake.CheckRuns(testRepo, sha('2'))
 		fake.AddReview(testRepo, 2, pr.Review{User: carol, State: "APPROVED", CommitID: sha('2')})
 		h.deliver("pull_request_review", reviewEvent(t, 2, agent, sha('2'), carol, sha('2')))
-		run := h.waitCheck(sha('2'), "success")
+		run := h.waitCheckOn(t, sha('2'), "success")
 		if runs := fake.CheckRuns(testRepo, sha('2')); len(runs) != 1 || run.ID != before[0].ID {
 			t.Fatalf("want the run updated in place, have %d runs (%d -> %d)", len(runs), before[0].ID, run.ID)
 		}
 		if !strings.Contains(run.Title, "carol") {
 			t.Fatalf("title %q does not name the approver", run.Title)
+		}
+		if len(run.Actions) != 0 {
+			t.Fatalf("an allowed run still offers %+v", run.Actions)
 		}
 	})
 
@@ -365,7 +378,7 @@ func TestEndToEnd(t *testing.T) {
 			}
 			fake.AddReview(testRepo, n, pr.Review{User: tt.reviewer, State: "APPROVED", CommitID: commit})
 			h.deliver("pull_request_review", reviewEvent(t, n, agent, head, tt.reviewer, commit))
-			h.waitCheck(head, "action_required")
+			h.waitCheckOn(t, head, "action_required")
 		})
 	}
 }
@@ -381,7 +394,7 @@ func TestGitHubFailures(t *testing.T) {
 		fake.AddReview(testRepo, 30, pr.Review{User: carol, State: "APPROVED", CommitID: sha('3')})
 		fake.FailNext("GET", "/repos/{owner}/{repo}/pulls/{number}/reviews", 2, http.StatusBadGateway, nil, "")
 		h.deliver("pull_request", prEvent(t, "opened", 30, agent, sha('3'), agent))
-		h.waitCheck(sha('3'), "success")
+		h.waitCheckOn(t, sha('3'), "success")
 	})
 
 	t.Run("GitHub down after retries fails closed with the error", func(t *testing.T) {
@@ -389,7 +402,7 @@ func TestGitHubFailures(t *testing.T) {
 		fake.FailNext("GET", "/repos/{owner}/{repo}/pulls/{number}/files", 0, http.StatusServiceUnavailable, nil, "")
 		defer fake.ClearFaults()
 		h.deliver("pull_request", prEvent(t, "opened", 31, agent, sha('4'), agent))
-		run := h.waitCheck(sha('4'), "failure")
+		run := h.waitCheckOn(t, sha('4'), "failure")
 		if !strings.Contains(run.Title, "could not decide") || !strings.Contains(run.Summary, "list files") {
 			t.Fatalf("failure run does not say why: %q\n%s", run.Title, run.Summary)
 		}
@@ -410,7 +423,7 @@ func TestGitHubFailures(t *testing.T) {
 		if code := postWebhook(t, h.base, "pull_request", "redeliver-me", body); code != http.StatusAccepted {
 			t.Fatalf("redelivery of a failed delivery answered %d, want 202 (processed again)", code)
 		}
-		h.waitCheck(sha('5'), "action_required")
+		h.waitCheckOn(t, sha('5'), "action_required")
 		if code := postWebhook(t, h.base, "pull_request", "redeliver-me", body); code != http.StatusOK {
 			t.Fatalf("redelivery of a processed delivery answered %d, want 200 (not processed again)", code)
 		}
@@ -468,7 +481,7 @@ func TestEndpoints(t *testing.T) {
 	}
 	addPull(fake, 1, alice, sha('1'))
 	h.deliver("pull_request", body)
-	h.waitCheck(sha('1'), "success")
+	h.waitCheckOn(t, sha('1'), "success")
 	// The decision is counted once it is recorded, just after publishing.
 	waitFor(t, "the decision metric", func() bool {
 		_, m := get("/metrics")
@@ -508,7 +521,7 @@ func TestStaleHeadIsRecordedNotPublished(t *testing.T) {
 		"pull_request.updated_at": "2026-11-20T10:00:00Z", "sender.login": agent.Login, "sender.type": "Bot",
 	})
 	h.deliver("pull_request", newer)
-	h.waitCheck(sha('b'), "action_required")
+	h.waitCheckOn(t, sha('b'), "action_required")
 	h.deliver("pull_request", older)
 	waitFor(t, "the late delivery to be recorded", func() bool {
 		code, out, _ := runGuard(t, "audit", "export", "--db", h.db, "--format", "jsonl", "--from", "2000-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z")
@@ -547,7 +560,7 @@ func TestPolicyReload(t *testing.T) {
 	})
 	addPull(fake, 50, alice, sha('6'))
 	h.deliver("pull_request", prEvent(t, "opened", 50, alice, sha('6'), alice))
-	h.waitCheck(sha('6'), "success")
+	h.waitCheckOn(t, sha('6'), "success")
 
 	os.WriteFile(filepath.Join(dir, "house.rego"), []byte(`package guard
 
@@ -562,7 +575,7 @@ findings contains {"rule": "house_rule", "outcome": "block", "message": "nothing
 		"pull_request.user.login": "alice", "pull_request.user.type": "User", "pull_request.head.sha": sha('7'),
 		"pull_request.base.ref": "main", "pull_request.state": "open", "sender.login": "alice",
 	}))
-	run := h.waitCheck(sha('7'), "failure")
+	run := h.waitCheckOn(t, sha('7'), "failure")
 	if !strings.Contains(run.Title, "nothing merges today") {
 		t.Fatalf("title %q", run.Title)
 	}

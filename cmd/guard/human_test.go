@@ -206,7 +206,7 @@ func TestEscalation(t *testing.T) {
 
 	addPull(fake, 1, agent, sha('a'))
 	h.deliver("pull_request", prEvent(t, "opened", 1, agent, sha('a'), agent))
-	run := h.waitCheck(sha('a'), "action_required")
+	run := h.waitCheckOn(t, sha('a'), "action_required")
 
 	t.Run("reviewers from escalation.reviewers are requested", func(t *testing.T) {
 		waitFor(t, "reviewers to be requested", func() bool {
@@ -240,7 +240,7 @@ func TestEscalation(t *testing.T) {
 			Author:    pr.Person{Name: "agent", Account: agent, Date: time.Now()},
 			Committer: pr.Person{Name: "agent", Account: agent, Date: time.Now()}})
 		h.deliver("pull_request", prEvent(t, "synchronize", 1, agent, sha('b'), agent))
-		h.waitCheck(sha('b'), "action_required")
+		h.waitCheckOn(t, sha('b'), "action_required")
 		waitComment(t, fake, 1, "merge-guard:escalation-"+sha('b'))
 		idle(t, st)
 		if got := escalationComments(fake, 1); len(got) != 2 {
@@ -268,7 +268,7 @@ func TestCommentCommands(t *testing.T) {
 		n, head := next, fmt.Sprintf("%040x", next)
 		addPull(fake, n, agent, head)
 		h.deliver("pull_request", prEvent(t, "opened", n, agent, head, agent))
-		h.waitCheck(head, "action_required")
+		h.waitCheckOn(t, head, "action_required")
 		waitRecord(t, st, n, "the first decision", kind("decision", "escalate"))
 		return n, head
 	}
@@ -277,7 +277,7 @@ func TestCommentCommands(t *testing.T) {
 		n, head := escalated(t)
 		before := lastRun(t, fake, head)
 		h.deliver("issue_comment", commentEvent(t, n, true, ids.id(), mona, "/guard approve read every line of the diff", time.Time{}, nil))
-		run := h.waitCheck(head, "success")
+		run := h.waitCheckOn(t, head, "success")
 		if run.ID != before.ID {
 			t.Fatalf("approval created run %d, want run %d updated", run.ID, before.ID)
 		}
@@ -328,7 +328,7 @@ func TestCommentCommands(t *testing.T) {
 		n, head := next, fmt.Sprintf("%040x", next)
 		addAgentPush(fake, n, mona, head)
 		h.deliver("pull_request", prEvent(t, "opened", n, mona, head, mona))
-		h.waitCheck(head, "action_required")
+		h.waitCheckOn(t, head, "action_required")
 		waitRecord(t, st, n, "the first decision", kind("decision", "escalate"))
 		h.deliver("issue_comment", commentEvent(t, n, true, ids.id(), mona, "/guard approve my own PR", time.Time{}, nil))
 		waitComment(t, fake, n, "Refused", "is the author")
@@ -375,7 +375,7 @@ func TestCommentCommands(t *testing.T) {
 		n, head := escalated(t)
 		body := commentEvent(t, n, true, ids.id(), mona, "/guard approve once is enough", time.Time{}, nil)
 		h.deliver("issue_comment", body)
-		h.waitCheck(head, "success")
+		h.waitCheckOn(t, head, "success")
 		waitRecord(t, st, n, "the granted override", kind("override", "granted"))
 		h.deliver("issue_comment", body)
 		idle(t, st)
@@ -403,7 +403,7 @@ func TestCommentCommands(t *testing.T) {
 			addPull(fake, n, agent, head)
 			fake.AddReview(testRepo, n, pr.Review{User: carol, State: "APPROVED", CommitID: head})
 			h.deliver("pull_request", prEvent(t, "opened", n, agent, head, agent))
-			h.waitCheck(head, "success")
+			h.waitCheckOn(t, head, "success")
 			nums, heads = append(nums, n), append(heads, head)
 		}
 		fake.AddIssue(testRepo, 900)
@@ -414,7 +414,7 @@ func TestCommentCommands(t *testing.T) {
 		h.deliver("issue_comment", commentEvent(t, 900, false, ids.id(), mona, "/guard freeze 2h INC-42 payments down", time.Time{}, nil))
 		waitComment(t, fake, 900, "@mona", "Incident freeze", "declared")
 		for _, head := range heads {
-			run := h.waitCheck(head, "failure")
+			run := h.waitCheckOn(t, head, "failure")
 			if !strings.Contains(run.Summary, "INC-42") || !strings.Contains(run.Summary, "/guard override") {
 				t.Fatalf("blocked run does not name the incident or the way out:\n%s", run.Summary)
 			}
@@ -424,7 +424,7 @@ func TestCommentCommands(t *testing.T) {
 		waitComment(t, fake, 900, "@alice", "Active freezes", "incident-", "INC-42")
 
 		h.deliver("issue_comment", commentEvent(t, nums[0], true, ids.id(), mona, "/guard override hotfix must ship", time.Time{}, nil))
-		h.waitCheck(heads[0], "success")
+		h.waitCheckOn(t, heads[0], "success")
 		rec := waitRecord(t, st, nums[0], "the granted override", kind("override", "granted"))
 		if rec.Actor != "mona" || !slices.Contains(rec.Rules, "incident_freeze") || rec.Reason != "hotfix must ship" {
 			t.Fatalf("override record %+v", rec)
@@ -439,7 +439,7 @@ func TestCommentCommands(t *testing.T) {
 
 		h.deliver("issue_comment", commentEvent(t, 900, false, ids.id(), mona, "/guard unfreeze", time.Time{}, nil))
 		waitComment(t, fake, 900, "@mona", "ended")
-		h.waitCheck(heads[1], "success")
+		h.waitCheckOn(t, heads[1], "success")
 
 		var buf bytes.Buffer
 		if _, _, err := st.Export(context.Background(), time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "csv", &buf); err != nil {
@@ -494,11 +494,11 @@ func TestApproverTeams(t *testing.T) {
 			n, head := 200+i, sha(byte('a'+i))
 			addPull(fake, n, agent, head)
 			h.deliver("pull_request", prEvent(t, "opened", n, agent, head, agent))
-			h.waitCheck(head, "action_required")
+			h.waitCheckOn(t, head, "action_required")
 			waitRecord(t, st, n, "the first decision", kind("decision", ""))
 			h.deliver("issue_comment", commentEvent(t, n, true, ids.id(), tt.who, "/guard approve reviewed", time.Time{}, nil))
 			if tt.want == "success" {
-				h.waitCheck(head, "success")
+				h.waitCheckOn(t, head, "success")
 				waitRecord(t, st, n, "the grant", kind("override", "granted"))
 				return
 			}
@@ -551,7 +551,7 @@ func TestCheckRunEvents(t *testing.T) {
 		t.Helper()
 		addPull(fake, n, agent, head)
 		h.deliver("pull_request", prEvent(t, "opened", n, agent, head, agent))
-		run := h.waitCheck(head, "action_required")
+		run := h.waitCheckOn(t, head, "action_required")
 		waitRecord(t, st, n, "the first decision", kind("decision", ""))
 		return run
 	}
@@ -567,7 +567,7 @@ func TestCheckRunEvents(t *testing.T) {
 		// Later decisions update the fresh run, not the old one.
 		fake.AddReview(testRepo, 1, pr.Review{User: carol, State: "APPROVED", CommitID: sha('1')})
 		h.deliver("pull_request_review", reviewEvent(t, 1, agent, sha('1'), carol, sha('1')))
-		if got := h.waitCheck(sha('1'), "success"); got.ID != fresh.ID {
+		if got := h.waitCheckOn(t, sha('1'), "success"); got.ID != fresh.ID {
 			t.Fatalf("decision went to run %d, want the fresh run %d", got.ID, fresh.ID)
 		}
 	})
@@ -575,7 +575,7 @@ func TestCheckRunEvents(t *testing.T) {
 	t.Run("the approve button of a maintainer clears escalate", func(t *testing.T) {
 		run := open(t, 2, sha('2'))
 		h.deliver("check_run", checkRunEvent(t, "requested_action", run, mona, "approve"))
-		h.waitCheck(sha('2'), "success")
+		h.waitCheckOn(t, sha('2'), "success")
 		rec := waitRecord(t, st, 2, "the granted override", kind("override", "granted"))
 		if rec.Actor != "mona" || rec.Reason != "check-run button" {
 			t.Fatalf("override record %+v, want actor mona and reason %q", rec, "check-run button")
@@ -624,16 +624,16 @@ func TestCheckRunEvents(t *testing.T) {
 		addPull(fake, n, agent, head)
 		fake.AddReview(testRepo, n, pr.Review{User: carol, State: "APPROVED", CommitID: head})
 		h.deliver("pull_request", prEvent(t, "opened", n, agent, head, agent))
-		h.waitCheck(head, "success")
+		h.waitCheckOn(t, head, "success")
 		ctx := context.Background()
 		f, err := st.StartFreeze(ctx, audit.ManualFreeze{Scope: audit.ScopeRepo, Target: testRepo, Reason: "INC-9", By: "oncall"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.EndFreezes(ctx, audit.ScopeRepo, testRepo, "test") })
-		run := h.waitCheck(head, "failure")
+		run := h.waitCheckOn(t, head, "failure")
 		h.deliver("check_run", checkRunEvent(t, "requested_action", run, mona, "override"))
-		h.waitCheck(head, "success")
+		h.waitCheckOn(t, head, "success")
 		rec := waitRecord(t, st, n, "the granted override", kind("override", "granted"))
 		if !slices.Contains(rec.Rules, "incident_freeze") || rec.Reason != "check-run button" {
 			t.Fatalf("override record %+v (freeze %d)", rec, f.ID)
@@ -651,7 +651,7 @@ func TestCheckRunEvents(t *testing.T) {
 			"check_suite.pull_requests": []any{},
 		})
 		h.deliver("check_suite", body)
-		h.waitCheck(sha('9'), "success")
+		h.waitCheckOn(t, sha('9'), "success")
 	})
 
 	t.Run("a run of another app or name is ignored", func(t *testing.T) {
@@ -679,15 +679,15 @@ func TestTimeFreezes(t *testing.T) {
 		addPull(fake, 1, agent, sha('1'))
 		fake.AddReview(testRepo, 1, pr.Review{User: carol, State: "APPROVED", CommitID: sha('1')})
 		h.deliver("pull_request", prEvent(t, "opened", 1, agent, sha('1'), agent))
-		green := h.waitCheck(sha('1'), "success")
+		green := h.waitCheckOn(t, sha('1'), "success")
 
 		h.clock.Set(from.Add(time.Minute))
-		run := h.waitCheck(sha('1'), "failure")
+		run := h.waitCheckOn(t, sha('1'), "failure")
 		if run.ID != green.ID || !strings.Contains(run.Title+run.Summary, "release-window") {
 			t.Fatalf("blocked run %+v does not name the freeze or is not the same run", run)
 		}
 		h.clock.Set(to.Add(time.Minute))
-		h.waitCheck(sha('1'), "success")
+		h.waitCheckOn(t, sha('1'), "success")
 	})
 
 	t.Run("a freeze declared by the CLI is noticed without a webhook", func(t *testing.T) {
@@ -696,21 +696,21 @@ func TestTimeFreezes(t *testing.T) {
 		addPull(fake, 2, agent, sha('2'))
 		fake.AddReview(testRepo, 2, pr.Review{User: carol, State: "APPROVED", CommitID: sha('2')})
 		h.deliver("pull_request", prEvent(t, "opened", 2, agent, sha('2'), agent))
-		h.waitCheck(sha('2'), "success")
+		h.waitCheckOn(t, sha('2'), "success")
 
 		var out, errb bytes.Buffer
 		s := stdio{in: strings.NewReader(""), out: &out, err: &errb}
 		if code := run(context.Background(), []string{"freeze", "start", "--reason", "INC-7 database down", "--repo", testRepo, "--db", h.db}, s); code != 0 {
 			t.Fatalf("freeze start exit %d: %s", code, errb.String())
 		}
-		blocked := h.waitCheck(sha('2'), "failure")
+		blocked := h.waitCheckOn(t, sha('2'), "failure")
 		if !strings.Contains(blocked.Summary, "INC-7") {
 			t.Fatalf("blocked run does not name the incident:\n%s", blocked.Summary)
 		}
 		if code := run(context.Background(), []string{"freeze", "end", "--repo", testRepo, "--db", h.db}, s); code != 0 {
 			t.Fatalf("freeze end exit %d: %s", code, errb.String())
 		}
-		h.waitCheck(sha('2'), "success")
+		h.waitCheckOn(t, sha('2'), "success")
 	})
 }
 
@@ -737,11 +737,11 @@ func TestMergeQueue(t *testing.T) {
 	// A human PR and an approved agent PR, each queued in its own group.
 	addPull(fake, 1, alice, sha('1'))
 	h.deliver("pull_request", prEvent(t, "opened", 1, alice, sha('1'), alice))
-	h.waitCheck(sha('1'), "success")
+	h.waitCheckOn(t, sha('1'), "success")
 	addPull(fake, 2, agent, sha('2'))
 	fake.AddReview(testRepo, 2, pr.Review{User: carol, State: "APPROVED", CommitID: sha('2')})
 	h.deliver("pull_request", prEvent(t, "opened", 2, agent, sha('2'), agent))
-	h.waitCheck(sha('2'), "success")
+	h.waitCheckOn(t, sha('2'), "success")
 	groupOf := func(head string, prHeads ...string) string {
 		fake.AddGraphCommit(testRepo, pr.Commit{SHA: head, Message: "merge group"}, append([]string{base}, prHeads...)...)
 		return head
@@ -750,7 +750,7 @@ func TestMergeQueue(t *testing.T) {
 	t.Run("human PRs outside a freeze pass", func(t *testing.T) {
 		g := groupOf(sha('a'), sha('1'))
 		h.deliver("merge_group", mergeGroupEvent(t, base, g))
-		run := h.waitCheck(g, "success")
+		run := h.waitCheckOn(t, g, "success")
 		if !strings.Contains(run.Summary, "#1") {
 			t.Fatalf("group summary does not list its PRs:\n%s", run.Summary)
 		}
@@ -758,7 +758,7 @@ func TestMergeQueue(t *testing.T) {
 	t.Run("a group that cannot be mapped fails", func(t *testing.T) {
 		g := groupOf(sha('b'))
 		h.deliver("merge_group", mergeGroupEvent(t, base, g))
-		run := h.waitCheck(g, "failure")
+		run := h.waitCheckOn(t, g, "failure")
 		if !strings.Contains(run.Summary+run.Text, "could not map") {
 			t.Fatalf("failure does not say why:\n%s\n%s", run.Summary, run.Text)
 		}
@@ -771,7 +771,7 @@ func TestMergeQueue(t *testing.T) {
 		defer st.EndFreezes(ctx, audit.ScopeRepo, testRepo, "test")
 		g := groupOf(sha('c'), sha('1'), sha('2'))
 		h.deliver("merge_group", mergeGroupEvent(t, base, g))
-		run := h.waitCheck(g, "failure")
+		run := h.waitCheckOn(t, g, "failure")
 		if !containsAll(run.Summary, "#1", "#2") {
 			t.Fatalf("group summary does not list its PRs:\n%s", run.Summary)
 		}
@@ -780,7 +780,7 @@ func TestMergeQueue(t *testing.T) {
 			t.Fatal(err)
 		}
 		h.deliver("check_run", checkRunEvent(t, "rerequested", run, mona, ""))
-		fresh := h.waitCheck(g, "success")
+		fresh := h.waitCheckOn(t, g, "success")
 		if fresh.ID == run.ID {
 			t.Fatalf("re-run updated run %d in place, want a fresh run", run.ID)
 		}
@@ -821,7 +821,7 @@ func TestMergesAudited(t *testing.T) {
 			n, head := 1+i, sha(byte('1'+i))
 			addPull(fake, n, tt.author, head)
 			h.deliver("pull_request", prEvent(t, "opened", n, tt.author, head, tt.author))
-			h.waitCheck(head, tt.want)
+			h.waitCheckOn(t, head, tt.want)
 			waitRecord(t, st, n, "the decision", kind("decision", ""))
 			h.deliver("pull_request", closed(n, tt.author, head))
 			rec := waitRecord(t, st, n, "the merge record", kind("merge", ""))
@@ -852,8 +852,8 @@ func TestInstallationBackfill(t *testing.T) {
 		"repositories": []any{map[string]any{"id": 1, "name": "widgets", "full_name": testRepo, "private": false}},
 		"sender":       map[string]any{"login": "octo-admin", "type": "User", "id": 3},
 	}))
-	h.waitCheck(sha('1'), "success")
-	h.waitCheck(sha('2'), "action_required")
+	h.waitCheckOn(t, sha('1'), "success")
+	h.waitCheckOn(t, sha('2'), "action_required")
 
 	fake.AddPull("octo-org/gadgets", pr.PullRequest{Number: 5, Title: "gadget", Author: agent, HeadSHA: sha('5'), BaseRef: "main", BaseSHA: sha('0')})
 	fake.AddCommit("octo-org/gadgets", 5, pr.Commit{SHA: sha('5'), Message: "x", Author: pr.Person{Account: agent}, Committer: pr.Person{Account: agent}})
@@ -941,7 +941,7 @@ func TestDecisionPage(t *testing.T) {
 	h := startGuard(t, fake, "")
 	addPull(fake, 1, agent, sha('1'))
 	h.deliver("pull_request", prEvent(t, "opened", 1, agent, sha('1'), agent))
-	run := h.waitCheck(sha('1'), "action_required")
+	run := h.waitCheckOn(t, sha('1'), "action_required")
 	// The run is published before its decision is stored with the delivery.
 	waitRecord(t, openAudit(t, h), 1, "the decision", kind("decision", "escalate"))
 

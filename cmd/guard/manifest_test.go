@@ -68,7 +68,7 @@ func TestManifestPermissionsMatchCode(t *testing.T) {
 	h := startGuard(t, fake, "escalation:\n  reviewers: {teams: [release-managers]}\n  approvers: {teams: [release-managers]}\n")
 	addPull(fake, 7, agent, sha('7'))
 	h.deliver("pull_request", prEvent(t, "opened", 7, agent, sha('7'), agent))
-	h.waitCheck(sha('7'), "action_required")
+	h.waitCheckOn(t, sha('7'), "action_required")
 	waitFor(t, "the escalation comment", func() bool { return len(fake.Comments(testRepo, 7)) > 0 })
 	// An approver's command: team membership and a reply.
 	h.deliver("issue_comment", payload(t, "issue_comment.created", map[string]any{
@@ -77,7 +77,7 @@ func TestManifestPermissionsMatchCode(t *testing.T) {
 		"comment.created_at": time.Now().UTC().Format(time.RFC3339), "comment.body": "/guard approve read every line",
 		"sender.login": "carol", "sender.type": "User",
 	}))
-	h.waitCheck(sha('7'), "success")
+	h.waitCheckOn(t, sha('7'), "success")
 	// A merge group: compare and commits -> pulls.
 	h.deliver("merge_group", payload(t, "merge_group.checks_requested", map[string]any{
 		"merge_group.head_sha": sha('7'), "merge_group.base_sha": strings.Repeat("0", 40),

@@ -37,9 +37,16 @@ func (g *Guard) checkRun(cfg *config.Config, repo pr.Repository, in *pr.Input, e
 		Text:       details(in, d, ev),
 		DetailsURL: DecisionLink(g.o.PublicURL, g.o.LinkSecret, ev.id, repo.FullName, g.o.Now()),
 	}
+	switch d.Outcome {
+	case pr.Escalate:
+		run.Actions = []gh.Action{{Label: "Approve", Description: "Approve this head (approvers only)", Identifier: "approve"}}
+	case pr.Block:
+		run.Actions = []gh.Action{{Label: "Override", Description: "Override the blocks on this head", Identifier: "override"}}
+	}
 	if cfg.Mode == "advisory" && d.Outcome != pr.Allow {
 		run.Conclusion = "success"
 		run.Title = "Advisory: enforce mode would " + verb(d.Outcome) + ": " + run.Title
+		run.Actions = nil
 	}
 	return run
 }

@@ -87,7 +87,12 @@ func (g *Guard) Process(ctx context.Context, d webhook.Delivery) error {
 	}
 	ev, err := github.ParseWebHook(d.Event, d.Payload)
 	if err != nil {
-		return fmt.Errorf("parse %s payload: %w", d.Event, err)
+		// No retry can parse it either: close the delivery, say why once.
+		webhook.Logger(ctx, g.o.Logger).Error("payload cannot be decoded; delivery dropped", "err", err)
+		if _, err := g.o.Store.Complete(ctx, d.Seq); err != nil {
+			return fmt.Errorf("record delivery: %w", err)
+		}
+		return nil
 	}
 	var recs []audit.Record
 	switch e := ev.(type) {
