@@ -690,6 +690,24 @@ func TestTimeFreezes(t *testing.T) {
 		h.waitCheckOn(t, sha('1'), "success")
 	})
 
+	t.Run("a freeze for everyone turns a human PR red and back without a webhook", func(t *testing.T) {
+		fake := newFake(t)
+		t0 := time.Now().UTC().Truncate(time.Second)
+		from, to := t0.Add(5*time.Minute), t0.Add(10*time.Minute)
+		cfg := fmt.Sprintf("freezes:\n  - name: year-end\n    from: %q\n    to: %q\n    applies_to: everyone\n", from.Format(time.RFC3339), to.Format(time.RFC3339))
+		h := startGuard(t, fake, cfg)
+		h.clock.Set(t0)
+		addPull(fake, 3, alice, sha('3'))
+		h.deliver("pull_request", prEvent(t, "opened", 3, alice, sha('3'), alice))
+		h.waitCheckOn(t, sha('3'), "success")
+		h.clock.Set(from.Add(time.Minute))
+		if run := h.waitCheckOn(t, sha('3'), "failure"); !strings.Contains(run.Title, "year-end") {
+			t.Fatalf("title %q does not name the freeze", run.Title)
+		}
+		h.clock.Set(to.Add(time.Minute))
+		h.waitCheckOn(t, sha('3'), "success")
+	})
+
 	t.Run("a freeze declared by the CLI is noticed without a webhook", func(t *testing.T) {
 		fake := newFake(t)
 		h := startGuard(t, fake, "")

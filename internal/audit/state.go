@@ -228,10 +228,11 @@ func scanTracked(sc interface{ Scan(...any) error }) (TrackedPR, error) {
 	return p, err
 }
 
-// OpenAgentPRs returns the tracked PRs that are open and agent PRs, by
-// repository and number.
-func (s *Store) OpenAgentPRs(ctx context.Context) ([]TrackedPR, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT "+trackedCols+" FROM tracked_prs WHERE open = 1 AND agent = 1 ORDER BY repo, number")
+// OpenWatchedPRs returns the open tracked PRs whose check the scheduler
+// watches: agent PRs, and PRs marked time-dependent (a human PR while a
+// freeze applies to everyone), by repository and number.
+func (s *Store) OpenWatchedPRs(ctx context.Context) ([]TrackedPR, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT "+trackedCols+" FROM tracked_prs WHERE open = 1 AND (agent = 1 OR time_dependent = 1) ORDER BY repo, number")
 	if err != nil {
 		return nil, fmt.Errorf("open agent PRs: %w", err)
 	}

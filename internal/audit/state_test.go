@@ -262,9 +262,9 @@ func TestTrackedPRs(t *testing.T) {
 		}
 	})
 	t.Run("open agent PRs only, by repository and number", func(t *testing.T) {
-		got, err := s.OpenAgentPRs(ctx)
+		got, err := s.OpenWatchedPRs(ctx)
 		if err != nil || len(got) != 2 || got[0].Repo != "a/b" || got[1].Number != 1 {
-			t.Fatalf("OpenAgentPRs = %+v, %v", got, err)
+			t.Fatalf("OpenWatchedPRs = %+v, %v", got, err)
 		}
 	})
 	t.Run("an upsert replaces, a closed PR drops out", func(t *testing.T) {
@@ -277,8 +277,8 @@ func TestTrackedPRs(t *testing.T) {
 		if got.Open || got.HeadSHA != "def" || !got.UpdatedAt.Equal(t0.Add(time.Minute)) {
 			t.Fatalf("after upsert %+v", got)
 		}
-		if open, _ := s.OpenAgentPRs(ctx); len(open) != 1 {
-			t.Fatalf("OpenAgentPRs = %+v", open)
+		if open, _ := s.OpenWatchedPRs(ctx); len(open) != 1 {
+			t.Fatalf("OpenWatchedPRs = %+v", open)
 		}
 	})
 	t.Run("refuses a PR without repository or number", func(t *testing.T) {

@@ -103,12 +103,23 @@ func (g *Guard) evaluate(ctx context.Context, t target) ([]audit.Record, error) 
 	if err := g.o.Store.TrackPR(ctx, audit.TrackedPR{
 		Repo: t.repo.FullName, Number: t.number, Installation: t.installation,
 		HeadSHA: p.HeadSHA, BaseRef: p.BaseRef, Author: p.Author.Login,
-		Agent: in.AgentPR, Open: true, Outcome: string(ev.decision.Outcome),
-		TimeDependent: in.AgentPR, CheckRunID: id, UpdatedAt: updated,
+		Agent: in.AgentPR || (seen && tracked.Agent), Open: true, Outcome: string(ev.decision.Outcome),
+		TimeDependent: in.AgentPR || freezesEveryone(cfg), CheckRunID: id, UpdatedAt: updated,
 	}); err != nil {
 		return nil, fmt.Errorf("track pull request: %w", err)
 	}
 	return []audit.Record{rec}, nil
+}
+
+// freezesEveryone reports whether a configured freeze holds human PRs too,
+// so that their checks change with time as well.
+func freezesEveryone(cfg *config.Config) bool {
+	for _, f := range cfg.Freezes {
+		if f.AppliesTo == calendar.AppliesToEveryone {
+			return true
+		}
+	}
+	return false
 }
 
 // decide gathers the facts and asks the policies. Failures become an error

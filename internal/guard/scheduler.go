@@ -202,11 +202,11 @@ func (g *Guard) nextBoundary(ctx context.Context, cal, now time.Time) time.Time 
 	return next
 }
 
-// reevaluateOpen re-evaluates the open agent PRs (those keep selects),
+// reevaluateOpen re-evaluates the open watched PRs (those keep selects),
 // blocks first, so that a freeze reaches GitHub before anything is let
 // through, pacing the calls.
 func (g *Guard) reevaluateOpen(ctx context.Context, why string, pace time.Duration, keep func(audit.TrackedPR) bool) error {
-	prs, err := g.o.Store.OpenAgentPRs(ctx)
+	prs, err := g.o.Store.OpenWatchedPRs(ctx)
 	if err != nil {
 		return fmt.Errorf("list open agent pull requests: %w", err)
 	}
