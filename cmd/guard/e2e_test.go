@@ -107,6 +107,9 @@ func startGuardWith(t *testing.T, fake *githubtest.Server, cfgYAML string, edit 
 		LogLevel:      "debug",
 		now:           h.clock.Now,
 		tick:          50 * time.Millisecond,
+		// The reconcile evaluates every open PR of the fake at start; tests
+		// that want it turn it on.
+		reconcile: -1,
 		// GitHub retry waits are real waits, shortened so tests stay fast.
 		ghSleep: func(ctx context.Context, d time.Duration) error {
 			select {
@@ -578,5 +581,37 @@ findings contains {"rule": "house_rule", "outcome": "block", "message": "nothing
 	run := h.waitCheckOn(t, sha('7'), "failure")
 	if !strings.Contains(run.Title, "nothing merges today") {
 		t.Fatalf("title %q", run.Title)
+	}
+}
+
+// TestReconcileRepairsLostWebhooks: GitHub never redelivers by itself, so
+// the reconcile finds open PRs without a current check run (never seen, or
+// head moved without a synchronize) and evaluates them.
+func TestReconcileRepairsLostWebhooks(t *testing.T) {
+	fake := newFake(t)
+	addPull(fake, 60, agent, sha('c')) // its "opened" webhook was lost
+	addPull(fake, 61, alice, sha('d'))
+	h := startGuardWith(t, fake, "", func(c *serveConfig) { c.reconcile = 200 * time.Millisecond })
+	h.waitCheckOn(t, sha('c'), "action_required")
+	h.waitCheckOn(t, sha('d'), "success")
+
+	// A push whose synchronize never arrives.
+	fake.AddCommit(testRepo, 60, pr.Commit{SHA: sha('e'), Message: "more",
+		Author:    pr.Person{Name: "agent", Account: agent, Date: time.Now()},
+		Committer: pr.Person{Name: "agent", Account: agent, Date: time.Now()}})
+	p, _ := fake.Pull(testRepo, 60)
+	p.HeadSHA = sha('e')
+	fake.AddPull(testRepo, p)
+	h.waitCheckOn(t, sha('e'), "action_required")
+
+	// Steady state: nothing changed, so a reconcile costs only 304s.
+	time.Sleep(300 * time.Millisecond)
+	fake.ResetCalls()
+	time.Sleep(500 * time.Millisecond)
+	for _, c := range fake.Calls() {
+		t.Errorf("a quiet reconcile cost a call: %s %s -> %d", c.Method, c.Route, c.Status)
+	}
+	if len(fake.FreeCalls()) == 0 {
+		t.Error("no reconcile ran in the quiet window")
 	}
 }

@@ -50,6 +50,7 @@ type serveConfig struct {
 	ready       chan<- string
 	ghSleep     func(ctx context.Context, d time.Duration) error // GitHub retry waits
 	reloadEvery time.Duration                                    // policy directory polling
+	reconcile   time.Duration                                    // repair interval (negative: off)
 
 }
 
@@ -284,7 +285,7 @@ func serve(ctx context.Context, c *serveConfig, s stdio) error {
 	go pruneInbox(runCtx, store, now, log)
 	schedDone := make(chan struct{})
 	go func() {
-		g.RunScheduler(runCtx, guard.SchedulerOptions{Tick: c.tick, ExportDir: exportDir})
+		g.RunScheduler(runCtx, guard.SchedulerOptions{Tick: c.tick, Reconcile: c.reconcile, ExportDir: exportDir})
 		close(schedDone)
 	}()
 

@@ -29,7 +29,7 @@ const (
 // SchedulerOptions tune the time-driven work.
 type SchedulerOptions struct {
 	Tick      time.Duration // how often Tick runs; default 5s
-	Reconcile time.Duration // repair interval; default 10m
+	Reconcile time.Duration // repair interval; default 10m, negative: never (tests)
 	Pace      time.Duration // pause between re-evaluations (secondary rate limits); default 200ms
 	ExportDir string        // weekly exports; "" disables them
 }
@@ -68,7 +68,7 @@ func (g *Guard) RunScheduler(ctx context.Context, o SchedulerOptions) {
 // Tick does the scheduled work that is due at g's now. Tests call it after
 // moving their clock.
 func (g *Guard) Tick(ctx context.Context, o SchedulerOptions) error {
-	if o.Reconcile <= 0 {
+	if o.Reconcile == 0 {
 		o.Reconcile = 10 * time.Minute
 	}
 	if o.Pace < 0 {
@@ -139,11 +139,9 @@ func (g *Guard) Tick(ctx context.Context, o SchedulerOptions) error {
 	} else if ok {
 		last, _ = time.Parse(time.RFC3339Nano, v)
 	}
-	if now.Sub(last) >= o.Reconcile {
-		if err := g.reevaluateOpen(ctx, "reconcile", o.Pace, func(p audit.TrackedPR) bool {
-			return p.CheckRunID == 0 || p.Outcome == string(pr.Error)
-		}); err != nil {
-			return err
+	if o.Reconcile > 0 && now.Sub(last) >= o.Reconcile {
+		if err := g.scanOpenPulls(ctx, o.Pace); err != nil {
+			return fmt.Errorf("reconcile: %w", err)
 		}
 		if err := g.o.Store.SetState(ctx, stateReconcile, now.UTC().Format(time.RFC3339Nano)); err != nil {
 			return err
