@@ -101,4 +101,3 @@ func (g *Guard) scanOpenPulls(ctx context.Context, pace time.Duration) error {
 	}
 	return nil
 }
-
