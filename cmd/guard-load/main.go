@@ -577,6 +577,30 @@ func (g *guardProc) queueDepth(c *http.Client) (int, error) {
 	return 0, errors.New("no guard_queue_depth in /metrics")
 }
 
+// cpuTime is the user+system CPU time a process has used (pid 0: this one).
+func cpuTime(pid int) time.Duration {
+	p := "/proc/self/stat"
+	if pid != 0 {
+		p = fmt.Sprintf("/proc/%d/stat", pid)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces: fields count from after its ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
 // ---- sending ----
 
 type sender struct {
@@ -644,6 +668,8 @@ type report struct {
 	callsLoad   int64
 	decidedLoad int64
 	rss         int64
+	guardCPU    time.Duration // during the sending part of the throughput phase
+	toolCPU     time.Duration // this process: senders and fake GitHub
 }
 
 func (r *report) sequential(ctx context.Context, s *sender, h *hook, fake *githubtest.Server, w *world, ds []delivery) error {
@@ -694,6 +720,7 @@ func (r *report) throughput(ctx context.Context, s *sender, h *hook, fake *githu
 		scraper = &http.Client{Timeout: 5 * time.Second}
 	)
 	r.acks = make([]time.Duration, 0, min(r.o.max, 1<<20))
+	guardCPU0, toolCPU0 := cpuTime(g.cmd.Process.Pid), cpuTime(0)
 	if r.o.rate > 0 {
 		// Open loop: sends are scheduled at a fixed rate and timed from
 		// their scheduled moment, so a slow guard cannot hide its queueing.
@@ -773,6 +800,7 @@ func (r *report) throughput(ctx context.Context, s *sender, h *hook, fake *githu
 	}()
 	wg.Wait()
 	r.elapsed = time.Since(start)
+	r.guardCPU, r.toolCPU = cpuTime(g.cmd.Process.Pid)-guardCPU0, cpuTime(0)-toolCPU0
 	r.sent = next.Load()
 	if r.sent > int64(r.o.max) {
 		r.sent = int64(r.o.max)
@@ -855,6 +883,8 @@ func (r *report) print(out io.Writer) bool {
 	rate := float64(acked) / r.elapsed.Seconds()
 	fmt.Fprintf(out, "\nacknowledgements: %d in %s = %.0f/s (%d errors)   [target >= 3000/s: %s]\n",
 		acked, r.elapsed.Round(time.Millisecond), rate, r.ackErrors, verdict(rate >= 3000 && r.ackErrors == 0))
+	fmt.Fprintf(out, "CPU while sending: guard %.2f cores, load tool (senders + fake GitHub) %.2f cores\n",
+		r.guardCPU.Seconds()/r.elapsed.Seconds(), r.toolCPU.Seconds()/r.elapsed.Seconds())
 	fmt.Fprintf(out, "ack latency: p50 %s  p99 %s  p99.9 %s  max %s   [target p99 <= 15 ms: %s]\n",
 		ms(pct(r.acks, .5)), ms(pct(r.acks, .99)), ms(pct(r.acks, .999)), ms(pct(r.acks, 1)), verdict(pct(r.acks, .99) <= 15*time.Millisecond))
 	drain := "drained"
