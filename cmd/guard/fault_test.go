@@ -164,17 +164,24 @@ func TestFaults(t *testing.T) {
 		return ext
 	}
 
-	// Creation path: tokens, lookups, POSTs, escalation comments.
+	recorded := func() {
+		waitFor(t, "every delivery to be recorded", func() bool {
+			return len(decisionsByDelivery(t, h.db)) == len(ids)
+		})
+	}
+	// Creation path: tokens, lookups, POSTs, escalation comments. A run
+	// may be on GitHub before its delivery is done (a lost answer is
+	// followed by a lookup and a PATCH): wait for the records too.
 	scripted := scriptFaults(fake)
 	deliverAll("opened")
 	ext := settled(nil)
+	recorded()
+	fake.ClearFaults()
 	// Update path: PATCHes of the stored runs.
 	scripted += scriptFaults(fake)
 	deliverAll("labeled")
 	settled(ext)
-	waitFor(t, "every delivery to be recorded", func() bool {
-		return len(decisionsByDelivery(t, h.db)) == len(ids)
-	})
+	recorded()
 	fake.ClearFaults()
 
 	n := failedCalls(fake)
