@@ -1,0 +1,133 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParse(t *testing.T) {
+	hooks := "../../testdata/webhooks"
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"defaults with a guard binary", []string{"-guard", "/tmp/guard", "-webhooks", hooks}, ""},
+		{"open loop", []string{"-guard", "/tmp/guard", "-webhooks", hooks, "-rate", "3000", "-conns", "64"}, ""},
+		{"no guard binary", []string{"-webhooks", hooks}, "-guard is required"},
+		{"no repositories", []string{"-guard", "g", "-webhooks", hooks, "-repos", "0"}, "-repos and -prs"},
+		{"agent share above one", []string{"-guard", "g", "-webhooks", hooks, "-agent-share", "1.5"}, "-agent-share"},
+		{"too many connections", []string{"-guard", "g", "-webhooks", hooks, "-conns", "5000"}, "-conns"},
+		{"unbounded duration", []string{"-guard", "g", "-webhooks", hooks, "-duration", "2h"}, "-duration"},
+		{"unbounded count", []string{"-guard", "g", "-webhooks", hooks, "-max", "0"}, "-max"},
+		{"negative rate", []string{"-guard", "g", "-webhooks", hooks, "-rate", "-1"}, "-rate"},
+		{"payloads not found", []string{"-guard", "g", "-webhooks", t.TempDir()}, "run from the repository root"},
+		{"unknown flag", []string{"-guard", "g", "-bogus"}, "bogus"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parse(tt.args)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("parse: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("parse: error %v, want one mentioning %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	var ds []time.Duration
+	for i := 100; i >= 1; i-- {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	tests := []struct {
+		name string
+		in   []time.Duration
+		p    float64
+		want time.Duration
+	}{
+		{"median of 1..100 ms", ds, .5, 50 * time.Millisecond},
+		{"p99 of 1..100 ms", ds, .99, 99 * time.Millisecond},
+		{"max", ds, 1, 100 * time.Millisecond},
+		{"nothing measured", nil, .5, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := pct(tt.in, tt.p); got != tt.want {
+				t.Fatalf("pct(%v) = %v, want %v", tt.p, got, tt.want)
+			}
+		})
+	}
+	if ds[0] != 100*time.Millisecond {
+		t.Fatal("pct sorted its input in place")
+	}
+}
+
+func TestProcReadings(t *testing.T) {
+	pid := os.Getpid()
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("no /proc")
+	}
+	t.Run("this process has a peak RSS", func(t *testing.T) {
+		if rss := procStatus(pid, "VmHWM:"); rss <= 0 {
+			t.Fatalf("VmHWM %d", rss)
+		}
+	})
+	t.Run("an unknown field reads as zero", func(t *testing.T) {
+		if v := procStatus(pid, "NoSuchField:"); v != 0 {
+			t.Fatalf("got %d", v)
+		}
+	})
+	t.Run("a process that does not exist reads as zero", func(t *testing.T) {
+		if v := procStatus(1<<30, "VmHWM:"); v != 0 {
+			t.Fatalf("got %d", v)
+		}
+		if v := cpuTime(1 << 30); v != 0 {
+			t.Fatalf("got %v", v)
+		}
+	})
+	t.Run("CPU time grows with work", func(t *testing.T) {
+		before := cpuTime(0)
+		deadline := time.Now().Add(300 * time.Millisecond)
+		x := 0
+		for time.Now().Before(deadline) {
+			x++
+		}
+		if after := cpuTime(0); after <= before {
+			t.Fatalf("CPU time %v then %v after busy work (%d)", before, after, x)
+		}
+	})
+}
+
+func TestBodies(t *testing.T) {
+	o := &options{repos: 2, prs: 3, agentShare: 0.5}
+	w := newWorld(o)
+	for ri := range o.repos {
+		for n := 1; n <= o.prs; n++ {
+			w.pulls = append(w.pulls, &pull{repo: "load-org/repo-" + string(rune('0'+ri)), number: n,
+				author: agentAccount, agent: true, head: shaOf(ri, n, "head")})
+		}
+	}
+	ds, err := w.bodies("../../testdata/webhooks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 3*len(w.pulls) {
+		t.Fatalf("%d deliveries for %d PRs, want 3 each", len(ds), len(w.pulls))
+	}
+	for _, d := range ds {
+		if !strings.Contains(string(d.body), d.p.head) || !strings.Contains(string(d.body), `"id":7`) {
+			t.Fatalf("%s body lacks the PR head or the installation", d.event)
+		}
+		if !strings.HasPrefix(d.sig, "sha256=") {
+			t.Fatalf("signature %q", d.sig)
+		}
+	}
+	if _, err := w.bodies(t.TempDir()); err == nil {
+		t.Fatal("no error for a directory without payloads")
+	}
+}
