@@ -202,6 +202,9 @@ func serve(ctx context.Context, c *serveConfig, s stdio) error {
 	disp := webhook.NewDispatcher(webhook.DispatcherOptions{
 		Workers: c.Workers,
 		Process: g.Process,
+		// Queued payloads beyond this are reloaded from the inbox when their
+		// turn comes; it keeps peak RSS under 150 MiB with a large backlog.
+		MaxPayloadBytes: 8 << 20,
 		Load: func(ctx context.Context, seq int64) (webhook.Delivery, error) {
 			d, err := store.Delivery(ctx, seq)
 			return inboxToWebhook(d), err

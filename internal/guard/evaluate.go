@@ -30,6 +30,11 @@ type target struct {
 	known        *pr.PullRequest // from the payload; nil: fetch it
 	event        pr.Event
 	fresh        bool // publish a new check run (check_run rerequested)
+
+	// The guard's record of the PR, read once per evaluation.
+	tracked     audit.TrackedPR
+	seen        bool // tracked exists
+	trackedRead bool // tracked and seen are set
 }
 
 // evaluation is what one evaluation found.
@@ -51,6 +56,12 @@ func (g *Guard) evaluate(ctx context.Context, t target) ([]audit.Record, error) 
 	}
 	defer g.locks.lock(t.repo.FullName + "#" + strconv.Itoa(t.number))()
 
+	tracked, seen, err := g.o.Store.TrackedPR(ctx, t.repo.FullName, t.number)
+	if err != nil {
+		return nil, fmt.Errorf("read tracked PR: %w", err)
+	}
+	t.tracked, t.seen, t.trackedRead = tracked, seen, true
+
 	client := g.o.GitHub.Installation(t.installation)
 	ev := g.decide(ctx, cfg, client, t)
 	in := ev.input
@@ -60,11 +71,6 @@ func (g *Guard) evaluate(ctx context.Context, t target) ([]audit.Record, error) 
 	}
 	if p.State == "closed" {
 		return nil, nil
-	}
-
-	tracked, seen, err := g.o.Store.TrackedPR(ctx, t.repo.FullName, t.number)
-	if err != nil {
-		return nil, fmt.Errorf("read tracked PR: %w", err)
 	}
 	stale := seen && tracked.HeadSHA != p.HeadSHA && !p.UpdatedAt.IsZero() && tracked.UpdatedAt.After(p.UpdatedAt)
 
@@ -93,8 +99,10 @@ func (g *Guard) evaluate(ctx context.Context, t target) ([]audit.Record, error) 
 			log.Warn("escalation incomplete", "err", err)
 		}
 	}
-	if err := g.o.Store.SaveCheckRun(ctx, t.repo.FullName, p.HeadSHA, id, []int{t.number}); err != nil {
-		return nil, fmt.Errorf("save check run: %w", err)
+	if !seen || tracked.HeadSHA != p.HeadSHA || tracked.CheckRunID != id {
+		if err := g.o.Store.SaveCheckRun(ctx, t.repo.FullName, p.HeadSHA, id, []int{t.number}); err != nil {
+			return nil, fmt.Errorf("save check run: %w", err)
+		}
 	}
 	updated := p.UpdatedAt
 	if seen && tracked.UpdatedAt.After(updated) {
@@ -220,9 +228,14 @@ func buildInput(ctx context.Context, cfg *config.Config, dir pr.Directory, facts
 		}
 		in.Commits = append(in.Commits, c)
 	}
-	if tracked, ok, err := state.TrackedPR(ctx, t.repo.FullName, t.number); err != nil {
-		return in, fmt.Errorf("read tracked PR: %w", err)
-	} else if ok && tracked.Agent && len(in.AgentReasons) == 0 {
+	tracked, ok := t.tracked, t.seen
+	if !t.trackedRead {
+		var err error
+		if tracked, ok, err = state.TrackedPR(ctx, t.repo.FullName, t.number); err != nil {
+			return in, fmt.Errorf("read tracked PR: %w", err)
+		}
+	}
+	if ok && tracked.Agent && len(in.AgentReasons) == 0 {
 		in.AgentReasons = append(in.AgentReasons, "an agent pushed to it earlier")
 	}
 	in.AgentPR = len(in.AgentReasons) > 0
