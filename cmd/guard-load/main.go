@@ -182,6 +182,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := waitPublished(ctx, hook, w.pulls, 2*time.Minute); err != nil {
 		return fmt.Errorf("warm-up: %w; guard log: %s", err, g.logPath)
 	}
+	// Let the tail of the warm-up (and the guard's start-up reconcile)
+	// finish, so that the calls counted next are the events' own.
+	if err := quiesce(ctx, g, hook, time.Minute); err != nil {
+		return fmt.Errorf("warm-up: %w; guard log: %s", err, g.logPath)
+	}
 	fmt.Fprintf(out, "# warm-up: %d pull requests decided in %s\n", len(w.pulls), time.Since(start).Round(time.Millisecond))
 
 	// 2. One at a time: delivery -> check run, and calls per event.
@@ -451,6 +456,30 @@ func waitPublished(ctx context.Context, h *hook, pulls []*pull, limit time.Durat
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// quiesce waits until the guard's queue is empty and no check run has been
+// written for 300 ms.
+func quiesce(ctx context.Context, g *guardProc, h *hook, limit time.Duration) error {
+	c := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(limit)
+	last, since := h.writes.Load(), time.Now()
+	for {
+		if n := h.writes.Load(); n != last {
+			last, since = n, time.Now()
+		}
+		if depth, err := g.queueDepth(c); err == nil && depth == 0 && time.Since(since) >= 300*time.Millisecond {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the guard did not settle within %s", limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
