@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,6 +29,7 @@ import (
 // second and the p50/p99 latency of one acknowledgement.
 //
 //	go test ./cmd/guard -run XXX -bench BenchmarkIntake -benchtime 20000x
+//	GUARD_BENCH_SENDERS=8 go test ./cmd/guard -run XXX -bench BenchmarkIntake -benchtime 20000x
 func BenchmarkIntake(b *testing.B) {
 	ctx := context.Background()
 	store, err := audit.Open(ctx, filepath.Join(b.TempDir(), "guard.db"))
@@ -43,7 +47,11 @@ func BenchmarkIntake(b *testing.B) {
 	var n atomic.Int64
 	var mu sync.Mutex
 	lat := make([]time.Duration, 0, b.N)
-	b.SetParallelism(32) // 64 concurrent senders on 2 cores
+	senders := 64
+	if v, err := strconv.Atoi(os.Getenv("GUARD_BENCH_SENDERS")); err == nil && v > 0 {
+		senders = v
+	}
+	b.SetParallelism(max(1, senders/runtime.GOMAXPROCS(0)))
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()

@@ -2,6 +2,7 @@ package guard
 
 import (
 	"context"
+	"errors"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -493,9 +494,12 @@ func (g *Guard) escalate(ctx context.Context, cfg *config.Config, client *gh.Cli
 			teams = append(teams, slug)
 		}
 	}
+	var reviewErr error
 	if len(users)+len(teams) > 0 {
+		// A refused request (say, a reviewer who is not a collaborator) must
+		// not keep the explanatory comment from being posted.
 		if err := client.RequestReviewers(ctx, repo.Owner, repo.Name, p.Number, users, teams); err != nil {
-			return fmt.Errorf("request reviewers: %w", err)
+			reviewErr = fmt.Errorf("request reviewers: %w", err)
 		}
 	}
 	body := fmt.Sprintf("**merge-guard is holding %s for a human.** %s.\n\n"+
@@ -503,7 +507,10 @@ func (g *Guard) escalate(ctx context.Context, cfg *config.Config, client *gh.Cli
 		"or the comment `/guard approve <reason>`.\nWho may: %s.\n\n[Details](%s)",
 		short(p.HeadSHA), strings.Join(in.AgentReasons, "; "), short(p.HeadSHA), whoMay(cfg, repo), link)
 	if _, err := client.EnsureComment(ctx, repo.Owner, repo.Name, p.Number, "escalation-"+p.HeadSHA, body); err != nil {
-		return fmt.Errorf("escalation comment: %w", err)
+		return errors.Join(reviewErr, fmt.Errorf("escalation comment: %w", err))
 	}
-	return g.o.Store.SetState(ctx, key, g.o.Now().UTC().Format(time.RFC3339))
+	if err := g.o.Store.SetState(ctx, key, g.o.Now().UTC().Format(time.RFC3339)); err != nil {
+		return err
+	}
+	return reviewErr
 }
