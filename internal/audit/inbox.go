@@ -93,6 +93,8 @@ func (s *Store) Accept(ctx context.Context, d Delivery) (seq int64, fresh bool, 
 		return 0, false, fmt.Errorf("accept delivery %s: empty event name", d.ID)
 	}
 	req := acceptReq{d: d, res: make(chan acceptRes, 1)}
+	s.intake.Add(1)
+	defer s.intake.Add(-1)
 	if len(d.Payload) > compressAbove {
 		req.d.Payload, req.encoding = s.deflate(d.Payload), "deflate"
 	}
@@ -158,13 +160,10 @@ func (s *Store) commitAccepts(batch []acceptReq) []acceptRes {
 		return fail(err)
 	}
 	defer tx.Rollback()
-	find, err := tx.PrepareContext(ctx, "SELECT seq, state FROM deliveries WHERE id = ?")
-	if err != nil {
-		return fail(err)
-	}
-	defer find.Close()
+	// The common case, a new delivery, is one statement: insert unless the
+	// id exists. Only a duplicate is looked up.
 	ins, err := tx.PrepareContext(ctx, `INSERT INTO deliveries (id, event, action, key, payload, encoding, received_at, state)
-		VALUES (?, ?, ?, ?, ?, ?, ?, 'pending')`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT (id) DO NOTHING`)
 	if err != nil {
 		return fail(err)
 	}
@@ -172,37 +171,40 @@ func (s *Store) commitAccepts(batch []acceptReq) []acceptRes {
 	now := s.nowUTC()
 	for i, r := range batch {
 		d := r.d
-		var seq int64
-		var state string
-		err := find.QueryRowContext(ctx, d.ID).Scan(&seq, &state)
-		switch {
-		case err == nil && state == StateFailed:
-			if _, err := tx.ExecContext(ctx, "UPDATE deliveries SET state = 'pending' WHERE seq = ?", seq); err != nil {
-				return fail(err)
-			}
-			res[i] = acceptRes{seq: seq, fresh: true}
-		case err == nil:
-			res[i] = acceptRes{seq: seq, fresh: false}
-		case errors.Is(err, sql.ErrNoRows):
-			at := d.ReceivedAt
-			if at.IsZero() {
-				at = now
-			}
-			payload := d.Payload
-			if payload == nil {
-				payload = []byte{}
-			}
-			out, err := ins.ExecContext(ctx, d.ID, d.Event, d.Action, d.Key, payload, r.encoding, ns(at))
-			if err != nil {
-				return fail(err)
-			}
+		at := d.ReceivedAt
+		if at.IsZero() {
+			at = now
+		}
+		payload := d.Payload
+		if payload == nil {
+			payload = []byte{}
+		}
+		out, err := ins.ExecContext(ctx, d.ID, d.Event, d.Action, d.Key, payload, r.encoding, ns(at))
+		if err != nil {
+			return fail(err)
+		}
+		if n, err := out.RowsAffected(); err != nil {
+			return fail(err)
+		} else if n == 1 {
 			seq, err := out.LastInsertId()
 			if err != nil {
 				return fail(err)
 			}
 			res[i] = acceptRes{seq: seq, fresh: true}
-		default:
+			continue
+		}
+		var seq int64
+		var state string
+		if err := tx.QueryRowContext(ctx, "SELECT seq, state FROM deliveries WHERE id = ?", d.ID).Scan(&seq, &state); err != nil {
 			return fail(err)
+		}
+		if state == StateFailed {
+			if _, err := tx.ExecContext(ctx, "UPDATE deliveries SET state = 'pending' WHERE seq = ?", seq); err != nil {
+				return fail(err)
+			}
+			res[i] = acceptRes{seq: seq, fresh: true}
+		} else {
+			res[i] = acceptRes{seq: seq, fresh: false}
 		}
 	}
 	if err := tx.Commit(); err != nil {

@@ -38,6 +38,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // driver "sqlite"
@@ -73,6 +74,7 @@ type Store struct {
 	flaters sync.Pool // *flate.Writer for payloads
 
 	accepts    chan acceptReq
+	intake     atomic.Int64 // Accepts waiting for their commit
 	quit       chan struct{}
 	writerDone chan struct{}
 	closeOnce  sync.Once
@@ -306,13 +308,32 @@ func (s *Store) Ping(ctx context.Context) error {
 	return tx.Rollback()
 }
 
-// inTx runs fn in one write transaction (BEGIN IMMEDIATE) and commits.
+// maxYield bounds how long a write transaction gives way to waiting
+// acknowledgements, so that processing still progresses under a flood.
+const maxYield = 25 * time.Millisecond
+
+// yield lets waiting webhook acknowledgements have the one writer
+// connection first: the intake must stay fast while processing (which may
+// fall behind and drain later) waits. It waits at most maxYield.
+func (s *Store) yield(ctx context.Context) {
+	if s.intake.Load() == 0 {
+		return
+	}
+	deadline := time.Now().Add(maxYield)
+	for s.intake.Load() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(250 * time.Microsecond)
+	}
+}
+
+// inTx runs fn in one write transaction (BEGIN IMMEDIATE) and commits,
+// after giving way to acknowledgements waiting for the writer.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	select {
 	case <-s.quit:
 		return ErrClosed
 	default:
 	}
+	s.yield(ctx)
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
