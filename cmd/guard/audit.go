@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -129,7 +128,9 @@ func auditExport(ctx context.Context, args []string, s stdio, now func() time.Ti
 	if *out == "" {
 		err = write(s.out)
 	} else {
-		err = writeFileAtomic(*out, write)
+		if err = audit.WriteFileAtomic(*out, write); err != nil {
+			err = fmt.Errorf("write %s: %w", *out, err)
+		}
 	}
 	if err != nil {
 		return err
@@ -215,33 +216,3 @@ func auditLocation(path string) (*time.Location, error) {
 	return cfg.Location, nil
 }
 
-// writeFileAtomic writes name through a temporary file in its directory and
-// renames it into place, so a failed export leaves no partial file.
-func writeFileAtomic(name string, write func(io.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := write(f); err != nil {
-		return err
-	}
-	if err := f.Chmod(0o640); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := os.Rename(f.Name(), name); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return nil
-}

@@ -384,7 +384,7 @@ func (s *Store) ExportWeeks(ctx context.Context, dir string, loc *time.Location,
 		}
 		from, to := WeekBounds(y, w, loc)
 		h := sha256.New()
-		err := writeAtomic(name, func(f io.Writer) error {
+		err := WriteFileAtomic(name, func(f io.Writer) error {
 			_, _, err := s.Export(ctx, from, to, FormatCSV, io.MultiWriter(f, h))
 			return err
 		})
@@ -393,7 +393,7 @@ func (s *Store) ExportWeeks(ctx context.Context, dir string, loc *time.Location,
 		}
 		written = append(written, name)
 		sum := hex.EncodeToString(h.Sum(nil)) + "  " + filepath.Base(name) + "\n"
-		err = writeAtomic(name+".sha256", func(f io.Writer) error {
+		err = WriteFileAtomic(name+".sha256", func(f io.Writer) error {
 			_, err := io.WriteString(f, sum)
 			return err
 		})
@@ -410,9 +410,9 @@ func exists(name string) bool {
 	return err == nil
 }
 
-// writeAtomic writes name through a synced temporary file in the same
+// WriteFileAtomic writes name through a synced temporary file in the same
 // directory and renames it into place (mode 0640).
-func writeAtomic(name string, write func(io.Writer) error) (err error) {
+func WriteFileAtomic(name string, write func(io.Writer) error) (err error) {
 	dir := filepath.Dir(name)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(name)+".*.tmp")
 	if err != nil {
