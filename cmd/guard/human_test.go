@@ -732,13 +732,14 @@ func TestTimeFreezes(t *testing.T) {
 	})
 }
 
-// mergeGroupEvent is a merge_group checks_requested payload.
+// mergeGroupEvent is a merge_group checks_requested payload. Its head ref
+// names no PR, so the group is mapped from its commits alone.
 func mergeGroupEvent(t *testing.T, base, head string) []byte {
 	return patchJSON(t, payload(t, "merge_group.checks_requested", nil), map[string]any{
 		"merge_group.head_sha": head,
 		"merge_group.base_sha": base,
 		"merge_group.base_ref": "refs/heads/main",
-		"merge_group.head_ref": "refs/heads/gh-readonly-queue/main/pr-1-" + base[:8],
+		"merge_group.head_ref": "refs/heads/gh-readonly-queue/main/group-" + base[:8],
 	})
 }
 
@@ -771,6 +772,16 @@ func TestMergeQueue(t *testing.T) {
 		run := h.waitCheckOn(t, g, "success")
 		if !strings.Contains(run.Summary, "#1") {
 			t.Fatalf("group summary does not list its PRs:\n%s", run.Summary)
+		}
+	})
+	t.Run("a squashed group is mapped through the PR its ref names", func(t *testing.T) {
+		g := groupOf(sha('d')) // a commit GitHub associates with no PR
+		body := patchJSON(t, mergeGroupEvent(t, base, g), map[string]any{
+			"merge_group.head_ref": "refs/heads/gh-readonly-queue/main/pr-2-" + base[:8],
+		})
+		h.deliver("merge_group", body)
+		if run := h.waitCheckOn(t, g, "success"); !strings.Contains(run.Summary, "#2") {
+			t.Fatalf("group summary does not list PR #2:\n%s", run.Summary)
 		}
 	})
 	t.Run("a group that cannot be mapped fails", func(t *testing.T) {

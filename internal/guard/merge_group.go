@@ -87,6 +87,12 @@ func (g *Guard) evaluateGroup(ctx context.Context, d webhook.Delivery, repo pr.R
 	id := newID()
 
 	numbers, mapErr := groupPulls(ctx, client, repo, grp.BaseSHA, head)
+	if n, ok := queuedPull(grp.HeadRef); ok && mapErr == nil && !slices.Contains(numbers, n) {
+		// The PR that entered the queue last is named by the group's ref,
+		// even when its commits were squashed into one GitHub cannot map.
+		numbers = append(numbers, n)
+		slices.Sort(numbers)
+	}
 	outcome := pr.Allow
 	var reasons []pr.Reason
 	var lines []string
@@ -174,4 +180,20 @@ func groupPulls(ctx context.Context, client *gh.Client, repo pr.Repository, base
 	}
 	slices.Sort(numbers)
 	return numbers, nil
+}
+
+// queuedPull reads the pull request number from a merge group's head ref,
+// refs/heads/gh-readonly-queue/<base>/pr-<number>-<sha>.
+func queuedPull(headRef string) (int, bool) {
+	i := strings.LastIndex(headRef, "/pr-")
+	if i < 0 || !strings.Contains(headRef, "gh-readonly-queue/") {
+		return 0, false
+	}
+	rest := headRef[i+len("/pr-"):]
+	j := strings.IndexByte(rest, '-')
+	if j <= 0 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(rest[:j])
+	return n, err == nil && n > 0
 }
