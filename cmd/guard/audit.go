@@ -215,4 +215,3 @@ func auditLocation(path string) (*time.Location, error) {
 	}
 	return cfg.Location, nil
 }
-
