@@ -38,8 +38,9 @@
 //	quarantine_files  globs of quarantine-list files whose added lines
 //	                  quarantine tests, in OPA glob.match syntax with "/" as
 //	                  the separator (* within a path segment, ** across
-//	                  segments, ?, [abc], {a,b}); an empty list disables
-//	                  them [DefaultQuarantineFiles]
+//	                  segments, ?, [abc], {a,b}); at most MaxWildcards * or
+//	                  ? besides **; an empty list disables them
+//	                  [DefaultQuarantineFiles]
 package config
 
 import (
@@ -702,8 +703,38 @@ func (p *parser) fileGlob(what string) func(*yaml.Node, string) bool {
 			p.errorf(n, "%s: bad glob %q: %v", what, s, err)
 			return false
 		}
+		if w := Wildcards(s); w > MaxWildcards {
+			p.errorf(n, "%s: glob %q has %d wildcards (* or ?, not counting **); at most %d: matching one against a long file name an agent chose grows with each", what, s, w, MaxWildcards)
+			return false
+		}
 		return true
 	}
+}
+
+// MaxWildcards bounds the single wildcards (* or ?) of a quarantine_files
+// glob. Matching cost grows polynomially with them, and the file names it
+// is matched against are written by the agents the guard watches.
+const MaxWildcards = 3
+
+// Wildcards counts the * and ? of a glob that are not part of ** and not
+// escaped.
+func Wildcards(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case '?':
+			n++
+		case '*':
+			if i+1 < len(s) && s[i+1] == '*' {
+				i++
+				continue
+			}
+			n++
+		}
+	}
+	return n
 }
 
 // checkGlob checks the syntax of an OPA glob.match pattern: balanced

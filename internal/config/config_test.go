@@ -80,6 +80,7 @@ func TestParseMistakes(t *testing.T) {
 		{"escalation unknown key", "escalation:\n  approver: {users: [a]}\n", `guard.yaml:2:3: unknown key "approver" in escalation (known keys: reviewers, approvers)`},
 		{"escalation users is a string", "escalation:\n  approvers: {users: alice}\n", `guard.yaml:2:22: escalation.approvers.users must be a list of strings, not the string "alice"`},
 		{"escalation bad team", "escalation:\n  reviewers: {teams: [\"a b\"]}\n", `guard.yaml:2:23: escalation.reviewers.teams: "a b" is not a team`},
+		{"quarantine glob with too many wildcards", "quarantine_files: [\"?*?*?*?\"]\n", `guard.yaml:1:20: quarantine_files: glob "?*?*?*?" has 7 wildcards`},
 		{"quarantine glob unclosed brace", "quarantine_files: [\"{a,b\"]\n", `guard.yaml:1:20: quarantine_files: bad glob "{a,b": unclosed {`},
 		{"quarantine glob unclosed bracket", "quarantine_files: [\"a[bc\"]\n", `guard.yaml:1:20: quarantine_files: bad glob "a[bc": unclosed [`},
 		{"quarantine glob empty class", "quarantine_files: [\"a[]\"]\n", `guard.yaml:1:20: quarantine_files: bad glob "a[]": empty character class []`},

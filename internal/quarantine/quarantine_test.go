@@ -308,6 +308,9 @@ func FuzzAnnotate(f *testing.F) {
 	f.Add("ci/quarantine.txt", "@@ -1 +1,2 @@\n+TestA\n+\n", "{**/,}quarantine*.{txt,yml}")
 	f.Add("Shop.Tests/ATests.cs", "@@ -1 +1 @@\n+[Fact(Skip = \"a)\")] /* x", "[")
 	f.Fuzz(func(t *testing.T, path, patch, list string) {
+		if config.Wildcards(list) > config.MaxWildcards {
+			t.Skip("guard.yaml refuses this quarantine glob")
+		}
 		in := &pr.Input{QuarantineFiles: []string{list}, Files: []pr.File{{Filename: path, Patch: patch}}}
 		quarantine.Annotate(in)
 		got := in.Files[0]
