@@ -528,7 +528,7 @@ func TestStaleHeadIsRecordedNotPublished(t *testing.T) {
 	h.deliver("pull_request", older)
 	waitFor(t, "the late delivery to be recorded", func() bool {
 		code, out, _ := runGuard(t, "audit", "export", "--db", h.db, "--format", "jsonl", "--from", "2000-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z")
-		return code == 0 && strings.Count(out, `"kind":"decision"`) == 2 && strings.Contains(out, "no longer the head")
+		return code == 0 && strings.Contains(out, "no longer the head")
 	})
 	if runs := fake.CheckRuns(testRepo, sha('a')); len(runs) != 0 {
 		t.Fatalf("a decision for a stale head was published: %+v", runs)
