@@ -309,6 +309,7 @@ type Directory interface {
 func AddedLines(patch string) []Line {
 	var out []Line
 	n := 0
+	last := 0 // the highest new-file line number passed so far
 	inHunk := false
 	for len(patch) > 0 {
 		line := patch
@@ -320,13 +321,23 @@ func AddedLines(patch string) []Line {
 		switch {
 		case len(line) >= 2 && line[0] == '@' && line[1] == '@':
 			n, inHunk = hunkStart(line)
+			if n == 0 {
+				n = 1 // "+0,0": an empty side; its lines, if any, start at 1
+			}
+			// Hunks run forward; one that starts before the lines already
+			// passed is malformed and skipped, so line numbers stay unique.
+			if n <= last {
+				inHunk = false
+			}
 		case !inHunk:
 		case len(line) > 0 && line[0] == '+':
 			out = append(out, Line{Number: n, Text: line[1:]})
+			last = n
 			n++
 		case len(line) > 0 && line[0] == '-':
 		case len(line) > 0 && line[0] == '\\':
 		default:
+			last = n
 			n++
 		}
 	}

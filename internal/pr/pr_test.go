@@ -16,6 +16,7 @@ func TestAddedLines(t *testing.T) {
 		{"second hunk numbering", "@@ -1,2 +1,2 @@\n a\n-b\n+B\n@@ -40,2 +40,3 @@\n x\n+\tt.Skip(\"flaky\")\n y", []Line{{2, "B"}, {41, "\tt.Skip(\"flaky\")"}}},
 		{"no newline marker", "@@ -1 +1 @@\n-a\n\\ No newline at end of file\n+b\n\\ No newline at end of file", []Line{{1, "b"}}},
 		{"new file single line hunk", "@@ -0,0 +1 @@\n+only", []Line{{1, "only"}}},
+		{"a hunk that runs backwards is skipped", "@@+0\n+0\n@@+0\n+", []Line{{1, "0"}}},
 		{"garbage before a hunk is ignored", "+not a hunk\n@@ broken\n+still not", nil},
 	}
 	for _, tt := range tests {
@@ -39,10 +40,12 @@ func TestWorst(t *testing.T) {
 func FuzzAddedLines(f *testing.F) {
 	f.Add("@@ -1,3 +1,4 @@\n package x\n+// added\n")
 	f.Fuzz(func(t *testing.T, patch string) {
+		prev := 0
 		for _, l := range AddedLines(patch) {
-			if l.Number < 0 {
-				t.Fatalf("negative line number %d", l.Number)
+			if l.Number <= prev {
+				t.Fatalf("line number %d after %d: numbers must increase", l.Number, prev)
 			}
+			prev = l.Number
 		}
 	})
 }
