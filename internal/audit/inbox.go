@@ -338,6 +338,17 @@ func (s *Store) InboxStats(ctx context.Context) (depth int, oldest time.Time, er
 	return depth, timeOrZero(min), nil
 }
 
+// PendingRange returns the lowest and highest Seq of the pending
+// deliveries (ok false when there are none), without reading payloads.
+func (s *Store) PendingRange(ctx context.Context) (lo, hi int64, ok bool, err error) {
+	var min, max sql.NullInt64
+	err = s.r.QueryRowContext(ctx, "SELECT min(seq), max(seq) FROM deliveries WHERE state = 'pending'").Scan(&min, &max)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("pending range: %w", err)
+	}
+	return min.Int64, max.Int64, min.Valid, nil
+}
+
 // PruneInbox deletes the deliveries that were done before the given time
 // and returns how many it deleted. Their records stay in the trail; a
 // redelivery of a pruned ID would be processed again, so keep at least the

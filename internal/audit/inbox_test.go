@@ -273,3 +273,30 @@ func TestCompleteIsExactlyOnce(t *testing.T) {
 		}
 	})
 }
+
+func TestPendingRange(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, _, ok, err := s.PendingRange(ctx); err != nil || ok {
+		t.Fatalf("empty inbox: ok %v err %v", ok, err)
+	}
+	var seqs []int64
+	for _, id := range []string{"a", "b", "c"} {
+		seq, _, err := s.Accept(ctx, Delivery{ID: id, Event: "pull_request", Payload: []byte("{}")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, seq)
+	}
+	if _, err := s.Complete(ctx, seqs[0]); err != nil {
+		t.Fatal(err)
+	}
+	lo, hi, ok, err := s.PendingRange(ctx)
+	if err != nil || !ok || lo != seqs[1] || hi != seqs[2] {
+		t.Fatalf("range %d..%d ok %v err %v, want %d..%d", lo, hi, ok, err, seqs[1], seqs[2])
+	}
+}

@@ -105,15 +105,15 @@ func (g *Guard) Tick(ctx context.Context, o SchedulerOptions) error {
 	if due {
 		// Deliveries in flight now may have decided before the boundary and
 		// publish after this re-evaluation: remember them (before it starts).
-		pending, err := g.o.Store.Pending(ctx)
+		_, last, inFlight, err := g.o.Store.PendingRange(ctx)
 		if err != nil {
 			return err
 		}
 		if err := g.reevaluateOpen(ctx, why, o.Pace, nil); err != nil {
 			return err
 		}
-		if len(pending) > 0 {
-			if err := g.o.Store.SetState(ctx, stateRecheck, strconv.FormatInt(pending[len(pending)-1].Seq, 10)); err != nil {
+		if inFlight {
+			if err := g.o.Store.SetState(ctx, stateRecheck, strconv.FormatInt(last, 10)); err != nil {
 				return err
 			}
 		}
@@ -169,11 +169,11 @@ func (g *Guard) recheck(ctx context.Context, pace time.Duration) error {
 	}
 	mark, err := strconv.ParseInt(v, 10, 64)
 	if err == nil {
-		pending, err := g.o.Store.Pending(ctx)
+		first, _, inFlight, err := g.o.Store.PendingRange(ctx)
 		if err != nil {
 			return err
 		}
-		if len(pending) > 0 && pending[0].Seq <= mark {
+		if inFlight && first <= mark {
 			return nil // still in flight
 		}
 		if err := g.reevaluateOpen(ctx, "deliveries in flight at the boundary are done", pace, nil); err != nil {
