@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -142,6 +143,5 @@ func statusText(s int) string {
 	if s == 0 {
 		return "network_error"
 	}
-	const digits = "0123456789"
-	return string([]byte{digits[s/100%10], digits[s/10%10], digits[s%10]})
+	return strconv.Itoa(s)
 }
