@@ -73,9 +73,9 @@ func (f *facts) PullRequest(ctx context.Context) (*pr.PullRequest, error) {
 		if err != nil {
 			return nil, wrap("get pull request "+f.what(), err)
 		}
-		p := pullFrom(gp)
+		p := PullRequestFrom(gp)
 		if r := gp.GetBase().GetRepo(); r != nil && r.GetFullName() != "" {
-			info := repoFrom(r)
+			info := RepositoryFrom(r)
 			f.mu.Lock()
 			f.fromPull = &info
 			f.mu.Unlock()
@@ -101,7 +101,7 @@ func (f *facts) Repository(ctx context.Context) (*pr.Repository, error) {
 		if err != nil {
 			return nil, wrap("get repository "+f.owner+"/"+f.repo, err)
 		}
-		info := repoFrom(gr)
+		info := RepositoryFrom(gr)
 		return &info, nil
 	})
 	if err != nil {
@@ -174,40 +174,45 @@ func (f *facts) Files(ctx context.Context) ([]pr.File, error) {
 // cloned returns a copy of the cached slice, so that callers may modify it.
 func cloned[T any](v []T, err error) ([]T, error) { return slices.Clone(v), err }
 
-func account(u *github.User) pr.Account {
+// AccountFrom converts a go-github user (webhook payload or API answer).
+func AccountFrom(u *github.User) pr.Account {
 	if u == nil {
 		return pr.Account{}
 	}
 	return pr.Account{Login: u.GetLogin(), Type: u.GetType()}
 }
 
-func repoFrom(r *github.Repository) pr.Repository {
+// RepositoryFrom converts a go-github repository.
+func RepositoryFrom(r *github.Repository) pr.Repository {
 	return pr.Repository{
 		Owner: r.GetOwner().GetLogin(), Name: r.GetName(), FullName: r.GetFullName(),
 		DefaultBranch: r.GetDefaultBranch(), Private: r.GetPrivate(),
 	}
 }
 
-func pullFrom(p *github.PullRequest) pr.PullRequest {
+// PullRequestFrom converts a go-github pull request (webhook payload or API
+// answer); Labels is never nil.
+func PullRequestFrom(p *github.PullRequest) pr.PullRequest {
 	out := pr.PullRequest{
 		Number: p.GetNumber(), Title: p.GetTitle(), State: p.GetState(), Draft: p.GetDraft(),
-		Merged: p.GetMerged() || p.MergedAt != nil, Author: account(p.GetUser()),
+		Merged: p.GetMerged() || p.MergedAt != nil, Author: AccountFrom(p.GetUser()),
 		HeadSHA: p.GetHead().GetSHA(), HeadRef: p.GetHead().GetRef(), HeadRepo: p.GetHead().GetRepo().GetFullName(),
 		BaseRef: p.GetBase().GetRef(), BaseSHA: p.GetBase().GetSHA(),
 		CreatedAt: p.GetCreatedAt().Time, UpdatedAt: p.GetUpdatedAt().Time,
+		Labels: []string{},
 	}
 	for _, l := range p.Labels {
 		out.Labels = append(out.Labels, l.GetName())
 	}
 	if am := p.GetAutoMerge(); am != nil {
-		out.AutoMerge = &pr.AutoMerge{EnabledBy: account(am.GetEnabledBy()), MergeMethod: am.GetMergeMethod()}
+		out.AutoMerge = &pr.AutoMerge{EnabledBy: AccountFrom(am.GetEnabledBy()), MergeMethod: am.GetMergeMethod()}
 	}
 	return out
 }
 
 func reviewFrom(r *github.PullRequestReview) pr.Review {
 	return pr.Review{
-		ID: r.GetID(), User: account(r.GetUser()), State: r.GetState(),
+		ID: r.GetID(), User: AccountFrom(r.GetUser()), State: r.GetState(),
 		CommitID: r.GetCommitID(), SubmittedAt: r.GetSubmittedAt().Time,
 	}
 }
@@ -218,11 +223,11 @@ func commitFrom(c *github.RepositoryCommit) pr.Commit {
 		SHA: c.GetSHA(), Message: gc.GetMessage(),
 		Author: pr.Person{
 			Name: gc.GetAuthor().GetName(), Email: gc.GetAuthor().GetEmail(),
-			Date: gc.GetAuthor().GetDate().Time, Account: account(c.GetAuthor()),
+			Date: gc.GetAuthor().GetDate().Time, Account: AccountFrom(c.GetAuthor()),
 		},
 		Committer: pr.Person{
 			Name: gc.GetCommitter().GetName(), Email: gc.GetCommitter().GetEmail(),
-			Date: gc.GetCommitter().GetDate().Time, Account: account(c.GetCommitter()),
+			Date: gc.GetCommitter().GetDate().Time, Account: AccountFrom(c.GetCommitter()),
 		},
 	}
 }

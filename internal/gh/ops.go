@@ -96,7 +96,7 @@ func (c *Client) OpenPulls(ctx context.Context, owner, repo string) ([]pr.PullRe
 			return nil, wrap("list open pull requests of "+owner+"/"+repo, err)
 		}
 		for _, p := range ps {
-			out = append(out, pullFrom(p))
+			out = append(out, PullRequestFrom(p))
 		}
 		if resp.NextPage == 0 {
 			return out, nil
@@ -154,7 +154,7 @@ func (c *Client) Repositories(ctx context.Context) ([]pr.Repository, error) {
 			return nil, wrap("list installation repositories", err)
 		}
 		for _, r := range res.Repositories {
-			out = append(out, repoFrom(r))
+			out = append(out, RepositoryFrom(r))
 		}
 		if resp.NextPage == 0 {
 			return out, nil
