@@ -91,6 +91,7 @@ func TestServeRefusesBadStart(t *testing.T) {
 		{"stray argument", []string{"now"}, 2, `unexpected argument "now"`},
 		{"broken policy names file and line", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--policy-dir", brokenPolicy}, 1, "decision.rego:4"},
 		{"bad config names file and line", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--config", badConfig}, 1, "guard.yaml:1"},
+		{"bad log level", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--log-level", "loud"}, 2, `--log-level "loud"`},
 		{"bad private key", []string{"--app-id", "1", "--private-key-file", badKey, "--webhook-secret", "s"}, 1, "private key"},
 	}
 	for _, tt := range tests {
