@@ -2,13 +2,14 @@ package audit
 
 import (
 	"bytes"
-	"compress/flate"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/klauspost/compress/flate"
 )
 
 // Delivery is a durable webhook delivery in the inbox.
@@ -42,7 +43,11 @@ type acceptReq struct {
 // (and the WAL checkpoints behind them) fast.
 const compressAbove = 1 << 10
 
-// deflate compresses p with a pooled writer (BestSpeed).
+// deflate compresses p with a pooled writer (BestSpeed). klauspost's flate
+// writes the same format as compress/flate (rows written by either read
+// back with either) at ~2.5x the speed and a slightly better ratio on
+// webhook JSON; at 3,000 acknowledgements/s compress/flate took a fifth of
+// the guard's CPU.
 func (s *Store) deflate(p []byte) []byte {
 	var buf bytes.Buffer
 	buf.Grow(len(p) / 4)
@@ -327,15 +332,30 @@ func (s *Store) Complete(ctx context.Context, seq int64, recs ...Record) ([]Reco
 	return out, nil
 }
 
-// InboxStats returns how many deliveries are pending and when the oldest of
-// them was received (zero when none).
+// InboxStats returns how many deliveries are pending and when the first of
+// them (by Seq, the order of acceptance) was received (zero when none).
+//
+// Both come from the deliveries_pending index plus one row: /metrics calls
+// this on every scrape, and reading received_at of every pending row (it is
+// stored after the payload, so each read walks the payload's overflow pages)
+// cost ~100 ms per scrape with a backlog of 30,000.
 func (s *Store) InboxStats(ctx context.Context) (depth int, oldest time.Time, err error) {
-	var min sql.NullInt64
-	err = s.r.QueryRowContext(ctx, "SELECT count(*), min(received_at) FROM deliveries WHERE state = 'pending'").Scan(&depth, &min)
+	err = s.r.QueryRowContext(ctx, "SELECT count(*) FROM deliveries WHERE state = 'pending'").Scan(&depth)
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("inbox stats: %w", err)
 	}
-	return depth, timeOrZero(min), nil
+	if depth == 0 {
+		return 0, time.Time{}, nil
+	}
+	var at int64
+	err = s.r.QueryRowContext(ctx, "SELECT received_at FROM deliveries WHERE state = 'pending' ORDER BY seq LIMIT 1").Scan(&at)
+	if errors.Is(err, sql.ErrNoRows) { // processed in between
+		return 0, time.Time{}, nil
+	}
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("inbox stats: %w", err)
+	}
+	return depth, fromNS(at), nil
 }
 
 // PendingRange returns the lowest and highest Seq of the pending

@@ -2,9 +2,11 @@ package audit
 
 import (
 	"bytes"
+	stdflate "compress/flate"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -298,5 +300,30 @@ func TestPendingRange(t *testing.T) {
 	lo, hi, ok, err := s.PendingRange(ctx)
 	if err != nil || !ok || lo != seqs[1] || hi != seqs[2] {
 		t.Fatalf("range %d..%d ok %v err %v, want %d..%d", lo, hi, ok, err, seqs[1], seqs[2])
+	}
+}
+
+// Rows written before the switch to klauspost's flate were compressed by
+// compress/flate; both write plain DEFLATE, so either reads the other's.
+func TestInflateReadsCompressFlate(t *testing.T) {
+	payload := bytes.Repeat([]byte(`{"action":"opened","number":1,"pull_request":{"title":"x"}},`), 200)
+	var buf bytes.Buffer
+	w, err := stdflate.NewWriter(&buf, stdflate.BestSpeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(payload)
+	w.Close()
+	got, err := inflate(buf.Bytes())
+	if err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("inflate(compress/flate output) = %d bytes, %v; want the %d payload bytes", len(got), err, len(payload))
+	}
+	s := mustOpen(t)
+	back, err := io.ReadAll(stdflate.NewReader(bytes.NewReader(s.deflate(payload))))
+	if err != nil || !bytes.Equal(back, payload) {
+		t.Fatalf("compress/flate reading deflate's output = %d bytes, %v", len(back), err)
+	}
+	if _, err := inflate([]byte("not deflate at all")); err == nil {
+		t.Fatal("inflate of garbage succeeded")
 	}
 }
