@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strconv"
 
@@ -48,12 +49,10 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 	if err != nil {
 		return Envelope{}, fmt.Errorf("malformed JSON payload: %w", err)
 	}
-	for _, c := range body {
-		// fastjson lets raw control characters through inside strings;
-		// JSON allows them nowhere (tab, CR and LF only between tokens).
-		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
-			return Envelope{}, fmt.Errorf("malformed JSON payload: control character 0x%02x", c)
-		}
+	// fastjson lets raw control characters through inside strings; JSON
+	// allows them nowhere (tab, CR and LF only between tokens).
+	if i := controlChar(body); i >= 0 {
+		return Envelope{}, fmt.Errorf("malformed JSON payload: control character 0x%02x at offset %d", body[i], i)
 	}
 	if v.Type() != fastjson.TypeObject {
 		return Envelope{}, fmt.Errorf("malformed JSON payload: want an object, got %s", v.Type())
@@ -95,6 +94,33 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 	e.CheckSuite = headSHA("check_suite")
 	e.MergeGroup = headSHA("merge_group")
 	return e, nil
+}
+
+// controlChar returns the offset of the first byte of b below 0x20 other
+// than tab, LF and CR, or -1. It tests eight bytes at a time (a word has a
+// byte below 0x20 iff (x - 0x20 per byte) & ^x & 0x80 per byte is non-zero)
+// and looks at single bytes only in words that have one: a byte loop over a
+// 30 KB payload was a third of ParseEnvelope.
+func controlChar(b []byte) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		if (x-0x20*ones)&^x&highs == 0 {
+			continue
+		}
+		for j, c := range b[i : i+8] {
+			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+				return i + j
+			}
+		}
+	}
+	for j, c := range b[i:] {
+		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+			return i + j
+		}
+	}
+	return -1
 }
 
 // Key is the ordering key of a delivery: deliveries with equal keys are

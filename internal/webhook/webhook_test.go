@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -368,6 +369,42 @@ func BenchmarkParseEnvelope(b *testing.B) {
 	for b.Loop() {
 		if _, err := ParseEnvelope(body); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// controlChar must find exactly what a byte loop finds, wherever the
+// control character sits in its eight-byte word and next to any byte.
+func TestControlChar(t *testing.T) {
+	naive := func(b []byte) int {
+		for i, c := range b {
+			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+				return i
+			}
+		}
+		return -1
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []byte{0x00, 0x01, '\t', '\n', '\r', 0x1f, 0x20, 0x21, '"', 0x7f, 0x80, 0x9f, 0xa0, 0xff, 'a'}
+	for n := range 2000 {
+		b := make([]byte, rng.IntN(40))
+		for i := range b {
+			b[i] = 'x'
+			if rng.IntN(4) == 0 || n%7 == 0 {
+				b[i] = alphabet[rng.IntN(len(alphabet))]
+			}
+		}
+		if got, want := controlChar(b), naive(b); got != want {
+			t.Fatalf("controlChar(%q) = %d, want %d", b, got, want)
+		}
+	}
+	for c := range 256 {
+		for pos := range 17 {
+			b := bytes.Repeat([]byte{' '}, 17)
+			b[pos] = byte(c)
+			if got, want := controlChar(b), naive(b); got != want {
+				t.Fatalf("byte 0x%02x at %d: controlChar = %d, want %d", c, pos, got, want)
+			}
 		}
 	}
 }
