@@ -71,8 +71,6 @@ type Store struct {
 	r   *sql.DB // readers; == w for ":memory:"
 	now func() time.Time
 
-	flaters sync.Pool // *flate.Writer for payloads
-
 	accepts    chan acceptReq
 	intake     atomic.Int64 // Accepts waiting for their commit
 	quit       chan struct{}
@@ -103,7 +101,7 @@ type migration struct {
 
 // SchemaVersion is the schema version this build of the guard writes: the
 // number of the last embedded migration (a test keeps them in step).
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // loadMigrations reads NNNN_name.sql files, ordered and numbered 1, 2, 3...
 func loadMigrations(fsys fs.FS) ([]migration, error) {

@@ -2,8 +2,10 @@ package audit
 
 import (
 	"bytes"
+	stdflate "compress/flate"
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -149,7 +151,7 @@ func TestOpen(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = Open(ctx, path)
-		want := "database schema version 5 is newer than this guard (1); upgrade guard or restore a backup"
+		want := fmt.Sprintf("database schema version 5 is newer than this guard (%d); upgrade guard or restore a backup", SchemaVersion)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("Open = %v, want error containing %q", err, want)
 		}
@@ -258,5 +260,68 @@ func TestTwoProcesses(t *testing.T) {
 	}
 	if v1 == v0 {
 		t.Fatal("FreezeVersion did not change after a freeze started in another store")
+	}
+}
+
+// A schema 1 database (payloads deflated, payload column in the middle)
+// migrates to schema 2 with every delivery, its state and its payload, and
+// without handing out again a Seq that was pruned.
+func TestMigrateInboxFromSchema1(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "guard.db")
+	init1, err := migrationFS.ReadFile("0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := bytes.Repeat([]byte(`{"action":"synchronize","number":7},`), 100)
+	var deflated bytes.Buffer
+	w, _ := stdflate.NewWriter(&deflated, stdflate.BestSpeed)
+	w.Write(payload)
+	w.Close()
+	db := rawDB(t, path)
+	exec(t, db, string(init1))
+	exec(t, db, "PRAGMA user_version = 1")
+	ins := `INSERT INTO deliveries (seq, id, event, action, key, payload, encoding, received_at, state, done_at) VALUES (?, ?, 'pull_request', 'synchronize', 'o/r#7', ?, ?, ?, ?, ?)`
+	exec(t, db, ins, 1, "done-1", deflated.Bytes(), "deflate", 1000, "done", 2000)
+	exec(t, db, ins, 2, "pending-2", deflated.Bytes(), "deflate", 3000, "pending", nil)
+	exec(t, db, ins, 3, "plain-3", []byte(`{"a":1}`), "", 4000, "failed", nil)
+	exec(t, db, ins, 4, "pruned-4", []byte(`{}`), "", 5000, "done", 6000)
+	exec(t, db, "DELETE FROM deliveries WHERE seq = 4")
+	db.Close()
+
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v, err := userVersion(ctx, s.r); err != nil || v != SchemaVersion {
+		t.Fatalf("user_version = %d, %v; want %d", v, err, SchemaVersion)
+	}
+	for seq, want := range map[int64]struct {
+		id, state string
+		payload   []byte
+	}{1: {"done-1", StateDone, payload}, 2: {"pending-2", StatePending, payload}, 3: {"plain-3", StateFailed, []byte(`{"a":1}`)}} {
+		d, err := s.Delivery(ctx, seq)
+		if err != nil || d.ID != want.id || d.State != want.state || !bytes.Equal(d.Payload, want.payload) {
+			t.Errorf("Delivery(%d) = %s %s %d bytes, %v; want %s %s %d bytes", seq, d.ID, d.State, len(d.Payload), err, want.id, want.state, len(want.payload))
+		}
+	}
+	if depth, oldest, err := s.InboxStats(ctx); err != nil || depth != 1 || !oldest.Equal(fromNS(3000)) {
+		t.Errorf("InboxStats = %d, %v, %v; want 1 pending received at 3000 ns", depth, oldest, err)
+	}
+	seq, fresh, err := s.Accept(ctx, Delivery{ID: "new-5", Event: "pull_request", Payload: payload})
+	if err != nil || !fresh || seq != 5 {
+		t.Fatalf("Accept after migration = %d, %v, %v; want fresh Seq 5 (4 was pruned, never reused)", seq, fresh, err)
+	}
+	if d, err := s.Delivery(ctx, seq); err != nil || !bytes.Equal(d.Payload, payload) {
+		t.Fatalf("new delivery reads back %d bytes, %v", len(d.Payload), err)
+	}
+	var enc string
+	if err := s.r.QueryRow("SELECT encoding FROM deliveries WHERE seq = 5").Scan(&enc); err != nil || enc != "s2" {
+		t.Fatalf("new delivery stored with encoding %q, %v; want s2", enc, err)
+	}
+	var last string
+	if err := s.r.QueryRow("SELECT name FROM pragma_table_info('deliveries') ORDER BY cid DESC LIMIT 1").Scan(&last); err != nil || last != "payload" {
+		t.Fatalf("last column of deliveries = %q, %v; want payload", last, err)
 	}
 }
