@@ -222,7 +222,7 @@ func serve(ctx context.Context, c *serveConfig, s stdio) error {
 		return fmt.Errorf("read inbox: %w", err)
 	}
 	for _, d := range pending {
-		disp.Enqueue(inboxToWebhook(d))
+		disp.Enqueue(inboxToWebhook(d)) // without payload: the dispatcher loads it when its turn comes
 	}
 	if len(pending) > 0 {
 		log.Info("resuming deliveries acknowledged before the last stop", "count", len(pending))
@@ -236,7 +236,7 @@ func serve(ctx context.Context, c *serveConfig, s stdio) error {
 	mux.Handle("POST /webhook", webhook.NewHandler(webhook.Options{
 		Secrets:    func() [][]byte { return secrets },
 		Inbox:      inboxAdapter{store},
-		Enqueue:    disp.Enqueue,
+		Enqueue:    disp.Receive,
 		Interested: guard.Interested,
 		Metrics:    m,
 		Logger:     log,

@@ -241,19 +241,23 @@ func scanDelivery(sc interface{ Scan(...any) error }) (Delivery, error) {
 }
 
 // Pending returns the deliveries in state pending, in Seq order (to resume
-// them on start).
+// them on start), without their payloads: after a flood the backlog can be
+// far larger than memory. Load each payload with Delivery when its turn
+// comes.
 func (s *Store) Pending(ctx context.Context) ([]Delivery, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT "+deliveryCols+" FROM deliveries WHERE state = 'pending' ORDER BY seq")
+	rows, err := s.r.QueryContext(ctx, "SELECT seq, id, event, action, key, received_at, attempts, state FROM deliveries WHERE state = 'pending' ORDER BY seq")
 	if err != nil {
 		return nil, fmt.Errorf("list pending deliveries: %w", err)
 	}
 	defer rows.Close()
 	var out []Delivery
 	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
+		var d Delivery
+		var at int64
+		if err := rows.Scan(&d.Seq, &d.ID, &d.Event, &d.Action, &d.Key, &at, &d.Attempts, &d.State); err != nil {
 			return nil, fmt.Errorf("list pending deliveries: %w", err)
 		}
+		d.ReceivedAt = fromNS(at)
 		out = append(out, d)
 	}
 	if err := rows.Err(); err != nil {
