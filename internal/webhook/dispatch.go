@@ -29,7 +29,23 @@ type DispatcherOptions struct {
 	// Done, if set, is called after each delivery with the time since it
 	// was received (metrics).
 	Done func(d Delivery, took time.Duration)
+	// FloodRate is the intake rate (deliveries passed to Receive in the
+	// last second) from which processing yields to the intake: one delivery
+	// at a time, each followed by a pause so that processing takes about
+	// FloodShare of one core. Acknowledging within GitHub's 10 s matters more
+	// than deciding at once; the inbox holds the backlog and it drains in
+	// order when the flood ends. Default 500/s.
+	FloodRate int
+	// FloodShare is the share of one core processing keeps during a flood
+	// (0 < FloodShare <= 1). Default 0.25.
+	FloodShare float64
 }
+
+// floodBuckets split the last second of arrivals into 100 ms buckets.
+const floodBuckets = 10
+
+// maxFloodPause bounds the pause after one delivery during a flood.
+const maxFloodPause = 100 * time.Millisecond
 
 // Dispatcher runs deliveries on a bounded set of workers, one at a time per
 // ordering key, in the order they were enqueued. It is safe for concurrent
@@ -46,6 +62,10 @@ type Dispatcher struct {
 	pending  int
 	closed   bool
 	inflight sync.WaitGroup
+
+	arrivals [floodBuckets]int // Receive calls per 100 ms bucket, ring
+	bucket   int64             // index of the newest bucket (Unix time / 100 ms)
+	flood    sync.Mutex        // held by the one worker processing during a flood
 }
 
 // NewDispatcher returns a dispatcher; call Run to start its workers.
@@ -59,15 +79,63 @@ func NewDispatcher(o DispatcherOptions) *Dispatcher {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.FloodRate <= 0 {
+		o.FloodRate = 500
+	}
+	if o.FloodShare <= 0 || o.FloodShare > 1 {
+		o.FloodShare = 0.25
+	}
 	d := &Dispatcher{o: o, queues: map[string][]Delivery{}, busy: map[string]bool{}}
 	d.cond = sync.NewCond(&d.mu)
 	return d
 }
 
-// Enqueue adds a delivery behind the others of its key.
+// Receive enqueues a delivery that just arrived through the intake; its
+// arrival counts towards FloodRate.
+func (d *Dispatcher) Receive(del Delivery) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	b := d.advance(time.Now())
+	d.arrivals[b%floodBuckets]++
+	d.enqueue(del)
+}
+
+// Enqueue adds a delivery behind the others of its key (resumed from the
+// inbox: it does not count as an arrival).
 func (d *Dispatcher) Enqueue(del Delivery) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.enqueue(del)
+}
+
+// advance moves the arrival ring to now's bucket, clearing the buckets it
+// passes, and returns that bucket. d.mu must be held.
+func (d *Dispatcher) advance(now time.Time) int64 {
+	b := now.UnixNano() / int64(time.Second/floodBuckets)
+	if b <= d.bucket {
+		return d.bucket
+	}
+	for i := d.bucket + 1; i <= b && i <= d.bucket+floodBuckets; i++ {
+		d.arrivals[i%floodBuckets] = 0
+	}
+	d.bucket = b
+	return b
+}
+
+// Flooding reports whether deliveries arrived in the last second at
+// FloodRate or faster.
+func (d *Dispatcher) Flooding() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.advance(time.Now())
+	n := 0
+	for _, a := range d.arrivals {
+		n += a
+	}
+	return n >= d.o.FloodRate
+}
+
+func (d *Dispatcher) enqueue(del Delivery) {
 	if d.held+len(del.Payload) > d.o.MaxPayloadBytes {
 		del.Payload = nil
 	}
@@ -160,7 +228,12 @@ func (d *Dispatcher) work(ctx context.Context) {
 				del.Payload = full.Payload
 			}
 		}
-		err := d.o.Process(pctx, del)
+		var err error
+		if d.Flooding() {
+			err = d.processDuringFlood(ctx, pctx, del)
+		} else {
+			err = d.o.Process(pctx, del)
+		}
 		if err != nil {
 			log.Error("delivery failed", "err", err)
 			if d.o.Failed != nil {
@@ -172,4 +245,25 @@ func (d *Dispatcher) work(ctx context.Context) {
 		}
 		d.finish(del)
 	}
+}
+
+// processDuringFlood processes del while no other worker does, then, if the
+// flood goes on, pauses so that processing takes about FloodShare of one
+// core, leaving the rest to the intake. Shutdown cuts the pause short.
+func (d *Dispatcher) processDuringFlood(ctx, pctx context.Context, del Delivery) error {
+	d.flood.Lock()
+	defer d.flood.Unlock()
+	start := time.Now()
+	err := d.o.Process(pctx, del)
+	if !d.Flooding() {
+		return err
+	}
+	pause := time.Duration(float64(time.Since(start)) * (1/d.o.FloodShare - 1))
+	t := time.NewTimer(min(pause, maxFloodPause))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return err
 }

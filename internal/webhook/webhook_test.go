@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -407,4 +409,112 @@ func TestControlChar(t *testing.T) {
 			}
 		}
 	}
+}
+
+// While deliveries arrive at FloodRate or faster, processing yields to the
+// intake: one delivery at a time, each followed by a pause of about
+// (1/FloodShare - 1) times its processing time. Deliveries resumed with
+// Enqueue do not count as arrivals, and when the flood ends the workers run
+// in parallel again. Every delivery is processed, flood or not.
+func TestDispatcherYieldsToTheIntakeDuringAFlood(t *testing.T) {
+	const work = 5 * time.Millisecond
+	type run struct {
+		start, end time.Time
+	}
+	var mu sync.Mutex
+	var runs []run
+	active, maxActive := 0, 0
+	processed := make(chan int64, 1000)
+	d := NewDispatcher(DispatcherOptions{
+		Workers:    4,
+		FloodRate:  20,
+		FloodShare: 0.5, // pause as long as the work
+		Process: func(ctx context.Context, del Delivery) error {
+			mu.Lock()
+			active++
+			maxActive = max(maxActive, active)
+			start := time.Now()
+			mu.Unlock()
+			time.Sleep(work)
+			mu.Lock()
+			active--
+			runs = append(runs, run{start, time.Now()})
+			mu.Unlock()
+			processed <- del.Seq
+			return nil
+		},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go d.Run(ctx)
+	waitFor := func(n int) {
+		t.Helper()
+		for range n {
+			select {
+			case <-processed:
+			case <-time.After(10 * time.Second):
+				t.Fatal("deliveries not processed")
+			}
+		}
+	}
+	reset := func() {
+		mu.Lock()
+		runs, maxActive = nil, 0
+		mu.Unlock()
+	}
+
+	// Resumed deliveries are no flood: four keys run in parallel.
+	for i := range int64(40) {
+		d.Enqueue(Delivery{Seq: i, Key: fmt.Sprint("k", i%4)})
+	}
+	waitFor(40)
+	if d.Flooding() {
+		t.Fatal("Enqueue counted as arrivals")
+	}
+	mu.Lock()
+	if maxActive < 2 {
+		t.Errorf("without a flood at most %d worker ran at once, want parallel workers", maxActive)
+	}
+	mu.Unlock()
+
+	// A flood: 40 arrivals at once on four keys.
+	reset()
+	for i := range int64(40) {
+		d.Receive(Delivery{Seq: 100 + i, Key: fmt.Sprint("k", i%4)})
+	}
+	if !d.Flooding() {
+		t.Fatal("40 arrivals at FloodRate 20 are not a flood")
+	}
+	waitFor(40)
+	mu.Lock()
+	if maxActive != 1 {
+		t.Errorf("during a flood %d deliveries ran at once, want 1", maxActive)
+	}
+	slices.SortFunc(runs, func(a, b run) int { return a.start.Compare(b.start) })
+	paused := 0
+	for i := 1; i < len(runs); i++ {
+		if runs[i].start.Sub(runs[i-1].end) >= work*8/10 {
+			paused++
+		}
+	}
+	if paused < len(runs)/2 {
+		t.Errorf("only %d of %d deliveries during the flood were followed by a pause of about their work", paused, len(runs)-1)
+	}
+	mu.Unlock()
+
+	// A second later the flood is over and workers run in parallel again.
+	time.Sleep(1100 * time.Millisecond)
+	if d.Flooding() {
+		t.Fatal("still flooding a second after the last arrival")
+	}
+	reset()
+	for i := range int64(8) {
+		d.Enqueue(Delivery{Seq: 200 + i, Key: fmt.Sprint("k", i%4)})
+	}
+	waitFor(8)
+	mu.Lock()
+	if maxActive < 2 {
+		t.Errorf("after the flood at most %d worker ran at once, want parallel workers", maxActive)
+	}
+	mu.Unlock()
 }
