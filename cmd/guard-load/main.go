@@ -687,6 +687,7 @@ type report struct {
 	freeHuman   []int
 	freeAgent   []int
 	acks        []time.Duration
+	ackSecs     []int32 // second of the phase each ack was due in, parallel to acks
 	ackErrors   int64
 	sent        int64
 	elapsed     time.Duration
@@ -778,7 +779,13 @@ func (r *report) throughput(ctx context.Context, s *sender, h *hook, fake *githu
 		go func() {
 			defer wg.Done()
 			local := make([]time.Duration, 0, 4096)
-			defer func() { ackMu.Lock(); r.acks = append(r.acks, local...); ackMu.Unlock() }()
+			secs := make([]int32, 0, 4096)
+			defer func() {
+				ackMu.Lock()
+				r.acks = append(r.acks, local...)
+				r.ackSecs = append(r.ackSecs, secs...)
+				ackMu.Unlock()
+			}()
 			for phase.Err() == nil {
 				at := time.Now()
 				if ticks != nil {
@@ -799,6 +806,7 @@ func (r *report) throughput(ctx context.Context, s *sender, h *hook, fake *githu
 					continue
 				}
 				local = append(local, time.Since(at))
+				secs = append(secs, int32(at.Sub(start)/time.Second))
 				acked.Add(1)
 			}
 		}()
@@ -926,13 +934,23 @@ func (r *report) print(out io.Writer) bool {
 		len(r.loaded), ms(pct(r.loaded, .5)), ms(pct(r.loaded, .99)), ms(pct(r.loaded, 1)))
 	fmt.Fprintf(out, "guard peak RSS (VmHWM): %.1f MiB   [target <= 150 MiB: %s]\n", float64(r.rss)/(1<<20), verdict(r.rss > 0 && r.rss <= 150<<20))
 
-	fmt.Fprintln(out, "\n  t(s)  acked   check-runs  queue-depth  rss(MiB)")
+	// Ack latency by the second each delivery was due in (t-1 .. t).
+	bySec := map[int][]time.Duration{}
+	for i, d := range r.acks {
+		bySec[int(r.ackSecs[i])+1] = append(bySec[int(r.ackSecs[i])+1], d)
+	}
+	fmt.Fprintln(out, "\n  t(s)  acked   check-runs  queue-depth  rss(MiB)  ack-p50  ack-p99 (of the deliveries due in that second)")
 	step := max(1, len(r.series)/40)
 	for i, s := range r.series {
 		if i%step != 0 && i != len(r.series)-1 {
 			continue
 		}
-		fmt.Fprintf(out, "  %4.0f  %7d  %9d  %11d  %8.1f\n", s.at.Seconds(), s.acks, s.wrote, s.depth, float64(s.rss)/(1<<20))
+		sec := int(s.at.Seconds() + .5)
+		lat := "       -        -"
+		if ds := bySec[sec]; len(ds) > 0 {
+			lat = fmt.Sprintf("%8s %8s", strconv.FormatFloat(float64(pct(ds, .5))/1e6, 'f', 1, 64), strconv.FormatFloat(float64(pct(ds, .99))/1e6, 'f', 1, 64))
+		}
+		fmt.Fprintf(out, "  %4.0f  %7d  %9d  %11d  %8.1f  %s\n", s.at.Seconds(), s.acks, s.wrote, s.depth, float64(s.rss)/(1<<20), lat)
 	}
 	return missed
 }
