@@ -234,13 +234,14 @@ func serve(ctx context.Context, c *serveConfig, s stdio) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("POST /webhook", webhook.NewHandler(webhook.Options{
-		Secrets:    func() [][]byte { return secrets },
-		Inbox:      inboxAdapter{store},
-		Enqueue:    disp.Receive,
-		Interested: guard.Interested,
-		Metrics:    m,
-		Logger:     log,
-		Now:        now,
+		Secrets:     func() [][]byte { return secrets },
+		Inbox:       inboxAdapter{store},
+		Enqueue:     disp.Receive,
+		KeepPayload: disp.KeepPayload,
+		Interested:  guard.Interested,
+		Metrics:     m,
+		Logger:      log,
+		Now:         now,
 	}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")

@@ -63,6 +63,7 @@ type Dispatcher struct {
 	closed   bool
 	inflight sync.WaitGroup
 
+	now      func() time.Time  // time.Now; tests set it
 	arrivals [floodBuckets]int // Receive calls per 100 ms bucket, ring
 	bucket   int64             // index of the newest bucket (Unix time / 100 ms)
 	flood    sync.Mutex        // held by the one worker processing during a flood
@@ -85,7 +86,7 @@ func NewDispatcher(o DispatcherOptions) *Dispatcher {
 	if o.FloodShare <= 0 || o.FloodShare > 1 {
 		o.FloodShare = 0.25
 	}
-	d := &Dispatcher{o: o, queues: map[string][]Delivery{}, busy: map[string]bool{}}
+	d := &Dispatcher{o: o, queues: map[string][]Delivery{}, busy: map[string]bool{}, now: time.Now}
 	d.cond = sync.NewCond(&d.mu)
 	return d
 }
@@ -95,7 +96,7 @@ func NewDispatcher(o DispatcherOptions) *Dispatcher {
 func (d *Dispatcher) Receive(del Delivery) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	b := d.advance(time.Now())
+	b := d.advance(d.now())
 	d.arrivals[b%floodBuckets]++
 	d.enqueue(del)
 }
@@ -127,12 +128,24 @@ func (d *Dispatcher) advance(now time.Time) int64 {
 func (d *Dispatcher) Flooding() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.advance(time.Now())
+	d.advance(d.now())
 	n := 0
 	for _, a := range d.arrivals {
 		n += a
 	}
 	return n >= d.o.FloodRate
+}
+
+// KeepPayload reports whether a payload of n bytes is worth keeping in
+// memory until its turn: not during a flood (processing is slow then, and
+// the payload is read back from the inbox), nor beyond MaxPayloadBytes.
+func (d *Dispatcher) KeepPayload(n int) bool {
+	if d.Flooding() {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.held+n <= d.o.MaxPayloadBytes
 }
 
 func (d *Dispatcher) enqueue(del Delivery) {

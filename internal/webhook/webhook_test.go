@@ -39,6 +39,7 @@ func (m *memInbox) Accept(_ context.Context, d Delivery) (int64, bool, error) {
 		return 0, false, nil
 	}
 	m.byID[d.ID] = "pending"
+	d.Payload = bytes.Clone(d.Payload) // the intake reuses its buffer once Accept returns
 	m.stored = append(m.stored, d)
 	return int64(len(m.stored)), true, nil
 }
@@ -414,77 +415,85 @@ func TestControlChar(t *testing.T) {
 // While deliveries arrive at FloodRate or faster, processing yields to the
 // intake: one delivery at a time, each followed by a pause of about
 // (1/FloodShare - 1) times its processing time. Deliveries resumed with
-// Enqueue do not count as arrivals, and when the flood ends the workers run
-// in parallel again. Every delivery is processed, flood or not.
+// Enqueue do not count as arrivals, and when the flood is over the workers
+// run in parallel again. Every delivery is processed, flood or not.
 func TestDispatcherYieldsToTheIntakeDuringAFlood(t *testing.T) {
-	const work = 5 * time.Millisecond
-	type run struct {
-		start, end time.Time
-	}
+	const work = 3 * time.Millisecond
+	type run struct{ start, end time.Time }
 	var mu sync.Mutex
 	var runs []run
 	active, maxActive := 0, 0
 	processed := make(chan int64, 1000)
-	d := NewDispatcher(DispatcherOptions{
-		Workers:    4,
-		FloodRate:  20,
-		FloodShare: 0.5, // pause as long as the work
-		Process: func(ctx context.Context, del Delivery) error {
-			mu.Lock()
-			active++
-			maxActive = max(maxActive, active)
-			start := time.Now()
-			mu.Unlock()
-			time.Sleep(work)
-			mu.Lock()
-			active--
-			runs = append(runs, run{start, time.Now()})
-			mu.Unlock()
-			processed <- del.Seq
-			return nil
-		},
-	})
+	newDispatcher := func() *Dispatcher {
+		mu.Lock()
+		runs, maxActive = nil, 0
+		mu.Unlock()
+		return NewDispatcher(DispatcherOptions{
+			Workers:    4,
+			FloodRate:  20,
+			FloodShare: 0.5, // pause as long as the work
+			Process: func(ctx context.Context, del Delivery) error {
+				mu.Lock()
+				active++
+				maxActive = max(maxActive, active)
+				start := time.Now()
+				mu.Unlock()
+				time.Sleep(work)
+				mu.Lock()
+				active--
+				runs = append(runs, run{start, time.Now()})
+				mu.Unlock()
+				processed <- del.Seq
+				return nil
+			},
+		})
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go d.Run(ctx)
 	waitFor := func(n int) {
 		t.Helper()
 		for range n {
 			select {
 			case <-processed:
-			case <-time.After(10 * time.Second):
+			case <-time.After(20 * time.Second):
 				t.Fatal("deliveries not processed")
 			}
 		}
 	}
-	reset := func() {
+	maxRunning := func() int {
 		mu.Lock()
+		defer mu.Unlock()
+		n := maxActive
 		runs, maxActive = nil, 0
-		mu.Unlock()
+		return n
 	}
 
 	// Resumed deliveries are no flood: four keys run in parallel.
+	d := newDispatcher()
 	for i := range int64(40) {
 		d.Enqueue(Delivery{Seq: i, Key: fmt.Sprint("k", i%4)})
 	}
-	waitFor(40)
 	if d.Flooding() {
 		t.Fatal("Enqueue counted as arrivals")
 	}
-	mu.Lock()
-	if maxActive < 2 {
-		t.Errorf("without a flood at most %d worker ran at once, want parallel workers", maxActive)
+	go d.Run(ctx)
+	waitFor(40)
+	if n := maxRunning(); n < 2 {
+		t.Errorf("without a flood at most %d worker ran at once, want parallel workers", n)
 	}
-	mu.Unlock()
 
-	// A flood: 40 arrivals at once on four keys.
-	reset()
+	// A flood: 40 arrivals within the second (the clock stands still, so
+	// the flood lasts as long as the test needs it to).
+	d = newDispatcher()
+	at := time.Now()
+	d.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return at }
 	for i := range int64(40) {
 		d.Receive(Delivery{Seq: 100 + i, Key: fmt.Sprint("k", i%4)})
 	}
 	if !d.Flooding() {
 		t.Fatal("40 arrivals at FloodRate 20 are not a flood")
 	}
+	go d.Run(ctx)
 	waitFor(40)
 	mu.Lock()
 	if maxActive != 1 {
@@ -497,24 +506,80 @@ func TestDispatcherYieldsToTheIntakeDuringAFlood(t *testing.T) {
 			paused++
 		}
 	}
-	if paused < len(runs)/2 {
+	if paused < len(runs)*3/4 {
 		t.Errorf("only %d of %d deliveries during the flood were followed by a pause of about their work", paused, len(runs)-1)
 	}
+	runs, maxActive = nil, 0
+	// A second later, with no new arrival, the flood is over.
+	at = at.Add(1100 * time.Millisecond)
 	mu.Unlock()
-
-	// A second later the flood is over and workers run in parallel again.
-	time.Sleep(1100 * time.Millisecond)
 	if d.Flooding() {
 		t.Fatal("still flooding a second after the last arrival")
 	}
-	reset()
 	for i := range int64(8) {
 		d.Enqueue(Delivery{Seq: 200 + i, Key: fmt.Sprint("k", i%4)})
 	}
 	waitFor(8)
-	mu.Lock()
-	if maxActive < 2 {
-		t.Errorf("after the flood at most %d worker ran at once, want parallel workers", maxActive)
+	if n := maxRunning(); n < 2 {
+		t.Errorf("after the flood at most %d worker ran at once, want parallel workers", n)
 	}
-	mu.Unlock()
 }
+
+// Body buffers are reused only when nothing can read them any more: a
+// payload the workers keep stays intact while later requests come in, one
+// they do not keep is recycled, and one an inbox failed on is left alone
+// (the store may still be reading it).
+func TestIntakeReusesBodiesOnlyWhenDone(t *testing.T) {
+	keep := true
+	var enq []Delivery
+	inbox := newMemInbox()
+	h := NewHandler(Options{
+		Secrets:     func() [][]byte { return [][]byte{secret} },
+		Inbox:       inbox,
+		Enqueue:     func(d Delivery) { enq = append(enq, d) },
+		KeepPayload: func(int) bool { return keep },
+	})
+	body := func(i int) []byte {
+		return []byte(fmt.Sprintf(`{"action":"opened","pull_request":{"number":%d},"repository":{"full_name":"o/r"},"pad":%q}`, i, strings.Repeat("x", 2000+i)))
+	}
+	for i := range 20 {
+		keep = i%2 == 0
+		if rec := post(t, h, "pull_request", fmt.Sprint("d", i), body(i), ""); rec.Code != http.StatusAccepted {
+			t.Fatalf("delivery %d: %d %s", i, rec.Code, rec.Body)
+		}
+	}
+	for i, d := range enq {
+		if i%2 == 0 && !bytes.Equal(d.Payload, body(i)) {
+			t.Fatalf("kept payload %d was overwritten by a later request: %.60q", i, d.Payload)
+		}
+		if i%2 == 1 && d.Payload != nil {
+			t.Fatalf("payload %d kept although KeepPayload said no", i)
+		}
+		if !bytes.Equal(inbox.stored[i].Payload, body(i)) {
+			t.Fatalf("stored payload %d differs", i)
+		}
+	}
+
+	// An inbox that fails may still hold the body; it must stay intact.
+	var held []byte
+	keep = false
+	failing := inboxFunc(func(_ context.Context, d Delivery) (int64, bool, error) {
+		held = d.Payload
+		return 0, false, errors.New("commit timed out")
+	})
+	h = NewHandler(Options{Secrets: func() [][]byte { return [][]byte{secret} }, Inbox: failing, KeepPayload: func(int) bool { return false }})
+	if rec := post(t, h, "pull_request", "f1", body(1), ""); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("failing inbox: %d", rec.Code)
+	}
+	h2 := NewHandler(Options{Secrets: func() [][]byte { return [][]byte{secret} }, Inbox: newMemInbox(), KeepPayload: func(int) bool { return false }})
+	for i := range 10 {
+		post(t, h2, "pull_request", fmt.Sprint("g", i), body(100+i), "")
+	}
+	if !bytes.Equal(held, body(1)) {
+		t.Fatalf("a body the inbox failed on was reused: %.60q", held)
+	}
+}
+
+type inboxFunc func(ctx context.Context, d Delivery) (int64, bool, error)
+
+func (f inboxFunc) Accept(ctx context.Context, d Delivery) (int64, bool, error) { return f(ctx, d) }
