@@ -34,6 +34,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -606,6 +607,60 @@ func (g *guardProc) queueDepth(c *http.Client) (int, error) {
 	return 0, errors.New("no guard_queue_depth in /metrics")
 }
 
+// ackBuckets scrapes the cumulative buckets of guard_webhook_ack_seconds
+// (upper bound in seconds -> count): the guard's own view of an
+// acknowledgement, from its handler's start to the reply, without the
+// network and the load tool's scheduling.
+func (g *guardProc) ackBuckets(c *http.Client) (map[float64]float64, error) {
+	resp, err := c.Get(g.base + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[float64]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), `guard_webhook_ack_seconds_bucket{le="`)
+		if !ok {
+			continue
+		}
+		le, count, ok := strings.Cut(rest, `"} `)
+		if !ok {
+			continue
+		}
+		bound, err := strconv.ParseFloat(le, 64)
+		if le == "+Inf" {
+			bound, err = math.Inf(1), nil
+		}
+		n, err2 := strconv.ParseFloat(strings.TrimSpace(count), 64)
+		if err == nil && err2 == nil {
+			out[bound] = n
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no guard_webhook_ack_seconds in /metrics")
+	}
+	return out, nil
+}
+
+// bucketQuantile is the upper bound of the first bucket holding quantile q
+// of the acknowledgements counted between two scrapes.
+func bucketQuantile(before, after map[float64]float64, q float64) float64 {
+	bounds := make([]float64, 0, len(after))
+	for b := range after {
+		bounds = append(bounds, b)
+	}
+	slices.Sort(bounds)
+	total := after[math.Inf(1)] - before[math.Inf(1)]
+	for _, b := range bounds {
+		if total > 0 && after[b]-before[b] >= q*total {
+			return b
+		}
+	}
+	return math.Inf(1)
+}
+
 // cpuTime is the user+system CPU time a process has used (pid 0: this one).
 func cpuTime(pid int) time.Duration {
 	p := "/proc/self/stat"
@@ -688,6 +743,8 @@ type report struct {
 	freeAgent   []int
 	acks        []time.Duration
 	ackSecs     []int32 // second of the phase each ack was due in, parallel to acks
+	serverP50   float64 // seconds, bucket bounds of guard_webhook_ack_seconds
+	serverP99   float64
 	ackErrors   int64
 	sent        int64
 	elapsed     time.Duration
@@ -750,6 +807,7 @@ func (r *report) throughput(ctx context.Context, s *sender, h *hook, fake *githu
 		scraper = &http.Client{Timeout: 5 * time.Second}
 	)
 	r.acks = make([]time.Duration, 0, min(r.o.max, 1<<20))
+	serverBefore, _ := g.ackBuckets(scraper)
 	guardCPU0, toolCPU0 := cpuTime(g.cmd.Process.Pid), cpuTime(0)
 	if r.o.rate > 0 {
 		// Open loop: sends are scheduled at a fixed rate and timed from
@@ -837,6 +895,9 @@ func (r *report) throughput(ctx context.Context, s *sender, h *hook, fake *githu
 	}()
 	wg.Wait()
 	r.elapsed = time.Since(start)
+	if after, err := g.ackBuckets(scraper); err == nil && serverBefore != nil {
+		r.serverP50, r.serverP99 = bucketQuantile(serverBefore, after, .5), bucketQuantile(serverBefore, after, .99)
+	}
 	r.guardCPU, r.toolCPU = cpuTime(g.cmd.Process.Pid)-guardCPU0, cpuTime(0)-toolCPU0
 	r.sent = next.Load()
 	if r.sent > int64(r.o.max) {
@@ -924,6 +985,10 @@ func (r *report) print(out io.Writer) bool {
 		r.guardCPU.Seconds()/r.elapsed.Seconds(), r.toolCPU.Seconds()/r.elapsed.Seconds())
 	fmt.Fprintf(out, "ack latency: p50 %s  p99 %s  p99.9 %s  max %s   [target p99 <= 15 ms: %s]\n",
 		ms(pct(r.acks, .5)), ms(pct(r.acks, .99)), ms(pct(r.acks, .999)), ms(pct(r.acks, 1)), verdict(pct(r.acks, .99) <= 15*time.Millisecond))
+	if r.serverP99 > 0 {
+		fmt.Fprintf(out, "ack latency inside the guard (guard_webhook_ack_seconds, handler start to reply; bucket bounds): p50 <= %s  p99 <= %s\n",
+			ms(time.Duration(r.serverP50*1e9)), ms(time.Duration(r.serverP99*1e9)))
+	}
 	drain := "drained"
 	if !r.drainedOK {
 		drain = "NOT drained"
