@@ -106,7 +106,7 @@ func openAudit(t *testing.T, h *harness) *audit.Store {
 func idle(t *testing.T, st *audit.Store) {
 	t.Helper()
 	waitFor(t, "every delivery to be processed", func() bool {
-		p, err := st.Pending(context.Background())
+		p, err := st.Pending(context.Background(), 0, 0)
 		return err == nil && len(p) == 0
 	})
 }

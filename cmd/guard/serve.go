@@ -216,16 +216,29 @@ func serve(ctx context.Context, c *serveConfig, s stdio) error {
 		},
 		Logger: log,
 		Done:   func(_ webhook.Delivery, took time.Duration) { m.Processed(took) },
+		// Beyond this many the backlog stays in the inbox and is read back
+		// in turn: a long flood must not grow memory past 150 MiB.
+		MaxQueued: maxQueued,
+		Refill: func(ctx context.Context, from int64, limit int) ([]webhook.Delivery, error) {
+			ds, err := store.Pending(ctx, from, limit)
+			out := make([]webhook.Delivery, len(ds))
+			for i, d := range ds {
+				out[i] = inboxToWebhook(d)
+			}
+			return out, err
+		},
 	})
-	pending, err := store.Pending(ctx)
+	// One more than the dispatcher holds: if there are more, that one is
+	// left to the inbox and marks where its refills start.
+	pending, err := store.Pending(ctx, 0, maxQueued+1)
 	if err != nil {
 		return fmt.Errorf("read inbox: %w", err)
 	}
 	for _, d := range pending {
 		disp.Enqueue(inboxToWebhook(d)) // without payload: the dispatcher loads it when its turn comes
 	}
-	if len(pending) > 0 {
-		log.Info("resuming deliveries acknowledged before the last stop", "count", len(pending))
+	if depth, _, err := store.InboxStats(ctx); err == nil && depth > 0 {
+		log.Info("resuming deliveries acknowledged before the last stop", "count", depth)
 	}
 
 	secrets := [][]byte{[]byte(c.WebhookSecret)}
@@ -332,6 +345,9 @@ func inboxToWebhook(d audit.Delivery) webhook.Delivery {
 		Seq: d.Seq, ID: d.ID, Event: d.Event, Action: d.Action, Key: d.Key, Payload: d.Payload, ReceivedAt: d.ReceivedAt,
 	}
 }
+
+// maxQueued bounds the deliveries the dispatcher holds in memory.
+const maxQueued = 20000
 
 // inboxRetention is how long processed deliveries are kept for duplicate
 // detection; GitHub redelivers only within a few days.

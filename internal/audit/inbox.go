@@ -273,12 +273,16 @@ func scanDelivery(sc interface{ Scan(...any) error }) (Delivery, error) {
 	return d, nil
 }
 
-// Pending returns the deliveries in state pending, in Seq order (to resume
-// them on start), without their payloads: after a flood the backlog can be
-// far larger than memory. Load each payload with Delivery when its turn
-// comes.
-func (s *Store) Pending(ctx context.Context) ([]Delivery, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT seq, id, event, action, key, received_at, attempts, state FROM deliveries WHERE state = 'pending' ORDER BY seq")
+// Pending returns up to limit deliveries in state pending with Seq >= from,
+// in Seq order (to resume them on start, and to read back those the
+// dispatcher did not hold), without their payloads: after a flood the
+// backlog can be far larger than memory. Load each payload with Delivery
+// when its turn comes. limit <= 0 means no limit.
+func (s *Store) Pending(ctx context.Context, from int64, limit int) ([]Delivery, error) {
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	rows, err := s.r.QueryContext(ctx, "SELECT seq, id, event, action, key, received_at, attempts, state FROM deliveries WHERE state = 'pending' AND seq >= ? ORDER BY seq LIMIT ?", from, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list pending deliveries: %w", err)
 	}

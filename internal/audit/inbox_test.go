@@ -90,7 +90,7 @@ func TestAccept(t *testing.T) {
 		if err != nil || !bytes.Equal(d.Payload, payload) {
 			t.Fatalf("payload read back differs (%d bytes, %v)", len(d.Payload), err)
 		}
-		p, err := s.Pending(ctx)
+		p, err := s.Pending(ctx, 0, 0)
 		if err != nil || len(p) != 1 || p[0].Seq != seq || p[0].ID != "big" || p[0].Payload != nil {
 			t.Fatalf("Pending = %+v, %v; want delivery %d without its payload", p, err, seq)
 		}
@@ -154,7 +154,7 @@ func TestAccept(t *testing.T) {
 		if nFresh != n {
 			t.Fatalf("%d accepts were fresh, want %d (one per id)", nFresh, n)
 		}
-		p, err := s.Pending(ctx)
+		p, err := s.Pending(ctx, 0, 0)
 		if err != nil || len(p) != n {
 			t.Fatalf("Pending = %d deliveries, %v; want %d", len(p), err, n)
 		}
@@ -183,7 +183,7 @@ func TestPendingAndStats(t *testing.T) {
 	if err := s.Fail(ctx, seqs[2], "boom"); err != nil {
 		t.Fatal(err)
 	}
-	p, err := s.Pending(ctx)
+	p, err := s.Pending(ctx, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,6 +194,17 @@ func TestPendingAndStats(t *testing.T) {
 	if err != nil || depth != 2 || !oldest.Equal(t0.Add(time.Second)) {
 		t.Fatalf("InboxStats = %d, %v, %v; want 2, %v", depth, oldest, err, t0.Add(time.Second))
 	}
+	t.Run("Pending pages by Seq", func(t *testing.T) {
+		if p, err := s.Pending(ctx, seqs[1]+1, 0); err != nil || len(p) != 1 || p[0].Seq != seqs[3] {
+			t.Fatalf("Pending from %d = %+v, %v; want only %d", seqs[1]+1, p, err, seqs[3])
+		}
+		if p, err := s.Pending(ctx, 0, 1); err != nil || len(p) != 1 || p[0].Seq != seqs[1] {
+			t.Fatalf("Pending limit 1 = %+v, %v; want only %d", p, err, seqs[1])
+		}
+		if p, err := s.Pending(ctx, seqs[3]+1, 10); err != nil || len(p) != 0 {
+			t.Fatalf("Pending past the last = %+v, %v; want none", p, err)
+		}
+	})
 	t.Run("Delivery of an unknown seq is ErrNotFound", func(t *testing.T) {
 		if _, err := s.Delivery(ctx, 999); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("Delivery(999) = %v", err)
@@ -217,7 +228,7 @@ func TestPendingAndStats(t *testing.T) {
 		if err != nil || n != 1 {
 			t.Fatalf("PruneInbox = %d, %v; want 1", n, err)
 		}
-		if p, _ := s.Pending(ctx); len(p) != 2 {
+		if p, _ := s.Pending(ctx, 0, 0); len(p) != 2 {
 			t.Fatalf("pending after prune = %d, want 2", len(p))
 		}
 	})

@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 )
@@ -39,6 +40,15 @@ type DispatcherOptions struct {
 	// FloodShare is the share of one core processing keeps during a flood
 	// (0 < FloodShare <= 1). Default 0.25.
 	FloodShare float64
+	// MaxQueued bounds the deliveries held in memory (default 20,000, a few
+	// MiB). Beyond it a delivery stays only in the inbox, and Refill reads
+	// the inbox back, in Seq order, when the queue has room again: a flood
+	// of a minute at 3,000/s leaves 180,000 pending. Without Refill every
+	// delivery is held.
+	MaxQueued int
+	// Refill returns up to limit pending deliveries with Seq >= from, in
+	// Seq order, without payloads.
+	Refill func(ctx context.Context, from int64, limit int) ([]Delivery, error)
 }
 
 // floodBuckets split the last second of arrivals into 100 ms buckets.
@@ -63,6 +73,15 @@ type Dispatcher struct {
 	closed   bool
 	inflight sync.WaitGroup
 
+	// Spilling, with Refill set: deliveries not held in memory.
+	known     map[int64]bool // Seqs held (queued or being processed)
+	spilled   bool           // some pending deliveries are only in the inbox
+	spillFrom int64          // lowest Seq not held since the last refill
+	spillLow  int64          // lowest Seq spilled while a refill reads
+	spills    int            // count of spilled deliveries, to see new ones during a refill
+	refilling bool
+	roomMade  chan struct{} // wakes the refiller
+
 	now      func() time.Time  // time.Now; tests set it
 	arrivals [floodBuckets]int // Receive calls per 100 ms bucket, ring
 	bucket   int64             // index of the newest bucket (Unix time / 100 ms)
@@ -86,7 +105,10 @@ func NewDispatcher(o DispatcherOptions) *Dispatcher {
 	if o.FloodShare <= 0 || o.FloodShare > 1 {
 		o.FloodShare = 0.25
 	}
-	d := &Dispatcher{o: o, queues: map[string][]Delivery{}, busy: map[string]bool{}, now: time.Now}
+	if o.MaxQueued <= 0 {
+		o.MaxQueued = 20000
+	}
+	d := &Dispatcher{o: o, queues: map[string][]Delivery{}, busy: map[string]bool{}, known: map[int64]bool{}, roomMade: make(chan struct{}, 1), now: time.Now}
 	d.cond = sync.NewCond(&d.mu)
 	return d
 }
@@ -149,6 +171,74 @@ func (d *Dispatcher) KeepPayload(n int) bool {
 }
 
 func (d *Dispatcher) enqueue(del Delivery) {
+	if d.o.Refill != nil && del.Seq != 0 {
+		if d.spilled || d.pending >= d.o.MaxQueued {
+			// Leave it in the inbox; a refill reads it back in turn.
+			if !d.spilled || del.Seq < d.spillFrom {
+				d.spillFrom = del.Seq
+			}
+			d.spillLow = min(d.spillLow, del.Seq)
+			d.spilled = true
+			d.spills++
+			return
+		}
+		d.hold(del)
+		return
+	}
+	d.queue(del)
+}
+
+// hold queues del unless it is held already (a refill overlapping what
+// the intake queued). d.mu must be held.
+func (d *Dispatcher) hold(del Delivery) {
+	if d.known[del.Seq] {
+		return
+	}
+	d.known[del.Seq] = true
+	d.queue(del)
+}
+
+// refill reads spilled deliveries back from the inbox once the queue is
+// down to half of MaxQueued. An error is logged and the refiller tries
+// again.
+func (d *Dispatcher) refill(ctx context.Context) {
+	d.mu.Lock()
+	if !d.spilled || d.refilling || d.pending > d.o.MaxQueued/2 {
+		d.mu.Unlock()
+		return
+	}
+	d.refilling = true
+	from, spills, room := d.spillFrom, d.spills, d.o.MaxQueued-d.pending
+	d.spillLow = math.MaxInt64
+	d.mu.Unlock()
+
+	ds, err := d.o.Refill(ctx, from, room)
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.refilling = false
+	if err != nil {
+		d.o.Logger.Error("read spilled deliveries back from the inbox", "from_seq", from, "err", err)
+		return
+	}
+	for _, del := range ds {
+		d.hold(del)
+	}
+	next := from
+	if len(ds) > 0 {
+		next = ds[len(ds)-1].Seq + 1
+	}
+	// Everything pending from `from` on was read, unless the page was full
+	// or deliveries were spilled meanwhile (they may not be in the page).
+	if len(ds) < room && d.spills == spills {
+		d.spilled = false
+		return
+	}
+	d.spillFrom = min(next, d.spillLow)
+}
+
+// queue appends del to its key's queue. d.mu must be held.
+func (d *Dispatcher) queue(del Delivery) {
 	if d.held+len(del.Payload) > d.o.MaxPayloadBytes {
 		del.Payload = nil
 	}
@@ -181,6 +271,13 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	})
 	defer stop()
 	var wg sync.WaitGroup
+	if d.o.Refill != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.refiller(ctx)
+		}()
+	}
 	for range d.o.Workers {
 		wg.Add(1)
 		go func() {
@@ -217,6 +314,13 @@ func (d *Dispatcher) finish(del Delivery) {
 	defer d.mu.Unlock()
 	d.pending--
 	delete(d.busy, del.Key)
+	delete(d.known, del.Seq)
+	if d.spilled && d.pending <= d.o.MaxQueued/2 {
+		select {
+		case d.roomMade <- struct{}{}:
+		default:
+		}
+	}
 	if len(d.queues[del.Key]) > 0 {
 		d.ready = append(d.ready, del.Key)
 		d.cond.Signal()
@@ -259,6 +363,24 @@ func (d *Dispatcher) work(ctx context.Context) {
 		d.finish(del)
 	}
 }
+
+// refiller runs refill when a finished delivery makes room and, to retry
+// after an error, every refillEvery.
+func (d *Dispatcher) refiller(ctx context.Context) {
+	t := time.NewTicker(refillEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.roomMade:
+		case <-t.C:
+		}
+		d.refill(ctx)
+	}
+}
+
+const refillEvery = 250 * time.Millisecond
 
 // processDuringFlood processes del while no other worker does, then, if the
 // flood goes on, pauses so that processing takes about FloodShare of one

@@ -583,3 +583,111 @@ func TestIntakeReusesBodiesOnlyWhenDone(t *testing.T) {
 type inboxFunc func(ctx context.Context, d Delivery) (int64, bool, error)
 
 func (f inboxFunc) Accept(ctx context.Context, d Delivery) (int64, bool, error) { return f(ctx, d) }
+
+// With Refill set, the dispatcher holds at most MaxQueued deliveries; the
+// others stay in the inbox and are read back in Seq order, so that every
+// delivery is processed once, in order per key, however long the backlog,
+// and a failing Refill is retried.
+func TestDispatcherSpillsBeyondMaxQueued(t *testing.T) {
+	const n, maxQueued = 300, 10
+	var mu sync.Mutex
+	inbox := map[int64]Delivery{} // pending, as the store has them
+	var order = map[string][]int64{}
+	seen := map[int64]int{}
+	maxHeld := 0
+	refillFailures := 2
+	done := make(chan struct{})
+	var d *Dispatcher
+	d = NewDispatcher(DispatcherOptions{
+		Workers:   3,
+		MaxQueued: maxQueued,
+		FloodRate: 1 << 30, // no flood pauses here
+		Refill: func(_ context.Context, from int64, limit int) ([]Delivery, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if refillFailures > 0 {
+				refillFailures--
+				return nil, errors.New("database is locked")
+			}
+			var out []Delivery
+			for seq := from; seq <= n && len(out) < limit; seq++ {
+				if del, ok := inbox[seq]; ok {
+					del.Payload = nil
+					out = append(out, del)
+				}
+			}
+			return out, nil
+		},
+		Load: func(_ context.Context, seq int64) (Delivery, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return inbox[seq], nil
+		},
+		Process: func(_ context.Context, del Delivery) error {
+			if held := d.Len(); held > maxQueued {
+				mu.Lock()
+				maxHeld = max(maxHeld, held)
+				mu.Unlock()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if string(del.Payload) != fmt.Sprint(del.Seq) {
+				return fmt.Errorf("delivery %d processed with payload %q", del.Seq, del.Payload)
+			}
+			seen[del.Seq]++
+			order[del.Key] = append(order[del.Key], del.Seq)
+			delete(inbox, del.Seq) // done
+			if len(seen) == n {
+				close(done)
+			}
+			return nil
+		},
+		Failed: func(_ context.Context, del Delivery, err error) { t.Error(err) },
+	})
+	// The first 100 were pending at start (resumed), the rest arrive.
+	for seq := int64(1); seq <= 100; seq++ {
+		del := Delivery{Seq: seq, Key: fmt.Sprint("k", seq%7), Payload: []byte(fmt.Sprint(seq))}
+		mu.Lock()
+		inbox[seq] = del
+		mu.Unlock()
+		d.Enqueue(del)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go d.Run(ctx)
+	for seq := int64(101); seq <= n; seq++ {
+		del := Delivery{Seq: seq, Key: fmt.Sprint("k", seq%7), Payload: []byte(fmt.Sprint(seq))}
+		mu.Lock()
+		inbox[seq] = del // stored before it is handed over, as Accept does
+		mu.Unlock()
+		d.Receive(del)
+		if seq%20 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("%d of %d deliveries processed; %d left in the inbox", len(seen), n, len(inbox))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if maxHeld > 0 {
+		t.Errorf("the dispatcher held %d deliveries, MaxQueued is %d", maxHeld, maxQueued)
+	}
+	for seq, c := range seen {
+		if c != 1 {
+			t.Errorf("delivery %d processed %d times", seq, c)
+		}
+	}
+	for key, seqs := range order {
+		if !slices.IsSorted(seqs) {
+			t.Errorf("key %s processed out of order: %v", key, seqs)
+		}
+	}
+	if refillFailures != 0 {
+		t.Errorf("Refill was not retried after failing")
+	}
+}
