@@ -661,6 +661,43 @@ func bucketQuantile(before, after map[float64]float64, q float64) float64 {
 	return math.Inf(1)
 }
 
+// machineCPU are the machine's CPU time counters (/proc/stat, all CPUs).
+type machineCPU struct{ total, idle, steal float64 }
+
+func readMachineCPU() machineCPU {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return machineCPU{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	var m machineCPU
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseFloat(v, 64)
+		if i < 8 {
+			m.total += n
+		}
+		switch i {
+		case 3:
+			m.idle = n
+		case 7:
+			m.steal = n
+		}
+	}
+	return m
+}
+
+// since returns the shares of CPU time stolen and idle since m0: on a
+// shared VM, time stolen by the hypervisor is time neither the guard nor
+// the load tool got, and it shows in every latency.
+func (m machineCPU) since(m0 machineCPU) (steal, idle float64) {
+	total := m.total - m0.total
+	if total <= 0 {
+		return 0, 0
+	}
+	return (m.steal - m0.steal) / total, (m.idle - m0.idle) / total
+}
+
 // cpuTime is the user+system CPU time a process has used (pid 0: this one).
 func cpuTime(pid int) time.Duration {
 	p := "/proc/self/stat"
@@ -743,6 +780,7 @@ type report struct {
 	freeAgent   []int
 	acks        []time.Duration
 	ackSecs     []int32 // second of the phase each ack was due in, parallel to acks
+	steal, idle float64 // shares of the machine's CPU time while sending (/proc/stat)
 	serverP50   float64 // seconds, bucket bounds of guard_webhook_ack_seconds
 	serverP99   float64
 	ackErrors   int64
@@ -809,6 +847,7 @@ func (r *report) throughput(ctx context.Context, s *sender, h *hook, fake *githu
 	r.acks = make([]time.Duration, 0, min(r.o.max, 1<<20))
 	serverBefore, _ := g.ackBuckets(scraper)
 	guardCPU0, toolCPU0 := cpuTime(g.cmd.Process.Pid), cpuTime(0)
+	machine0 := readMachineCPU()
 	if r.o.rate > 0 {
 		// Open loop: sends are scheduled at a fixed rate and timed from
 		// their scheduled moment, so a slow guard cannot hide its queueing.
@@ -899,6 +938,7 @@ func (r *report) throughput(ctx context.Context, s *sender, h *hook, fake *githu
 		r.serverP50, r.serverP99 = bucketQuantile(serverBefore, after, .5), bucketQuantile(serverBefore, after, .99)
 	}
 	r.guardCPU, r.toolCPU = cpuTime(g.cmd.Process.Pid)-guardCPU0, cpuTime(0)-toolCPU0
+	r.steal, r.idle = readMachineCPU().since(machine0)
 	r.sent = next.Load()
 	if r.sent > int64(r.o.max) {
 		r.sent = int64(r.o.max)
@@ -981,8 +1021,8 @@ func (r *report) print(out io.Writer) bool {
 	rate := float64(acked) / r.elapsed.Seconds()
 	fmt.Fprintf(out, "\nacknowledgements: %d in %s = %.0f/s (%d errors)   [target >= 3000/s: %s]\n",
 		acked, r.elapsed.Round(time.Millisecond), rate, r.ackErrors, verdict(rate >= 3000 && r.ackErrors == 0))
-	fmt.Fprintf(out, "CPU while sending: guard %.2f cores, load tool (senders + fake GitHub) %.2f cores\n",
-		r.guardCPU.Seconds()/r.elapsed.Seconds(), r.toolCPU.Seconds()/r.elapsed.Seconds())
+	fmt.Fprintf(out, "CPU while sending: guard %.2f cores, load tool (senders + fake GitHub) %.2f cores; machine idle %.0f%%, stolen by the hypervisor %.0f%%\n",
+		r.guardCPU.Seconds()/r.elapsed.Seconds(), r.toolCPU.Seconds()/r.elapsed.Seconds(), r.idle*100, r.steal*100)
 	fmt.Fprintf(out, "ack latency: p50 %s  p99 %s  p99.9 %s  max %s   [target p99 <= 15 ms: %s]\n",
 		ms(pct(r.acks, .5)), ms(pct(r.acks, .99)), ms(pct(r.acks, .999)), ms(pct(r.acks, 1)), verdict(pct(r.acks, .99) <= 15*time.Millisecond))
 	if r.serverP99 > 0 {
