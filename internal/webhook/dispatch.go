@@ -80,7 +80,8 @@ type Dispatcher struct {
 	spillLow  int64          // lowest Seq spilled while a refill reads
 	spills    int            // count of spilled deliveries, to see new ones during a refill
 	refilling bool
-	roomMade  chan struct{} // wakes the refiller
+	finished  map[int64]bool // Seqs finished while a refill reads: not to be held again
+	roomMade  chan struct{}  // wakes the refiller
 
 	now      func() time.Time  // time.Now; tests set it
 	arrivals [floodBuckets]int // Receive calls per 100 ms bucket, ring
@@ -208,6 +209,7 @@ func (d *Dispatcher) refill(ctx context.Context) {
 		return
 	}
 	d.refilling = true
+	d.finished = map[int64]bool{}
 	from, spills, room := d.spillFrom, d.spills, d.o.MaxQueued-d.pending
 	d.spillLow = math.MaxInt64
 	d.mu.Unlock()
@@ -217,12 +219,18 @@ func (d *Dispatcher) refill(ctx context.Context) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.refilling = false
+	finished := d.finished
+	d.finished = nil
 	if err != nil {
 		d.o.Logger.Error("read spilled deliveries back from the inbox", "from_seq", from, "err", err)
 		return
 	}
 	for _, del := range ds {
-		d.hold(del)
+		// One held when the inbox was read may have finished since; the
+		// page still shows it pending.
+		if !finished[del.Seq] {
+			d.hold(del)
+		}
 	}
 	next := from
 	if len(ds) > 0 {
@@ -315,6 +323,9 @@ func (d *Dispatcher) finish(del Delivery) {
 	d.pending--
 	delete(d.busy, del.Key)
 	delete(d.known, del.Seq)
+	if d.refilling {
+		d.finished[del.Seq] = true
+	}
 	if d.spilled && d.pending <= d.o.MaxQueued/2 {
 		select {
 		case d.roomMade <- struct{}{}:
