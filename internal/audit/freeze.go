@@ -152,7 +152,7 @@ func (s *Store) EndFreezes(ctx context.Context, scope, target, by string) (int, 
 // Until), and not ended by then; ordered by ID.
 func (s *Store) ActiveFreezes(ctx context.Context, at time.Time) ([]ManualFreeze, error) {
 	t := ns(at)
-	fs, err := queryFreezes(ctx, s.r, `WHERE from_ns <= ? AND (until_ns IS NULL OR until_ns > ?)
+	fs, err := queryFreezes(ctx, &s.rq, `WHERE from_ns <= ? AND (until_ns IS NULL OR until_ns > ?)
 		AND (ended_at IS NULL OR ended_at > ?) ORDER BY id`, t, t, t)
 	if err != nil {
 		return nil, fmt.Errorf("active freezes: %w", err)

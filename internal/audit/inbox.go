@@ -204,12 +204,7 @@ func (s *Store) commitAccepts(batch []acceptReq) []acceptRes {
 	defer tx.Rollback()
 	// The common case, a new delivery, is one statement: insert unless the
 	// id exists. Only a duplicate is looked up.
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO deliveries (id, event, action, key, payload, encoding, received_at, state)
-		VALUES (?, ?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT (id) DO NOTHING`)
-	if err != nil {
-		return fail(err)
-	}
-	defer ins.Close()
+	w := s.wq.in(tx)
 	now := s.nowUTC()
 	for i, r := range batch {
 		d := r.d
@@ -221,7 +216,7 @@ func (s *Store) commitAccepts(batch []acceptReq) []acceptRes {
 		if payload == nil {
 			payload = []byte{}
 		}
-		out, err := ins.ExecContext(ctx, d.ID, d.Event, d.Action, d.Key, payload, r.encoding, ns(at))
+		out, err := w.ExecContext(ctx, qInsertDelivery, d.ID, d.Event, d.Action, d.Key, payload, r.encoding, ns(at))
 		if err != nil {
 			return fail(err)
 		}
@@ -256,6 +251,15 @@ func (s *Store) commitAccepts(batch []acceptReq) []acceptRes {
 }
 
 const deliveryCols = "seq, id, event, action, key, payload, encoding, received_at, attempts, state"
+
+// Statements of the hot paths, prepared once (see stmts).
+const (
+	qInsertDelivery = `INSERT INTO deliveries (id, event, action, key, payload, encoding, received_at, state)
+		VALUES (?, ?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT (id) DO NOTHING`
+	qDeliveryState = "SELECT id, state FROM deliveries WHERE seq = ?"
+	qDeliveryDone  = "UPDATE deliveries SET state = 'done', done_at = ?, last_error = '' WHERE seq = ?"
+	qDelivery      = "SELECT " + deliveryCols + " FROM deliveries WHERE seq = ?"
+)
 
 func scanDelivery(sc interface{ Scan(...any) error }) (Delivery, error) {
 	var d Delivery
@@ -305,7 +309,7 @@ func (s *Store) Pending(ctx context.Context, from int64, limit int) ([]Delivery,
 
 // Delivery returns the delivery with that Seq, or ErrNotFound.
 func (s *Store) Delivery(ctx context.Context, seq int64) (Delivery, error) {
-	d, err := scanDelivery(s.r.QueryRowContext(ctx, "SELECT "+deliveryCols+" FROM deliveries WHERE seq = ?", seq))
+	d, err := scanDelivery(s.rq.QueryRowContext(ctx, qDelivery, seq))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Delivery{}, fmt.Errorf("delivery %d: %w", seq, ErrNotFound)
 	}
@@ -345,8 +349,9 @@ func (s *Store) Fail(ctx context.Context, seq int64, reason string) error {
 func (s *Store) Complete(ctx context.Context, seq int64, recs ...Record) ([]Record, error) {
 	var out []Record
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		w := s.wq.in(tx)
 		var id, state string
-		err := tx.QueryRowContext(ctx, "SELECT id, state FROM deliveries WHERE seq = ?", seq).Scan(&id, &state)
+		err := w.QueryRowContext(ctx, qDeliveryState, seq).Scan(&id, &state)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -365,8 +370,7 @@ func (s *Store) Complete(ctx context.Context, seq int64, recs ...Record) ([]Reco
 		if out, err = s.appendTx(ctx, tx, recs); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, "UPDATE deliveries SET state = 'done', done_at = ?, last_error = '' WHERE seq = ?",
-			ns(s.nowUTC()), seq)
+		_, err = w.ExecContext(ctx, qDeliveryDone, ns(s.nowUTC()), seq)
 		return err
 	})
 	if err != nil {

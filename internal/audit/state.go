@@ -11,6 +11,19 @@ import (
 	"github.com/mergeguard/guard/internal/pr"
 )
 
+// Statements of the hot paths, prepared once (see stmts).
+const (
+	qSaveCheckRun = `INSERT INTO check_runs (repo, sha, check_run_id, updated_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (repo, sha) DO UPDATE SET check_run_id = excluded.check_run_id, updated_at = excluded.updated_at`
+	qSaveCheckRunPR = "INSERT OR IGNORE INTO check_run_prs (repo, sha, number) VALUES (?, ?, ?)"
+	qTrackPR        = `INSERT INTO tracked_prs (repo, number, installation, head_sha, base_ref, author,
+		agent, open, outcome, time_dependent, check_run_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (repo, number) DO UPDATE SET installation = excluded.installation, head_sha = excluded.head_sha,
+		base_ref = excluded.base_ref, author = excluded.author, agent = excluded.agent, open = excluded.open,
+		outcome = excluded.outcome, time_dependent = excluded.time_dependent, check_run_id = excluded.check_run_id,
+		updated_at = excluded.updated_at`
+)
+
 // SaveCheckRun remembers the check run the guard created for repo at sha and
 // the pull requests it belongs to (added to those already known).
 func (s *Store) SaveCheckRun(ctx context.Context, repo, sha string, checkRunID int64, prs []int) error {
@@ -18,14 +31,13 @@ func (s *Store) SaveCheckRun(ctx context.Context, repo, sha string, checkRunID i
 		return errors.New("save check run: empty repository or SHA")
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO check_runs (repo, sha, check_run_id, updated_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT (repo, sha) DO UPDATE SET check_run_id = excluded.check_run_id, updated_at = excluded.updated_at`,
-			repo, sha, checkRunID, ns(s.nowUTC()))
+		w := s.wq.in(tx)
+		_, err := w.ExecContext(ctx, qSaveCheckRun, repo, sha, checkRunID, ns(s.nowUTC()))
 		if err != nil {
 			return err
 		}
 		for _, n := range prs {
-			if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO check_run_prs (repo, sha, number) VALUES (?, ?, ?)", repo, sha, n); err != nil {
+			if _, err := w.ExecContext(ctx, qSaveCheckRunPR, repo, sha, n); err != nil {
 				return err
 			}
 		}
@@ -40,7 +52,7 @@ func (s *Store) SaveCheckRun(ctx context.Context, repo, sha string, checkRunID i
 // CheckRunFor returns the check run the guard created for repo at sha.
 func (s *Store) CheckRunFor(ctx context.Context, repo, sha string) (int64, bool, error) {
 	var id int64
-	err := s.r.QueryRowContext(ctx, "SELECT check_run_id FROM check_runs WHERE repo = ? AND sha = ?", repo, sha).Scan(&id)
+	err := s.rq.QueryRowContext(ctx, "SELECT check_run_id FROM check_runs WHERE repo = ? AND sha = ?", repo, sha).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, false, nil
 	}
@@ -143,7 +155,7 @@ func nonNil(s []string) []string {
 // Overrides returns the approvals and overrides of a pull request in the
 // order they were added.
 func (s *Store) Overrides(ctx context.Context, repo string, number int) ([]pr.Override, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT kind, actor, reason, head_sha, base_ref, rules, freezes, at
+	rows, err := s.rq.QueryContext(ctx, `SELECT kind, actor, reason, head_sha, base_ref, rules, freezes, at
 		FROM overrides WHERE repo = ? AND number = ? ORDER BY id`, repo, number)
 	if err != nil {
 		return nil, fmt.Errorf("overrides of %s#%d: %w", repo, number, err)
@@ -199,12 +211,7 @@ func (s *Store) TrackPR(ctx context.Context, p TrackedPR) error {
 		at = s.nowUTC()
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO tracked_prs (repo, number, installation, head_sha, base_ref, author,
-			agent, open, outcome, time_dependent, check_run_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (repo, number) DO UPDATE SET installation = excluded.installation, head_sha = excluded.head_sha,
-			base_ref = excluded.base_ref, author = excluded.author, agent = excluded.agent, open = excluded.open,
-			outcome = excluded.outcome, time_dependent = excluded.time_dependent, check_run_id = excluded.check_run_id,
-			updated_at = excluded.updated_at`,
+		_, err := s.wq.in(tx).ExecContext(ctx, qTrackPR,
 			p.Repo, p.Number, p.Installation, p.HeadSHA, p.BaseRef, p.Author, b2i(p.Agent), b2i(p.Open), p.Outcome,
 			b2i(p.TimeDependent), p.CheckRunID, ns(at))
 		return err
@@ -253,7 +260,7 @@ func (s *Store) OpenWatchedPRs(ctx context.Context) ([]TrackedPR, error) {
 
 // TrackedPR returns the tracked state of repo#number.
 func (s *Store) TrackedPR(ctx context.Context, repo string, number int) (TrackedPR, bool, error) {
-	p, err := scanTracked(s.r.QueryRowContext(ctx, "SELECT "+trackedCols+" FROM tracked_prs WHERE repo = ? AND number = ?", repo, number))
+	p, err := scanTracked(s.rq.QueryRowContext(ctx, "SELECT "+trackedCols+" FROM tracked_prs WHERE repo = ? AND number = ?", repo, number))
 	if errors.Is(err, sql.ErrNoRows) {
 		return TrackedPR{}, false, nil
 	}

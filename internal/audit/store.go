@@ -69,6 +69,8 @@ const checkpointPages = 1000
 type Store struct {
 	w   *sql.DB // the one writer connection (and, for ":memory:", the only one)
 	r   *sql.DB // readers; == w for ":memory:"
+	wq  stmts   // prepared statements of w (hot write paths, prepared at Open)
+	rq  stmts   // prepared statements of r (hot reads, prepared on first use)
 	now func() time.Time
 
 	accepts    chan acceptReq
@@ -181,6 +183,17 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		r.SetMaxIdleConns(2)
 		s.r = r
 	}
+	s.wq = stmts{db: s.w}
+	s.rq = stmts{db: s.r, onMiss: true}
+	if err := s.wq.prepare(ctx, qInsertDelivery, qDeliveryState, qDeliveryDone, qChainHead, qInsertRecord,
+		qSaveCheckRun, qSaveCheckRunPR, qTrackPR); err != nil {
+		s.wq.close()
+		if s.r != s.w {
+			s.r.Close()
+		}
+		w.Close()
+		return nil, fmt.Errorf("open audit store %s: %w", path, err)
+	}
 	go s.writer()
 	return s, nil
 }
@@ -281,6 +294,8 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.quit)
 		<-s.writerDone
+		s.rq.close()
+		s.wq.close()
 		var errs []error
 		if s.r != s.w {
 			errs = append(errs, s.r.Close())

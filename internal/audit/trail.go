@@ -160,6 +160,13 @@ func (s *Store) Append(ctx context.Context, recs ...Record) ([]Record, error) {
 	return out, nil
 }
 
+const (
+	qChainHead    = "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"
+	qInsertRecord = `INSERT INTO records (seq, id, time, kind, repository, pull_request, head_sha,
+		actor, agent, outcome, rules, reason, delivery_id, policy_revision, installation, check_run_id, base_ref,
+		details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+)
+
 // appendTx appends recs inside tx, which must be a write transaction.
 func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, recs []Record) ([]Record, error) {
 	if len(recs) == 0 {
@@ -173,19 +180,13 @@ func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, recs []Record) ([]Reco
 		}
 		out[i] = r
 	}
+	w := s.wq.in(tx)
 	var seq int64
 	var prev string
-	err := tx.QueryRowContext(ctx, "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").Scan(&seq, &prev)
+	err := w.QueryRowContext(ctx, qChainHead).Scan(&seq, &prev)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("read chain head: %w", err)
 	}
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO records (seq, id, time, kind, repository, pull_request, head_sha,
-		actor, agent, outcome, rules, reason, delivery_id, policy_revision, installation, check_run_id, base_ref,
-		details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return nil, err
-	}
-	defer ins.Close()
 	for i := range out {
 		r := &out[i]
 		seq++
@@ -196,7 +197,7 @@ func (s *Store) appendTx(ctx context.Context, tx *sql.Tx, recs []Record) ([]Reco
 		if r.Details != nil {
 			details = []byte(r.Details)
 		}
-		_, err := ins.ExecContext(ctx, r.Seq, r.ID, r.Time.UnixNano(), r.Kind, r.Repository, r.PullRequest, r.HeadSHA,
+		_, err := w.ExecContext(ctx, qInsertRecord, r.Seq, r.ID, r.Time.UnixNano(), r.Kind, r.Repository, r.PullRequest, r.HeadSHA,
 			r.Actor, b2i(r.Agent), r.Outcome, strings.Join(r.Rules, ";"), r.Reason, r.DeliveryID, r.PolicyRevision,
 			r.Installation, r.CheckRunID, r.BaseRef, details, r.PrevHash, r.Hash)
 		if err != nil {
