@@ -41,60 +41,58 @@ committers := {lower(login) |
 	login != ""
 }
 
-# why_not_human(r) is a set of words explaining why an approval does not
-# count as a human's; empty when it does. A missing field counts against the
-# review, so that an incomplete input never yields an approval.
-why_not_human(r) := {why |
-	login := lower(object.get(r, ["user", "login"], ""))
-	some why, failed in {
-		"bot": object.get(r, ["user", "type"], "") != "User",
-		"agent": object.get(r, ["user", "agent"], true) != false,
-		"the author": login == lower(object.get(input, ["pull_request", "author", "login"], "")),
-		"committer": login in committers,
-		"not an approver": object.get(r, "approver", false) != true,
+author_login := lower(object.get(input, ["pull_request", "author", "login"], ""))
+
+# head_approvals maps the login (as the review gives it) of each reviewer
+# whose verdict approves the head to why the approval does not count as a
+# human's: a set of words, empty when it does. A missing field counts against
+# the review, so that an incomplete input never yields an approval. It is
+# computed once per reviewer, for both the decision and the message.
+head_approvals := {r.user.login: why |
+	some login, r in latest_verdict # login is lowercased
+	r.state == "APPROVED"
+	r.commit_id == head_sha
+	why := {w |
+		some w, failed in {
+			"bot": object.get(r, ["user", "type"], "") != "User",
+			"agent": object.get(r, ["user", "agent"], true) != false,
+			"the author": login == author_login,
+			"committer": login in committers,
+			"not an approver": object.get(r, "approver", false) != true,
+		}
+		failed
 	}
-	failed
 }
 
 # human_approvers are the logins of the reviewers whose approval counts.
-human_approvers := {r.user.login |
-	some r in latest_verdict
-	r.state == "APPROVED"
-	r.commit_id == head_sha
-	count(why_not_human(r)) == 0
-}
+human_approvers := {login | some login, why in head_approvals; count(why) == 0}
 
-findings contains {
-	"rule": "agent_self_merge",
-	"outcome": "escalate",
-	"message": self_merge_message,
-} if {
-	input.agent_pr == true
-	count(human_approvers) == 0
-}
+findings contains self_merge_finding if input.agent_pr == true
 
 # With a human approval, an allow-level reason names the approver (the first
 # by login when there are several); the check run's title shows it.
-findings contains {
+self_merge_finding := {
 	"rule": "agent_self_merge",
 	"outcome": "allow",
 	"message": sprintf("Approved by @%s", [sort(human_approvers)[0]]),
 } if {
-	input.agent_pr == true
 	count(human_approvers) > 0
+} else := {
+	"rule": "agent_self_merge",
+	"outcome": "escalate",
+	"message": self_merge_message,
 }
 
 self_merge_message := msg if {
 	msg := sprintf(
 		"%s needs an approval from a human on head commit %s: %s. A human reviewer (an approver; not the author, an agent, a bot or a committer of this PR) must approve the current head, or an approver comments `/guard approve <reason>`.",
-		[agent_pr_phrase, short_sha(head_sha), concat("; ", self_merge_details)],
+		[agent_pr_phrase, head_short, concat("; ", self_merge_details)],
 	)
 } else := "Agent PR needs an approval from a human on its head commit: an approver who is not the author, an agent, a bot or a committer of this PR must approve it, or comment `/guard approve <reason>`."
 
 agent_pr_phrase := sprintf("Agent PR (%s)", [concat(", ", input.agent_reasons)]) if {
 	count(input.agent_reasons) > 0
 } else := "Agent PR"
-
 
 self_merge_details := details if {
 	found := {d | some d in self_merge_facts}
@@ -108,11 +106,9 @@ self_merge_facts contains sprintf("auto-merge was enabled by agent @%s", [am.ena
 }
 
 self_merge_facts contains sprintf("approvals only from bots/the author/committers: %s", [concat(", ", sort(discounted))]) if {
-	discounted := {sprintf("@%s (%s)", [r.user.login, concat(", ", sort(why_not_human(r)))]) |
-		some r in latest_verdict
-		r.state == "APPROVED"
-		r.commit_id == head_sha
-		count(why_not_human(r)) > 0
+	discounted := {sprintf("@%s (%s)", [login, concat(", ", sort(why))]) |
+		some login, why in head_approvals
+		count(why) > 0
 	}
 	count(discounted) > 0
 }
@@ -123,12 +119,12 @@ self_merge_facts contains sprintf("approval by @%s was for an older commit %s", 
 	r.commit_id != head_sha
 }
 
-self_merge_facts contains sprintf("@%s requested changes", [r.user.login]) if {
-	some r in latest_verdict
-	r.state == "CHANGES_REQUESTED"
+# The other verdicts that stand in the way, by state.
+verdict_fact_formats := {
+	"CHANGES_REQUESTED": "@%s requested changes",
+	"DISMISSED": "the review by @%s was dismissed",
 }
 
-self_merge_facts contains sprintf("the review by @%s was dismissed", [r.user.login]) if {
+self_merge_facts contains sprintf(verdict_fact_formats[r.state], [r.user.login]) if {
 	some r in latest_verdict
-	r.state == "DISMISSED"
 }

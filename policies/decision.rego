@@ -16,7 +16,16 @@ decision := {"outcome": outcome, "reasons": ordered_reasons}
 # re-evaluates it; a complete rule is cached for the evaluation).
 all_findings := {r | some r in findings}
 
-reasons := {r | some r in all_findings; not cleared(r)} | override_notes
+# Only an override given for the head commit can clear a finding; without
+# one, every finding is a reason (and cleared is not evaluated per finding).
+reasons := all_findings if {
+	not override_for_head
+} else := {r | some r in all_findings; not cleared(r)} | override_notes
+
+override_for_head if {
+	some o in input.overrides
+	o.head_sha == head_sha
+}
 
 outcome := "block" if {
 	some r in reasons
@@ -26,6 +35,8 @@ outcome := "block" if {
 	r.outcome == "escalate"
 } else := "allow"
 
-severity := {"allow": 0, "escalate": 1, "block": 2}
+# sort_rank orders outcomes most severe first (an unknown one, which Decide
+# refuses, before all).
+sort_rank := {"block": -2, "escalate": -1, "allow": 0}
 
-ordered_reasons := [k[4] | some k in sort([[0 - object.get(severity, r.outcome, 3), r.rule, object.get(r, "freeze", ""), r.message, r] | some r in reasons])]
+ordered_reasons := [k[4] | some k in sort([[object.get(sort_rank, r.outcome, -3), r.rule, object.get(r, "freeze", ""), r.message, r] | some r in reasons])]

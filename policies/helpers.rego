@@ -5,6 +5,9 @@ package guard
 # review or override).
 head_sha := object.get(input, ["pull_request", "head_sha"], "")
 
+# head_short is head_sha as messages show it.
+head_short := short_sha(head_sha)
+
 # short_sha abbreviates a commit SHA to 7 characters for messages.
 short_sha(sha) := substring(sha, 0, 7) if {
 	is_string(sha)
@@ -19,10 +22,7 @@ freeze_holds(f) if f.applies_to == "everyone"
 
 # freeze_reason builds a block reason bound to freeze f, with "until" when the
 # freeze has a known end.
-freeze_reason(rule, f, message) := object.union(
-	{"rule": rule, "outcome": "block", "freeze": freeze_name(f), "message": message},
-	{"until": f.until},
-) if {
+freeze_reason(rule, f, message) := {"rule": rule, "outcome": "block", "freeze": freeze_name(f), "message": message, "until": f.until} if {
 	is_string(f.until)
 	f.until != ""
 } else := {"rule": rule, "outcome": "block", "freeze": freeze_name(f), "message": message}

@@ -13,12 +13,13 @@ findings contains freeze_reason("merge_freeze", f, merge_freeze_message(f)) if {
 	freeze_holds(f)
 }
 
-freeze_schedule(f) := "weekly" if f.kind == "weekly"
-else := "scheduled window"
+# How a freeze's kind reads in the message; "window" (and anything else)
+# reads "scheduled window".
+freeze_schedules := {"weekly": "weekly"}
 
 merge_freeze_message(f) := msg if {
 	msg := sprintf(
 		"Merge freeze %q (%s) is active for %s until %s. %s",
-		[f.name, freeze_schedule(f), input.pull_request.base_ref, freeze_until_phrase(f), override_hint],
+		[f.name, object.get(freeze_schedules, f.kind, "scheduled window"), input.pull_request.base_ref, freeze_until_phrase(f), override_hint],
 	)
 } else := sprintf("Merge freeze %s is active. %s", [json.marshal(object.get(f, "name", null)), override_hint])

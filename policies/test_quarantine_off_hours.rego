@@ -28,10 +28,11 @@ max_reported_matches := 20
 
 quarantine_evidence := {e | some e in quarantine_evidence_of}
 
-# quarantine_found are the markers as [file, line, text] (text cut at 200
-# characters), sorted by file and line. input.marked_files lists the files that
-# have markers, so that the other changed files cost nothing here.
-quarantine_found := sort([[f.filename, m.line, substring(m.text, 0, 200)] |
+# quarantine_found are the markers as {"file", "line", "text"} (text cut at
+# 200 characters), sorted by file and line (objects with the same keys sort
+# by their values in key order). input.marked_files lists the files that have
+# markers, so that the other changed files cost nothing here.
+quarantine_found := sort([{"file": f.filename, "line": m.line, "text": substring(m.text, 0, 200)} |
 	f := input.files[input.marked_files[_]]
 	m := f.markers[_]
 ])
@@ -41,7 +42,7 @@ quarantine_label if {
 	lower(label) == "quarantine"
 }
 
-quarantine_evidence_of contains sprintf("adds %d skip/quarantine line(s) in %s", [count(quarantine_found), concat(", ", sort({m[0] | some m in quarantine_found}))]) if {
+quarantine_evidence_of contains sprintf("adds %d skip/quarantine line(s) in %s", [count(quarantine_found), concat(", ", sort({m.file | some m in quarantine_found}))]) if {
 	count(quarantine_found) > 0
 }
 
@@ -51,7 +52,7 @@ findings contains {
 	"rule": "test_quarantine_off_hours",
 	"outcome": "escalate",
 	"message": quarantine_message,
-	"matches": [{"file": m[0], "line": m[1], "text": m[2]} | some m in array.slice(quarantine_found, 0, max_reported_matches)],
+	"matches": array.slice(quarantine_found, 0, max_reported_matches),
 } if {
 	input.agent_pr == true
 	off_hours
@@ -71,6 +72,6 @@ else := ""
 quarantine_message := msg if {
 	msg := sprintf(
 		"Agent PR skips or quarantines tests outside business hours (%s): it %s. A human approver must review it and comment `/guard approve <reason>` for head commit %s.",
-		[when_phrase, concat(" and ", sort(quarantine_evidence)), short_sha(head_sha)],
+		[when_phrase, concat(" and ", sort(quarantine_evidence)), head_short],
 	)
 } else := "Agent PR skips or quarantines tests outside business hours. A human approver must review it and comment `/guard approve <reason>`."
