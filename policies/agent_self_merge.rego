@@ -12,26 +12,37 @@
 # "Approved by @login" instead.
 package guard
 
-# Review states that change a reviewer's verdict; COMMENTED and PENDING do not.
-verdict_states := {"APPROVED", "CHANGES_REQUESTED", "DISMISSED"}
+# Performance note: a decision is evaluated for every webhook, and OPA's
+# evaluator charges for each reference to a rule (even one already computed)
+# and each function call several times what a local variable or a builtin
+# costs. The rules below therefore copy a rule they use in a loop into a local
+# variable first, compare with literals instead of small constant rules, and
+# compute what several rules need once.
 
-# latest_verdict[login] is the reviewer's last verdict review: the latest by
-# submitted_at, then id, then position in input.reviews. verdicts are sorted
-# [login, submitted, id, position] tuples, so a reviewer's last verdict is the
-# one followed by another reviewer's (or by none).
-verdicts := sort([[lower(r.user.login), submitted_ns(r), r.id, i] |
+# latest_verdict[login] is the reviewer's last verdict review, that is of
+# state APPROVED, CHANGES_REQUESTED or DISMISSED (COMMENTED and PENDING change
+# no verdict): the latest by submitted_at, then id, then position in
+# input.reviews. verdicts are sorted [login, submitted, id, position] tuples,
+# so a reviewer's last verdict is the one followed by another reviewer's (or
+# by none).
+verdicts := sort([[lower(r.user.login), object.get(times, i, 0), r.id, i] |
+	times := review_times
 	some i, r in input.reviews
-	r.state in verdict_states
+	r.state in {"APPROVED", "CHANGES_REQUESTED", "DISMISSED"}
 ])
 
 latest_verdict := {v[0]: input.reviews[v[3]] |
-	some k, v in verdicts
-	not verdicts[k + 1][0] == v[0]
+	vs := verdicts
+	some k, v in vs
+	not vs[k + 1][0] == v[0]
 }
 
-submitted_ns(r) := ns if {
+# review_times[i] is submitted_at of input.reviews[i] in nanoseconds; absent
+# when it is missing or unreadable (verdicts count it as 0).
+review_times := {i: ns |
+	some i, r in input.reviews
 	ns := time.parse_rfc3339_ns(r.submitted_at)
-} else := 0
+}
 
 # Lowercased logins of everyone who authored or committed a commit of the PR.
 committers := {lower(login) |
@@ -49,9 +60,10 @@ author_login := lower(object.get(input, ["pull_request", "author", "login"], "")
 # the review, so that an incomplete input never yields an approval. It is
 # computed once per reviewer, for both the decision and the message.
 head_approvals := {r.user.login: why |
+	head := head_sha
 	some login, r in latest_verdict # login is lowercased
 	r.state == "APPROVED"
-	r.commit_id == head_sha
+	r.commit_id == head
 	why := {w |
 		some w, failed in {
 			"bot": object.get(r, ["user", "type"], "") != "User",
@@ -65,7 +77,7 @@ head_approvals := {r.user.login: why |
 }
 
 # human_approvers are the logins of the reviewers whose approval counts.
-human_approvers := {login | some login, why in head_approvals; count(why) == 0}
+human_approvers := {login | some login, why in head_approvals; why == set()}
 
 findings contains self_merge_finding if input.agent_pr == true
 
@@ -76,7 +88,7 @@ self_merge_finding := {
 	"outcome": "allow",
 	"message": sprintf("Approved by @%s", [sort(human_approvers)[0]]),
 } if {
-	count(human_approvers) > 0
+	human_approvers != set()
 } else := {
 	"rule": "agent_self_merge",
 	"outcome": "escalate",
@@ -96,7 +108,7 @@ agent_pr_phrase := sprintf("Agent PR (%s)", [concat(", ", input.agent_reasons)])
 
 self_merge_details := details if {
 	found := {d | some d in self_merge_facts}
-	count(found) > 0
+	found != set()
 	details := sort(found)
 } else := ["no approving review"]
 
@@ -108,23 +120,24 @@ self_merge_facts contains sprintf("auto-merge was enabled by agent @%s", [am.ena
 self_merge_facts contains sprintf("approvals only from bots/the author/committers: %s", [concat(", ", sort(discounted))]) if {
 	discounted := {sprintf("@%s (%s)", [login, concat(", ", sort(why))]) |
 		some login, why in head_approvals
-		count(why) > 0
+		why != set()
 	}
-	count(discounted) > 0
+	discounted != set()
 }
 
 self_merge_facts contains sprintf("approval by @%s was for an older commit %s", [r.user.login, short_sha(r.commit_id)]) if {
+	head := head_sha
 	some r in latest_verdict
 	r.state == "APPROVED"
-	r.commit_id != head_sha
+	r.commit_id != head
 }
 
 # The other verdicts that stand in the way, by state.
-verdict_fact_formats := {
-	"CHANGES_REQUESTED": "@%s requested changes",
-	"DISMISSED": "the review by @%s was dismissed",
-}
-
-self_merge_facts contains sprintf(verdict_fact_formats[r.state], [r.user.login]) if {
+self_merge_facts contains sprintf(format, [r.user.login]) if {
+	formats := {
+		"CHANGES_REQUESTED": "@%s requested changes",
+		"DISMISSED": "the review by @%s was dismissed",
+	}
 	some r in latest_verdict
+	format := formats[r.state]
 }

@@ -35,8 +35,9 @@ outcome := "block" if {
 	r.outcome == "escalate"
 } else := "allow"
 
-# sort_rank orders outcomes most severe first (an unknown one, which Decide
+# Sort keys rank outcomes most severe first (an unknown one, which Decide
 # refuses, before all).
-sort_rank := {"block": -2, "escalate": -1, "allow": 0}
-
-ordered_reasons := [k[4] | some k in sort([[object.get(sort_rank, r.outcome, -3), r.rule, object.get(r, "freeze", ""), r.message, r] | some r in reasons])]
+ordered_reasons := [k[4] | some k in sort([[object.get(rank, r.outcome, -3), r.rule, object.get(r, "freeze", ""), r.message, r] |
+	rank := {"block": -2, "escalate": -1, "allow": 0}
+	some r in reasons
+])]

@@ -42,8 +42,9 @@ quarantine_label if {
 	lower(label) == "quarantine"
 }
 
-quarantine_evidence_of contains sprintf("adds %d skip/quarantine line(s) in %s", [count(quarantine_found), concat(", ", sort({m.file | some m in quarantine_found}))]) if {
-	count(quarantine_found) > 0
+quarantine_evidence_of contains sprintf("adds %d skip/quarantine line(s) in %s", [count(found), concat(", ", sort({m.file | some m in found}))]) if {
+	found := quarantine_found
+	found != []
 }
 
 quarantine_evidence_of contains "has the quarantine label" if quarantine_label
@@ -56,7 +57,7 @@ findings contains {
 } if {
 	input.agent_pr == true
 	off_hours
-	count(quarantine_evidence) > 0
+	quarantine_evidence != set()
 }
 
 when_phrase := concat(", ", [p | some p in [
