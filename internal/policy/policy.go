@@ -12,7 +12,9 @@ import (
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
 
 	"github.com/mergeguard/guard/internal/pr"
 )
@@ -89,7 +91,17 @@ func (e *Engine) Decide(ctx context.Context, in *pr.Input) (pr.Decision, error) 
 	if err := checkAnnotated(in); err != nil {
 		return pr.Decision{}, err
 	}
-	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(inputValue(in)))
+	// Cancellation follows ctx through context.AfterFunc rather than the
+	// goroutine OPA starts per evaluation otherwise, and no metrics are
+	// collected (Decide reports none).
+	cancel := topdown.NewCancel()
+	stop := context.AfterFunc(ctx, cancel.Cancel)
+	rs, err := e.query.Eval(ctx,
+		rego.EvalParsedInput(inputValue(in)),
+		rego.EvalExternalCancel(cancel),
+		rego.EvalMetrics(metrics.NoOp()),
+	)
+	stop()
 	if err != nil {
 		return pr.Decision{}, fmt.Errorf("evaluate %s: %w", Query, err)
 	}
