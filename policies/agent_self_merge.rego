@@ -22,16 +22,16 @@ package guard
 # latest_verdict[login] is the reviewer's last verdict review, that is of
 # state APPROVED, CHANGES_REQUESTED or DISMISSED (COMMENTED and PENDING change
 # no verdict): the latest by submitted_at, then id, then position in
-# input.reviews. verdicts are sorted [login, submitted, id, position] tuples,
-# so a reviewer's last verdict is the one followed by another reviewer's (or
-# by none).
-verdicts := sort([[lower(r.user.login), object.get(times, i, 0), r.id, i] |
+# input.reviews. verdicts are sorted [login, submitted, id, position, review]
+# tuples (positions differ, so reviews are never compared), so a reviewer's
+# last verdict is the one followed by another reviewer's (or by none).
+verdicts := sort([[lower(r.user.login), object.get(times, i, 0), r.id, i, r] |
 	times := review_times
 	some i, r in input.reviews
 	r.state in {"APPROVED", "CHANGES_REQUESTED", "DISMISSED"}
 ])
 
-latest_verdict := {v[0]: input.reviews[v[3]] |
+latest_verdict := {v[0]: v[4] |
 	vs := verdicts
 	some k, v in vs
 	not vs[k + 1][0] == v[0]

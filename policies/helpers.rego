@@ -16,9 +16,11 @@ short_sha(sha) := substring(sha, 0, 7) if {
 else := "(unknown)"
 
 # A freeze holds agent PRs, and everyone's PRs when it applies_to "everyone".
-freeze_holds(_) if input.agent_pr == true
-
-freeze_holds(f) if f.applies_to == "everyone"
+freeze_holds(f) := true if {
+	input.agent_pr == true
+} else := true if {
+	f.applies_to == "everyone"
+}
 
 # freeze_reason builds a block reason bound to freeze f, with "until" when the
 # freeze has a known end.

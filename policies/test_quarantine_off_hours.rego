@@ -17,11 +17,11 @@
 package guard
 
 # Outside business hours; a missing flag counts as outside (fail closed).
-off_hours if input.time.business_hours != true
-
-off_hours if not input.time.business_hours
-
-off_hours if input.time.holiday == true
+off_hours := true if {
+	not input.time.business_hours == true
+} else := true if {
+	input.time.holiday == true
+}
 
 # At most this many matches are reported; the message gives the total.
 max_reported_matches := 20
