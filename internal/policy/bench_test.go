@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -171,4 +173,40 @@ func BenchmarkInputValueWithoutLines(b *testing.B) {
 	for b.Loop() {
 		_ = inputValue(in)
 	}
+}
+
+// An Engine is shared by the workers: concurrent decisions on different
+// inputs (the input documents share their key terms) give each the decision
+// it gives alone. Run with -race.
+func TestDecideConcurrently(t *testing.T) {
+	e := mustCompile(t)
+	ctx := context.Background()
+	inputs := []*pr.Input{benchInput(), benchInput(), benchInput(), benchInput()}
+	inputs[1].Time.BusinessHours = true
+	inputs[2].Time.Freezes = nil
+	inputs[3].AgentPR = false
+	want := make([]pr.Decision, len(inputs))
+	for i, in := range inputs {
+		d, err := e.Decide(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = d
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range 5 {
+				i := (g + n) % len(inputs)
+				got, err := e.Decide(ctx, inputs[i])
+				if err != nil || !reflect.DeepEqual(got, want[i]) {
+					t.Errorf("concurrent Decide of input %d = %+v, %v; want %+v", i, got, err, want[i])
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
