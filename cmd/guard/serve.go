@@ -51,6 +51,7 @@ type serveConfig struct {
 	ghSleep     func(ctx context.Context, d time.Duration) error // GitHub retry waits
 	reloadEvery time.Duration                                    // policy directory polling
 	reconcile   time.Duration                                    // repair interval (negative: off)
+	maxQueued   int                                              // deliveries the dispatcher holds (0: maxQueued)
 
 }
 
@@ -199,6 +200,10 @@ func serve(ctx context.Context, c *serveConfig, s stdio) error {
 		PublicURL:  publicURL,
 		LinkSecret: linkSecret,
 	})
+	held := maxQueued
+	if c.maxQueued > 0 {
+		held = c.maxQueued
+	}
 	disp := webhook.NewDispatcher(webhook.DispatcherOptions{
 		Workers: c.Workers,
 		Process: g.Process,
@@ -218,7 +223,7 @@ func serve(ctx context.Context, c *serveConfig, s stdio) error {
 		Done:   func(_ webhook.Delivery, took time.Duration) { m.Processed(took) },
 		// Beyond this many the backlog stays in the inbox and is read back
 		// in turn: a long flood must not grow memory past 150 MiB.
-		MaxQueued: maxQueued,
+		MaxQueued: held,
 		Refill: func(ctx context.Context, from int64, limit int) ([]webhook.Delivery, error) {
 			ds, err := store.Pending(ctx, from, limit)
 			out := make([]webhook.Delivery, len(ds))
@@ -230,7 +235,7 @@ func serve(ctx context.Context, c *serveConfig, s stdio) error {
 	})
 	// One more than the dispatcher holds: if there are more, that one is
 	// left to the inbox and marks where its refills start.
-	pending, err := store.Pending(ctx, 0, maxQueued+1)
+	pending, err := store.Pending(ctx, 0, held+1)
 	if err != nil {
 		return fmt.Errorf("read inbox: %w", err)
 	}
