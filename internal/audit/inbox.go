@@ -179,11 +179,40 @@ func (s *Store) writer() {
 				break drain
 			}
 		}
+		batch = s.linger(batch)
 		res := s.commitAccepts(batch)
 		for i, r := range batch {
 			r.res <- res[i]
 		}
 	}
+}
+
+// lingerMax bounds how long a batch waits for Accepts already under way.
+const lingerMax = 500 * time.Microsecond
+
+// linger adds to batch the Accepts that have started (they are compressing
+// their payload) but not reached the writer yet, waiting at most lingerMax
+// for them: one fsync then serves them all. Each commit costs an fsync of
+// ~0.5-1 ms and, on this VM, ~100 µs of CPU, so at 3,000/s batches of 2-3
+// spent a tenth of the CPU on fsyncs. With no Accept under way it does not
+// wait at all.
+func (s *Store) linger(batch []acceptReq) []acceptReq {
+	if len(batch) >= maxBatch || int(s.intake.Load()) <= len(batch) {
+		return batch
+	}
+	t := time.NewTimer(s.lingerMax)
+	defer t.Stop()
+	for len(batch) < maxBatch && int(s.intake.Load()) > len(batch) {
+		select {
+		case r := <-s.accepts:
+			batch = append(batch, r)
+		case <-t.C:
+			return batch
+		case <-s.quit:
+			return batch
+		}
+	}
+	return batch
 }
 
 // commitAccepts stores a batch in one transaction. If the transaction fails

@@ -74,7 +74,8 @@ type Store struct {
 	now func() time.Time
 
 	accepts    chan acceptReq
-	intake     atomic.Int64 // Accepts waiting for their commit
+	intake     atomic.Int64  // Accepts waiting for their commit
+	lingerMax  time.Duration // see linger; lingerMax, tests change it
 	quit       chan struct{}
 	writerDone chan struct{}
 	closeOnce  sync.Once
@@ -148,6 +149,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 	s := &Store{
 		now:        time.Now,
+		lingerMax:  lingerMax,
 		accepts:    make(chan acceptReq),
 		quit:       make(chan struct{}),
 		writerDone: make(chan struct{}),
