@@ -768,6 +768,8 @@ type sample struct {
 	rss   int64
 	acks  int64
 	wrote int64
+	steal float64 // share of the machine's CPU stolen since the previous sample
+	inP99 float64 // the guard's own ack p99 since the previous sample (bucket bound, seconds)
 }
 
 type report struct {
@@ -910,12 +912,22 @@ func (r *report) throughput(ctx context.Context, s *sender, h *hook, fake *githu
 	}
 	// Sample queue depth, RSS and progress every second; bound the fake's
 	// call log while counting it.
+	lastCPU := readMachineCPU()
+	lastBuckets := serverBefore
 	sampleOnce := func() {
 		calls.Add(int64(len(fake.Calls())))
 		fake.ResetCalls()
 		depth, _ := g.queueDepth(scraper)
+		cpu := readMachineCPU()
+		steal, _ := cpu.since(lastCPU)
+		lastCPU = cpu
+		var inP99 float64
+		if b, err := g.ackBuckets(scraper); err == nil && lastBuckets != nil {
+			inP99 = bucketQuantile(lastBuckets, b, .99)
+			lastBuckets = b
+		}
 		r.series = append(r.series, sample{at: time.Since(start), depth: depth, rss: procStatus(g.cmd.Process.Pid, "VmRSS:"),
-			acks: acked.Load(), wrote: h.writes.Load() - writes0})
+			acks: acked.Load(), wrote: h.writes.Load() - writes0, steal: steal, inP99: inP99})
 	}
 	stopSampling := make(chan struct{})
 	samplingDone := make(chan struct{})
@@ -1044,7 +1056,8 @@ func (r *report) print(out io.Writer) bool {
 	for i, d := range r.acks {
 		bySec[int(r.ackSecs[i])+1] = append(bySec[int(r.ackSecs[i])+1], d)
 	}
-	fmt.Fprintln(out, "\n  t(s)  acked   check-runs  queue-depth  rss(MiB)  ack-p50  ack-p99 (of the deliveries due in that second)")
+	fmt.Fprintln(out, "\n  t(s)  acked   check-runs  queue-depth  rss(MiB)  ack-p50  ack-p99  in-guard-p99<=  stolen")
+	fmt.Fprintln(out, "  (ack p50/p99 of the deliveries due in that second; in-guard: guard_webhook_ack_seconds bucket bound since the previous line)")
 	step := max(1, len(r.series)/40)
 	for i, s := range r.series {
 		if i%step != 0 && i != len(r.series)-1 {
@@ -1055,7 +1068,11 @@ func (r *report) print(out io.Writer) bool {
 		if ds := bySec[sec]; len(ds) > 0 {
 			lat = fmt.Sprintf("%8s %8s", strconv.FormatFloat(float64(pct(ds, .5))/1e6, 'f', 1, 64), strconv.FormatFloat(float64(pct(ds, .99))/1e6, 'f', 1, 64))
 		}
-		fmt.Fprintf(out, "  %4.0f  %7d  %9d  %11d  %8.1f  %s\n", s.at.Seconds(), s.acks, s.wrote, s.depth, float64(s.rss)/(1<<20), lat)
+		inGuard := "-"
+		if s.inP99 > 0 && !math.IsInf(s.inP99, 1) {
+			inGuard = strconv.FormatFloat(s.inP99*1000, 'f', 0, 64)
+		}
+		fmt.Fprintf(out, "  %4.0f  %7d  %9d  %11d  %8.1f  %s  %14s  %5.0f%%\n", s.at.Seconds(), s.acks, s.wrote, s.depth, float64(s.rss)/(1<<20), lat, inGuard, s.steal*100)
 	}
 	return missed
 }
