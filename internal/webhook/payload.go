@@ -11,28 +11,11 @@ import (
 // Envelope is the part of a webhook payload the intake reads to route a
 // delivery. Processing decodes the payload again into go-github types.
 type Envelope struct {
-	Action       string `json:"action"`
-	Installation *struct {
-		ID int64 `json:"id"`
-	} `json:"installation"`
-	Repository *struct {
-		FullName string `json:"full_name"`
-	} `json:"repository"`
-	PullRequest *struct {
-		Number int `json:"number"`
-	} `json:"pull_request"`
-	Issue *struct {
-		Number int `json:"number"`
-	} `json:"issue"`
-	CheckRun *struct {
-		HeadSHA string `json:"head_sha"`
-	} `json:"check_run"`
-	CheckSuite *struct {
-		HeadSHA string `json:"head_sha"`
-	} `json:"check_suite"`
-	MergeGroup *struct {
-		HeadSHA string `json:"head_sha"`
-	} `json:"merge_group"`
+	Action       string
+	Installation int64  // installation.id
+	Repository   string // repository.full_name
+	Number       int    // pull_request.number, else issue.number
+	HeadSHA      string // head_sha of check_run, else check_suite, else merge_group
 }
 
 // parsers are reused across requests: the intake's hot path parses every
@@ -57,42 +40,29 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 	if v.Type() != fastjson.TypeObject {
 		return Envelope{}, fmt.Errorf("malformed JSON payload: want an object, got %s", v.Type())
 	}
-	var e Envelope
-	e.Action = string(v.GetStringBytes("action"))
-	if o := v.Get("installation"); o != nil && o.Type() == fastjson.TypeObject {
-		e.Installation = &struct {
-			ID int64 `json:"id"`
-		}{ID: o.GetInt64("id")}
-	}
-	if o := v.Get("repository"); o != nil && o.Type() == fastjson.TypeObject {
-		e.Repository = &struct {
-			FullName string `json:"full_name"`
-		}{FullName: string(o.GetStringBytes("full_name"))}
-	}
-	if o := v.Get("pull_request"); o != nil && o.Type() == fastjson.TypeObject {
-		e.PullRequest = &struct {
-			Number int `json:"number"`
-		}{Number: o.GetInt("number")}
-	}
-	if o := v.Get("issue"); o != nil && o.Type() == fastjson.TypeObject {
-		e.Issue = &struct {
-			Number int `json:"number"`
-		}{Number: o.GetInt("number")}
-	}
-	headSHA := func(key string) *struct {
-		HeadSHA string `json:"head_sha"`
-	} {
-		o := v.Get(key)
-		if o == nil || o.Type() != fastjson.TypeObject {
-			return nil
+	object := func(key string) *fastjson.Value {
+		if o := v.Get(key); o != nil && o.Type() == fastjson.TypeObject {
+			return o
 		}
-		return &struct {
-			HeadSHA string `json:"head_sha"`
-		}{HeadSHA: string(o.GetStringBytes("head_sha"))}
+		return nil
 	}
-	e.CheckRun = headSHA("check_run")
-	e.CheckSuite = headSHA("check_suite")
-	e.MergeGroup = headSHA("merge_group")
+	e := Envelope{Action: string(v.GetStringBytes("action"))}
+	if o := object("installation"); o != nil {
+		e.Installation = o.GetInt64("id")
+	}
+	if o := object("repository"); o != nil {
+		e.Repository = string(o.GetStringBytes("full_name"))
+	}
+	for _, k := range [...]string{"pull_request", "issue"} {
+		if o := object(k); o != nil && e.Number == 0 {
+			e.Number = o.GetInt("number")
+		}
+	}
+	for _, k := range [...]string{"check_run", "check_suite", "merge_group"} {
+		if o := object(k); o != nil && e.HeadSHA == "" {
+			e.HeadSHA = string(o.GetStringBytes("head_sha"))
+		}
+	}
 	return e, nil
 }
 
@@ -128,25 +98,15 @@ func controlChar(b []byte) int {
 // key of their pull request; check and merge-group events that carry no PR
 // number are keyed by their head SHA.
 func (e Envelope) Key(event string) string {
-	repo := ""
-	if e.Repository != nil {
-		repo = e.Repository.FullName
-	}
 	switch {
-	case e.PullRequest != nil && e.PullRequest.Number != 0:
-		return repo + "#" + strconv.Itoa(e.PullRequest.Number)
-	case e.Issue != nil && e.Issue.Number != 0:
-		return repo + "#" + strconv.Itoa(e.Issue.Number)
-	case e.CheckRun != nil && e.CheckRun.HeadSHA != "":
-		return repo + "@" + e.CheckRun.HeadSHA
-	case e.CheckSuite != nil && e.CheckSuite.HeadSHA != "":
-		return repo + "@" + e.CheckSuite.HeadSHA
-	case e.MergeGroup != nil && e.MergeGroup.HeadSHA != "":
-		return repo + "@" + e.MergeGroup.HeadSHA
-	case repo != "":
-		return repo
-	case e.Installation != nil:
-		return "installation/" + strconv.FormatInt(e.Installation.ID, 10)
+	case e.Number != 0:
+		return e.Repository + "#" + strconv.Itoa(e.Number)
+	case e.HeadSHA != "":
+		return e.Repository + "@" + e.HeadSHA
+	case e.Repository != "":
+		return e.Repository
+	case e.Installation != 0:
+		return "installation/" + strconv.FormatInt(e.Installation, 10)
 	}
 	return event
 }

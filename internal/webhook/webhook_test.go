@@ -358,7 +358,7 @@ func TestParseEnvelopeRejectsWhatEncodingJSONRejects(t *testing.T) {
 		}
 	}
 	env, err := ParseEnvelope([]byte(`{"action":"opened","pull_request":{"number":7},"repository":{"full_name":"o/r"},"installation":{"id":9}}`))
-	if err != nil || env.Action != "opened" || env.Key("pull_request") != "o/r#7" || env.Installation.ID != 9 {
+	if err != nil || env.Action != "opened" || env.Key("pull_request") != "o/r#7" || env.Installation != 9 {
 		t.Fatalf("env %+v, err %v", env, err)
 	}
 }
