@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -56,28 +54,14 @@ func TestBacklogBeyondWhatTheDispatcherHolds(t *testing.T) {
 		h.waitCheckOn(t, head(n), "success")
 	}
 	// Each delivery decided exactly once, from the trail.
-	decided := map[string]int{}
+	var decided map[string][]map[string]any
 	waitFor(t, "a decision record for every delivery", func() bool {
-		code, out, _ := runGuard(t, "audit", "export", "--db", db, "--format", "jsonl",
-			"--from", "2000-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z")
-		if code != 0 {
-			return false
-		}
-		decided = map[string]int{}
-		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-			var rec struct {
-				Kind       string `json:"kind"`
-				DeliveryID string `json:"delivery_id"`
-			}
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Kind == "decision" {
-				decided[rec.DeliveryID]++
-			}
-		}
+		decided = decisionsByDelivery(t, db)
 		return len(decided) == backlog+live
 	})
-	for id, n := range decided {
-		if n != 1 {
-			t.Errorf("delivery %s decided %d times", id, n)
+	for id, recs := range decided {
+		if len(recs) != 1 {
+			t.Errorf("delivery %s decided %d times", id, len(recs))
 		}
 	}
 	for n := 1; n <= backlog+live; n++ {

@@ -2,14 +2,12 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -147,28 +145,10 @@ func TestCrashRecovery(t *testing.T) {
 	second := startChild(t, bin, fake, db)
 	// Decisions are counted from the trail (the restarted guard's reconcile
 	// may publish check runs before the resumed deliveries are recorded).
-	decided := func() map[string]int {
-		code, out, _ := runGuard(t, "audit", "export", "--db", db, "--format", "jsonl",
-			"--from", "2000-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z")
-		seen := map[string]int{}
-		if code != 0 {
-			return seen
-		}
-		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-			var rec struct {
-				Kind       string `json:"kind"`
-				DeliveryID string `json:"delivery_id"`
-			}
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Kind == "decision" {
-				seen[rec.DeliveryID]++
-			}
-		}
-		return seen
-	}
 	waitFor(t, "every acknowledged delivery to be decided after the restart", func() bool {
-		seen := decided()
+		seen := decisionsByDelivery(t, db)
 		for id := range ids {
-			if seen[id] == 0 {
+			if len(seen[id]) == 0 {
 				return false
 			}
 		}
@@ -184,10 +164,10 @@ func TestCrashRecovery(t *testing.T) {
 			t.Errorf("PR %d has %d check runs, want exactly 1", 100+i, len(runs))
 		}
 	}
-	seen := decided()
+	seen := decisionsByDelivery(t, db)
 	for id := range ids {
-		if seen[id] != 1 {
-			t.Errorf("delivery %s decided %d times, want exactly once", id, seen[id])
+		if len(seen[id]) != 1 {
+			t.Errorf("delivery %s decided %d times, want exactly once", id, len(seen[id]))
 		}
 	}
 	if code, _, errOut := runGuard(t, "audit", "verify", "--db", db); code != 0 {
