@@ -151,6 +151,11 @@ func (d *Dispatcher) advance(now time.Time) int64 {
 func (d *Dispatcher) Flooding() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.flooding()
+}
+
+// flooding is Flooding with d.mu held.
+func (d *Dispatcher) flooding() bool {
 	d.advance(d.now())
 	n := 0
 	for _, a := range d.arrivals {
@@ -163,12 +168,9 @@ func (d *Dispatcher) Flooding() bool {
 // memory until its turn: not during a flood (processing is slow then, and
 // the payload is read back from the inbox), nor beyond MaxPayloadBytes.
 func (d *Dispatcher) KeepPayload(n int) bool {
-	if d.Flooding() {
-		return false
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.held+n <= d.o.MaxPayloadBytes
+	return !d.flooding() && d.held+n <= d.o.MaxPayloadBytes
 }
 
 func (d *Dispatcher) enqueue(del Delivery) {

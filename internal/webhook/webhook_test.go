@@ -493,6 +493,9 @@ func TestDispatcherYieldsToTheIntakeDuringAFlood(t *testing.T) {
 	if !d.Flooding() {
 		t.Fatal("40 arrivals at FloodRate 20 are not a flood")
 	}
+	if d.KeepPayload(1) {
+		t.Error("KeepPayload during a flood: the workers reload payloads then, the intake should recycle them")
+	}
 	go d.Run(ctx)
 	waitFor(40)
 	mu.Lock()
@@ -515,6 +518,9 @@ func TestDispatcherYieldsToTheIntakeDuringAFlood(t *testing.T) {
 	mu.Unlock()
 	if d.Flooding() {
 		t.Fatal("still flooding a second after the last arrival")
+	}
+	if !d.KeepPayload(1) {
+		t.Error("KeepPayload after the flood refuses a 1-byte payload")
 	}
 	for i := range int64(8) {
 		d.Enqueue(Delivery{Seq: 200 + i, Key: fmt.Sprint("k", i%4)})
