@@ -99,7 +99,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, err := readBody(http.MaxBytesReader(w, r.Body, MaxBody), r.ContentLength)
-	reuse := false // set once nothing can read body any more
+	reuse := true // unless the store or the workers may still read body
 	defer func() {
 		if reuse {
 			putBody(body)
@@ -116,28 +116,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := Verify(r.Header.Get("X-Hub-Signature-256"), body, h.o.Secrets()...); err != nil {
 		log.Warn("webhook refused", "reason", err.Error(), "remote", r.RemoteAddr)
-		reuse = true
 		reply(http.StatusUnauthorized, "unauthorized", err.Error())
 		return
 	}
 	if event == "" || id == "" {
-		reuse = true
 		reply(http.StatusBadRequest, "malformed", "missing X-GitHub-Event or X-GitHub-Delivery header")
 		return
 	}
 	env, err := ParseEnvelope(body)
 	if err != nil {
-		reuse = true
 		reply(http.StatusBadRequest, "malformed", err.Error())
 		return
 	}
 	if event == "ping" {
-		reuse = true
 		reply(http.StatusOK, "ping", "pong")
 		return
 	}
 	if h.o.Interested != nil && !h.o.Interested(event, env.Action) {
-		reuse = true
 		reply(http.StatusOK, "ignored", "event not used by merge-guard; ignored")
 		return
 	}
@@ -151,20 +146,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	seq, fresh, err := h.o.Inbox.Accept(r.Context(), d)
 	if err != nil {
-		// The store may still be reading body: it is not reused.
+		reuse = false // the store may still be reading it
 		log.Error("webhook not stored", "err", err)
 		reply(http.StatusServiceUnavailable, "error", "could not store the delivery; GitHub may redeliver it")
 		return
 	}
 	h.o.Metrics.Ack(time.Since(start))
 	if !fresh {
-		reuse = true
 		reply(http.StatusOK, "duplicate", "delivery "+strconv.Quote(id)+" already received")
 		return
 	}
 	d.Seq = seq
-	if h.o.KeepPayload != nil && !h.o.KeepPayload(len(body)) {
-		d.Payload, reuse = nil, true
+	if h.o.KeepPayload == nil || h.o.KeepPayload(len(body)) {
+		reuse = false // the workers own it now
+	} else {
+		d.Payload = nil
 	}
 	h.o.Enqueue(d)
 	reply(http.StatusAccepted, "accepted", "accepted")
