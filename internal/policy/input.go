@@ -16,32 +16,199 @@ import (
 // in step, field by field, whenever pr.Input grows.
 func inputValue(in *pr.Input) ast.Value {
 	var b builder
-	return ast.NewObject(
-		item(kVersion, b.num(int64(in.Version))),
-		item(kEvent, b.obj(
+	return buildAll(&b, in, inputFields)
+}
+
+// lazyObjectValue is a lazyObject of any Go type.
+type lazyObjectValue interface {
+	lazyValue
+	get(key *ast.Term) *ast.Term
+	object() ast.Object
+}
+
+// A field of an object of the input document: its key and how to build its
+// value from the Go value it comes from. inputValue builds every field of
+// every object; lazyObject (for the plan interpreter) only those a policy
+// reads.
+type field[T any] struct {
+	key   *ast.Term
+	build func(*builder, *T) *ast.Term
+}
+
+func buildAll[T any](b *builder, src *T, fields []field[T]) ast.Object {
+	items := make([][2]*ast.Term, len(fields))
+	for i, f := range fields {
+		items[i] = item(f.key, f.build(b, src))
+	}
+	return ast.NewObject(items...)
+}
+
+// inputFields are the fields of the input document.
+var inputFields = []field[pr.Input]{
+	{kVersion, func(b *builder, in *pr.Input) *ast.Term { return b.num(int64(in.Version)) }},
+	{kEvent, func(b *builder, in *pr.Input) *ast.Term {
+		return b.obj(
 			item(kName, b.str(in.Event.Name)),
 			item(kAction, b.str(in.Event.Action)),
 			item(kSender, b.account(in.Event.Sender)),
-		)),
-		item(kRepository, b.obj(
+		)
+	}},
+	{kRepository, func(b *builder, in *pr.Input) *ast.Term {
+		return b.obj(
 			item(kOwner, b.str(in.Repository.Owner)),
 			item(kName, b.str(in.Repository.Name)),
 			item(kFullName, b.str(in.Repository.FullName)),
 			item(kDefaultBranch, b.str(in.Repository.DefaultBranch)),
 			item(kPrivate, ast.InternedTerm(in.Repository.Private)),
-		)),
-		item(kPullRequest, b.pullRequest(&in.PullRequest)),
-		item(kAgentPr, ast.InternedTerm(in.AgentPR)),
-		item(kAgentReasons, b.strings(in.AgentReasons)),
-		item(kCommits, list(&b, in.Commits, (*builder).commit)),
-		item(kReviews, list(&b, in.Reviews, (*builder).review)),
-		item(kFiles, list(&b, in.Files, (*builder).file)),
-		item(kOverrides, list(&b, in.Overrides, (*builder).override)),
-		item(kTime, b.clock(&in.Time)),
-		item(kQuarantineFiles, b.strings(in.QuarantineFiles)),
-		item(kMarkedFiles, list(&b, in.MarkedFiles, func(b *builder, i *int) *ast.Term { return b.num(int64(*i)) })),
-	)
+		)
+	}},
+	{kPullRequest, func(b *builder, in *pr.Input) *ast.Term { return b.pullRequest(&in.PullRequest) }},
+	{kAgentPr, func(_ *builder, in *pr.Input) *ast.Term { return ast.InternedTerm(in.AgentPR) }},
+	{kAgentReasons, func(b *builder, in *pr.Input) *ast.Term { return b.strings(in.AgentReasons) }},
+	{kCommits, func(b *builder, in *pr.Input) *ast.Term { return list(b, in.Commits, (*builder).commit) }},
+	{kReviews, func(b *builder, in *pr.Input) *ast.Term { return list(b, in.Reviews, (*builder).review) }},
+	{kFiles, func(b *builder, in *pr.Input) *ast.Term {
+		if b.lazy && len(in.Files) > 0 {
+			return b.term(&lazyFiles{files: in.Files, b: b, elems: make([]*ast.Term, len(in.Files))})
+		}
+		return list(b, in.Files, (*builder).file)
+	}},
+	{kOverrides, func(b *builder, in *pr.Input) *ast.Term { return list(b, in.Overrides, (*builder).override) }},
+	{kTime, func(b *builder, in *pr.Input) *ast.Term { return b.clock(&in.Time) }},
+	{kQuarantineFiles, func(b *builder, in *pr.Input) *ast.Term { return b.strings(in.QuarantineFiles) }},
+	{kMarkedFiles, func(b *builder, in *pr.Input) *ast.Term {
+		return list(b, in.MarkedFiles, func(b *builder, i *int) *ast.Term { return b.num(int64(*i)) })
+	}},
 }
+
+// fileFields are the fields of a changed file.
+var fileFields = []field[pr.File]{
+	{kFilename, func(b *builder, f *pr.File) *ast.Term { return b.str(f.Filename) }},
+	{kStatus, func(b *builder, f *pr.File) *ast.Term { return b.status(f.Status) }},
+	{kAdditions, func(b *builder, f *pr.File) *ast.Term { return b.num(int64(f.Additions)) }},
+	{kDeletions, func(b *builder, f *pr.File) *ast.Term { return b.num(int64(f.Deletions)) }},
+	{kAddedLines, func(b *builder, f *pr.File) *ast.Term { return list(b, f.AddedLines, (*builder).line) }},
+	{kTest, func(_ *builder, f *pr.File) *ast.Term { return ast.InternedTerm(f.Test) }},
+	{kQuarantineList, func(_ *builder, f *pr.File) *ast.Term { return ast.InternedTerm(f.QuarantineList) }},
+	{kMarkers, func(b *builder, f *pr.File) *ast.Term { return list(b, f.Markers, (*builder).marker) }},
+}
+
+// newLazyInput is the input document of in for the plan interpreter
+// (vm.go): a field is converted when the policy first reads it, and the
+// changed files one by one, field by field, so that a decision that looks
+// at the markers of a few of a hundred files converts little else. Anything
+// that needs a whole value (a comparison, a built-in function, a result)
+// gets it from force: the value inputValue builds. It belongs to one
+// evaluation.
+func newLazyInput(in *pr.Input) *ast.Term {
+	b := &builder{lazy: true}
+	return b.term(newLazyObject(b, in, inputFields))
+}
+
+// lazyValue is a value of the input document not converted yet.
+type lazyValue interface {
+	ast.Value
+	force() ast.Value
+}
+
+// lazyObject is an object of the input document converted field by field.
+type lazyObject[T any] struct {
+	src    *T
+	b      *builder
+	fields []field[T]
+	vals   []*ast.Term
+	full   ast.Object
+}
+
+func newLazyObject[T any](b *builder, src *T, fields []field[T]) *lazyObject[T] {
+	return &lazyObject[T]{src: src, b: b, fields: fields, vals: make([]*ast.Term, len(fields))}
+}
+
+// get is the field named by key, nil when there is none.
+func (v *lazyObject[T]) get(key *ast.Term) *ast.Term {
+	if v.full != nil {
+		return v.full.Get(key)
+	}
+	name, ok := key.Value.(ast.String)
+	if !ok {
+		return nil
+	}
+	for i := range v.fields {
+		if v.fields[i].key.Value.(ast.String) == name {
+			if v.vals[i] == nil {
+				v.vals[i] = v.fields[i].build(v.b, v.src)
+			}
+			return v.vals[i]
+		}
+	}
+	return nil
+}
+
+func (v *lazyObject[T]) object() ast.Object {
+	if v.full == nil {
+		items := make([][2]*ast.Term, len(v.fields))
+		for i, f := range v.fields {
+			t := v.vals[i]
+			if t == nil {
+				t = f.build(v.b, v.src)
+			}
+			items[i] = item(f.key, materialize(t))
+		}
+		v.full = ast.NewObject(items...)
+	}
+	return v.full
+}
+
+func (v *lazyObject[T]) force() ast.Value { return v.object() }
+
+// lazyFiles is input.files converted file by file.
+type lazyFiles struct {
+	files []pr.File
+	b     *builder
+	elems []*ast.Term
+	full  *ast.Array
+}
+
+func (v *lazyFiles) elem(i int) *ast.Term {
+	if v.elems[i] == nil {
+		v.elems[i] = v.b.term(newLazyObject(v.b, &v.files[i], fileFields))
+	}
+	return v.elems[i]
+}
+
+func (v *lazyFiles) force() ast.Value {
+	if v.full == nil {
+		terms := make([]*ast.Term, len(v.files))
+		for i := range v.files {
+			terms[i] = materialize(v.elem(i))
+		}
+		v.full = ast.NewArray(terms...)
+	}
+	return v.full
+}
+
+// materialize returns t with a lazy value replaced by the whole value.
+func materialize(t *ast.Term) *ast.Term {
+	if v, ok := t.Value.(lazyValue); ok {
+		return ast.NewTerm(v.force())
+	}
+	return t
+}
+
+// The lazy values are ast.Values so that they can sit in terms; whatever
+// asks them as values gets the whole value.
+func (v *lazyObject[T]) Compare(other ast.Value) int          { return v.object().Compare(other) }
+func (v *lazyObject[T]) Find(path ast.Ref) (ast.Value, error) { return v.object().Find(path) }
+func (v *lazyObject[T]) Hash() int                            { return v.object().Hash() }
+func (v *lazyObject[T]) IsGround() bool                       { return true }
+func (v *lazyObject[T]) String() string                       { return v.object().String() }
+func (v *lazyObject[T]) StringLength() int                    { return v.object().StringLength() }
+func (v *lazyFiles) Compare(other ast.Value) int              { return v.force().Compare(other) }
+func (v *lazyFiles) Find(path ast.Ref) (ast.Value, error)     { return v.force().Find(path) }
+func (v *lazyFiles) Hash() int                                { return v.force().Hash() }
+func (v *lazyFiles) IsGround() bool                           { return true }
+func (v *lazyFiles) String() string                           { return v.force().String() }
+func (v *lazyFiles) StringLength() int                        { return v.force().StringLength() }
 
 // builder hands out the terms of one input document from chunks of
 // termChunk, instead of allocating each *ast.Term on its own (a document has
@@ -49,6 +216,7 @@ func inputValue(in *pr.Input) ast.Value {
 // never modified once built, and a chunk lives as long as the document.
 type builder struct {
 	chunk []ast.Term
+	lazy  bool // input.files as a lazyFiles (see newLazyInput)
 }
 
 const termChunk = 128
@@ -273,18 +441,7 @@ func (b *builder) status(s string) *ast.Term {
 	return b.str(s)
 }
 
-func (b *builder) file(f *pr.File) *ast.Term {
-	return b.obj(
-		item(kFilename, b.str(f.Filename)),
-		item(kStatus, b.status(f.Status)),
-		item(kAdditions, b.num(int64(f.Additions))),
-		item(kDeletions, b.num(int64(f.Deletions))),
-		item(kAddedLines, list(b, f.AddedLines, (*builder).line)),
-		item(kTest, ast.InternedTerm(f.Test)),
-		item(kQuarantineList, ast.InternedTerm(f.QuarantineList)),
-		item(kMarkers, list(b, f.Markers, (*builder).marker)),
-	)
-}
+func (b *builder) file(f *pr.File) *ast.Term { return b.term(buildAll(b, f, fileFields)) }
 
 func (b *builder) line(l *pr.Line) *ast.Term {
 	return b.obj(item(kNumber, b.num(int64(l.Number))), item(kText, b.str(l.Text)))

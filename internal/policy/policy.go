@@ -10,8 +10,10 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/ir"
 	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/topdown"
@@ -26,6 +28,8 @@ const Query = "data.guard.decision"
 // evaluation. It is immutable and safe for concurrent use.
 type Engine struct {
 	query    rego.PreparedEvalQuery
+	prog     *program // nil: Decide evaluates query with topdown
+	planErr  error    // why prog is nil
 	revision string
 	files    []string
 }
@@ -48,6 +52,36 @@ func Compile(ctx context.Context, fsys fs.FS) (*Engine, error) {
 	if len(srcs) == 0 {
 		return nil, errors.New("compile policies: no *.rego files found")
 	}
+	opts, err := regoOptions(srcs)
+	if err != nil {
+		return nil, err
+	}
+	q, err := rego.New(opts...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("compile policies: %w", describe(err))
+	}
+	e := &Engine{query: q, revision: revision(srcs)}
+	for _, s := range srcs {
+		e.files = append(e.files, s.name)
+	}
+	e.prog, e.planErr = planSources(ctx, srcs)
+	return e, nil
+}
+
+// compileTopdown is Compile without the plan: Decide evaluates with topdown.
+func compileTopdown(ctx context.Context, fsys fs.FS) (*Engine, error) {
+	e, err := Compile(ctx, fsys)
+	if err != nil {
+		return nil, err
+	}
+	e.prog, e.planErr = nil, errors.New("topdown requested")
+	return e, nil
+}
+
+// regoOptions are the options that compile srcs for data.guard.decision,
+// with freshly parsed modules (OPA's compiler rewrites the modules it is
+// given, so each compilation gets its own).
+func regoOptions(srcs []source) ([]func(*rego.Rego), error) {
 	opts := []func(*rego.Rego){
 		rego.Query(Query),
 		rego.Capabilities(deterministicCapabilities()),
@@ -60,15 +94,61 @@ func Compile(ctx context.Context, fsys fs.FS) (*Engine, error) {
 		}
 		opts = append(opts, rego.ParsedModule(m))
 	}
-	q, err := rego.New(opts...).PrepareForEval(ctx)
+	return opts, nil
+}
+
+// Evaluator names what Decide evaluates with: "plan" (OPA's plan of the
+// policies, run by this package's interpreter) or "topdown (reason)" when
+// the policies use what the interpreter does not run.
+func (e *Engine) Evaluator() string {
+	if e.prog != nil {
+		return "plan"
+	}
+	return fmt.Sprintf("topdown (%v)", e.planErr)
+}
+
+// planTarget is the rego target under which planSources asks OPA for the
+// plan of a policy set: OPA hands the plan to the target plugin capturing
+// it, instead of to its Wasm compiler.
+const planTarget = "mergeguard-plan"
+
+var (
+	planMu  sync.Mutex // held while planning, so that planned is ours
+	planned *ir.Policy
+)
+
+type planCapture struct{}
+
+func (planCapture) IsTarget(t string) bool { return t == planTarget }
+
+func (planCapture) PrepareForEval(_ context.Context, pol *ir.Policy, _ ...rego.PrepareOption) (rego.TargetPluginEval, error) {
+	planned = pol
+	return planCapture{}, nil
+}
+
+func (planCapture) Eval(context.Context, *rego.EvalContext, ast.Value) (ast.Value, error) {
+	return nil, errors.New("a captured plan is run by policy.program, not through rego")
+}
+
+func init() { rego.RegisterPlugin(planTarget, planCapture{}) }
+
+// planSources plans srcs (already known to compile) and prepares the
+// interpreter for the plan.
+func planSources(ctx context.Context, srcs []source) (*program, error) {
+	opts, err := regoOptions(srcs)
 	if err != nil {
-		return nil, fmt.Errorf("compile policies: %w", describe(err))
+		return nil, err
 	}
-	e := &Engine{query: q, revision: revision(srcs)}
-	for _, s := range srcs {
-		e.files = append(e.files, s.name)
+	planMu.Lock()
+	defer planMu.Unlock()
+	planned = nil
+	if _, err := rego.New(append(opts, rego.Target(planTarget))...).PrepareForEval(ctx); err != nil {
+		return nil, fmt.Errorf("plan policies: %w", err)
 	}
-	return e, nil
+	if planned == nil {
+		return nil, errors.New("plan policies: OPA produced no plan")
+	}
+	return newProgram(planned)
 }
 
 // Revision identifies the policy set: the first 12 hex digits of a SHA-256
@@ -91,6 +171,9 @@ func (e *Engine) Decide(ctx context.Context, in *pr.Input) (pr.Decision, error) 
 	if err := checkAnnotated(in); err != nil {
 		return pr.Decision{}, err
 	}
+	if e.prog != nil {
+		return e.decidePlan(ctx, in)
+	}
 	// Cancellation follows ctx through context.AfterFunc rather than the
 	// goroutine OPA starts per evaluation otherwise, and no metrics are
 	// collected (Decide reports none).
@@ -112,6 +195,36 @@ func (e *Engine) Decide(ctx context.Context, in *pr.Input) (pr.Decision, error) 
 		return pr.Decision{}, fmt.Errorf("evaluate %s: %d results, want one", Query, len(rs))
 	}
 	d, err := decodeDecision(rs[0].Expressions[0].Value)
+	if err != nil {
+		return pr.Decision{}, fmt.Errorf("decision of policies %s: %w", e.revision, err)
+	}
+	return d, nil
+}
+
+// decidePlan is Decide with the plan interpreter.
+func (e *Engine) decidePlan(ctx context.Context, in *pr.Input) (pr.Decision, error) {
+	rs, err := e.prog.eval(ctx, newLazyInput(in), nil)
+	if err != nil {
+		return pr.Decision{}, fmt.Errorf("evaluate %s: %w", Query, err)
+	}
+	if len(rs) == 0 {
+		return pr.Decision{}, fmt.Errorf("evaluate %s: undefined (policies %s define no decision for this input)", Query, e.revision)
+	}
+	if len(rs) > 1 {
+		return pr.Decision{}, fmt.Errorf("evaluate %s: %d results, want one", Query, len(rs))
+	}
+	// The plan's result is an object holding the query's one value.
+	obj, ok := rs[0].Value.(ast.Object)
+	if !ok || obj.Len() != 1 {
+		return pr.Decision{}, fmt.Errorf("evaluate %s: result %v is not the query's one value", Query, rs[0])
+	}
+	var v ast.Value
+	obj.Foreach(func(_, t *ast.Term) { v = t.Value })
+	native, err := ast.JSON(v)
+	if err != nil {
+		return pr.Decision{}, fmt.Errorf("evaluate %s: %w", Query, err)
+	}
+	d, err := decodeDecision(native)
 	if err != nil {
 		return pr.Decision{}, fmt.Errorf("decision of policies %s: %w", e.revision, err)
 	}

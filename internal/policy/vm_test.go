@@ -1,0 +1,361 @@
+package policy
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/util"
+
+	"github.com/mergeguard/guard/internal/pr"
+	"github.com/mergeguard/guard/policies"
+)
+
+// randomInput is an annotated input drawn from r: agent and human PRs,
+// reviews of every state by humans, bots, agents, the author and
+// committers, on the head and on other commits, with equal, missing and
+// ordered times; overrides that match and do not; freezes of every kind,
+// with good, bad and no ends; markers and labels; zones that exist and one
+// that does not. Every branch of the policies is reachable.
+func randomInput(r *rand.Rand) *pr.Input {
+	pick := func(xs ...string) string { return xs[r.IntN(len(xs))] }
+	logins := []string{"alice", "bob", "carol", "coder[bot]", "Alice", "dependabot[bot]", "ci-agent"}
+	account := func() pr.Account {
+		l := pick(logins...)
+		t := "User"
+		if strings.HasSuffix(l, "[bot]") || r.IntN(6) == 0 {
+			t = "Bot"
+		}
+		return pr.Account{Login: l, Type: t, Agent: l == "coder[bot]" || l == "ci-agent" || r.IntN(8) == 0}
+	}
+	shas := []string{headSHA, "0000000111111122222223333333444444455555", "abc", ""}
+	in := agentInput()
+	in.AgentPR = r.IntN(4) != 0
+	if !in.AgentPR {
+		in.AgentReasons = nil
+	} else if r.IntN(3) == 0 {
+		in.AgentReasons = append(in.AgentReasons, "pushed by @ci-agent")
+	}
+	in.PullRequest.Author = account()
+	in.PullRequest.HeadSHA = pick(headSHA, headSHA, "", "short")
+	in.PullRequest.BaseRef = pick("main", "release/1.2", "")
+	if r.IntN(3) == 0 {
+		in.PullRequest.Labels = []string{pick("quarantine", "Quarantine", "bug", "QUARANTINE")}
+	}
+	if r.IntN(4) == 0 {
+		in.PullRequest.AutoMerge = &pr.AutoMerge{EnabledBy: account(), MergeMethod: "squash"}
+	}
+	in.Commits = nil
+	for range r.IntN(4) {
+		in.Commits = append(in.Commits, pr.Commit{SHA: pick(shas...),
+			Author:    pr.Person{Name: "x", Account: account()},
+			Committer: pr.Person{Name: "y", Account: pr.Account{Login: pick("web-flow", "bob", "")}},
+		})
+	}
+	at := time.Date(2026, 3, 3, 19, 0, 0, 0, time.UTC)
+	for i := range r.IntN(6) {
+		rv := pr.Review{ID: int64(r.IntN(4)), User: account(), State: pick("APPROVED", "APPROVED", "CHANGES_REQUESTED", "DISMISSED", "COMMENTED", "PENDING"),
+			CommitID: pick(shas...), Approver: r.IntN(4) != 0}
+		switch r.IntN(3) {
+		case 0:
+			rv.SubmittedAt = at.Add(time.Duration(i) * time.Minute)
+		case 1:
+			rv.SubmittedAt = at
+		}
+		in.Reviews = append(in.Reviews, rv)
+	}
+	for range r.IntN(4) {
+		o := pr.Override{Kind: pick("approve", "override", "bogus"), Actor: pick(logins...), Reason: pick("ok", "", "hotfix %s"),
+			HeadSHA: pick(headSHA, headSHA, "other"), BaseRef: pick("main", "release/1.2", ""), At: at}
+		if r.IntN(2) == 0 {
+			o.Rules = []string{pick("merge_freeze", "incident_freeze", "agent_self_merge")}
+		}
+		if r.IntN(2) == 0 {
+			o.Freezes = []string{pick("friday-deploys", "INC-1", "")}
+		}
+		in.Overrides = append(in.Overrides, o)
+	}
+	in.Time.BusinessHours = r.IntN(2) == 0
+	in.Time.Holiday = r.IntN(5) == 0
+	in.Time.Timezone = pick("America/New_York", "Asia/Kolkata", "", "Mars/Base")
+	in.Time.Weekday = pick("tue", "sat", "")
+	for range r.IntN(3) {
+		in.Time.Freezes = append(in.Time.Freezes, pr.Freeze{
+			Name: pick("friday-deploys", "INC-1", "", `say "hi"`), Kind: pick("weekly", "window", "incident", "other"),
+			AppliesTo: pick("agents", "everyone", ""), Until: pick("2026-03-09T08:00:00-04:00", "", "soon"),
+			Reason: pick("", "db failover"), By: pick("", "schedule", "carol"),
+		})
+	}
+	in.QuarantineFiles = []string{".github/quarantine.yml"}
+	for i := range r.IntN(5) {
+		f := pr.File{Filename: fmt.Sprintf("pkg/f%d_test.go", r.IntN(3)), Status: pick("added", "modified", "odd"), Additions: 3, Markers: []pr.Marker{}}
+		for range r.IntN(3) {
+			f.Markers = append(f.Markers, pr.Marker{Line: r.IntN(4), Text: strings.Repeat("t.Skip() ", r.IntN(40)), Kind: "go:t.Skip"})
+		}
+		if len(f.Markers) > 0 {
+			in.MarkedFiles = append(in.MarkedFiles, i)
+		}
+		in.Files = append(in.Files, f)
+	}
+	return in
+}
+
+// TestProgramMatchesTopdown decides random inputs with the plan
+// interpreter and with OPA's topdown evaluator: the decisions must be the
+// same, reason for reason, and so must refusals.
+func TestProgramMatchesTopdown(t *testing.T) {
+	plan, top := bothEngines(t)
+	r := rand.New(rand.NewPCG(1, 2))
+	n := 3000
+	if testing.Short() {
+		n = 300
+	}
+	outcomes := map[pr.Outcome]int{}
+	for i := range n {
+		in := randomInput(r)
+		compareDecide(t, plan, top, in, fmt.Sprintf("input %d", i))
+		if d, err := top.Decide(context.Background(), in); err == nil {
+			outcomes[d.Outcome]++
+		}
+	}
+	// The inputs reach every outcome.
+	for _, o := range []pr.Outcome{pr.Allow, pr.Escalate, pr.Block} {
+		if outcomes[o] == 0 {
+			t.Errorf("no input decided %s: %v", o, outcomes)
+		}
+	}
+}
+
+// FuzzProgramMatchesTopdown is TestProgramMatchesTopdown with inputs drawn
+// from the fuzzer's seeds.
+func FuzzProgramMatchesTopdown(f *testing.F) {
+	plan, top := bothEngines(f)
+	for _, s := range []uint64{0, 1, 42, 1 << 40} {
+		f.Add(binary.LittleEndian.AppendUint64(nil, s))
+	}
+	f.Fuzz(func(t *testing.T, seed []byte) {
+		var a, b uint64
+		if len(seed) >= 8 {
+			a = binary.LittleEndian.Uint64(seed)
+		}
+		for _, c := range seed {
+			b = b*31 + uint64(c)
+		}
+		compareDecide(t, plan, top, randomInput(rand.New(rand.NewPCG(a, b))), fmt.Sprintf("seed %x", seed))
+	})
+}
+
+func bothEngines(tb testing.TB) (plan, top *Engine) {
+	tb.Helper()
+	plan = mustCompile(tb)
+	if plan.prog == nil {
+		tb.Fatalf("the embedded policies are not run by the plan interpreter: %s", plan.Evaluator())
+	}
+	top, err := compileTopdown(context.Background(), policies.FS)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return plan, top
+}
+
+func compareDecide(tb testing.TB, plan, top *Engine, in *pr.Input, what string) {
+	tb.Helper()
+	ctx := context.Background()
+	dp, errp := plan.Decide(ctx, in)
+	dt, errt := top.Decide(ctx, in)
+	if (errp == nil) != (errt == nil) || !reflect.DeepEqual(dp, dt) {
+		tb.Fatalf("%s: the plan decides\n%+v (%v)\ntopdown decides\n%+v (%v)\ninput: %+v", what, dp, errp, dt, errt, in)
+	}
+}
+
+// evalBoth evaluates data.guard.decision of one policy module on input
+// (JSON) with the plan interpreter and with topdown.
+func evalBoth(t *testing.T, module, input string) (plan, top ast.Value, planErr, topErr error, prog *program) {
+	t.Helper()
+	ctx := context.Background()
+	srcs := []source{{name: "p.rego", text: module}}
+	opts, err := regoOptions(srcs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := rego.New(opts...).PrepareForEval(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in any
+	if err := util.UnmarshalJSON([]byte(input), &in); err != nil {
+		t.Fatal(err)
+	}
+	v, err := ast.InterfaceToValue(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, topErr := q.Eval(ctx, rego.EvalParsedInput(v))
+	if topErr == nil && len(rs) == 1 {
+		top, topErr = ast.InterfaceToValue(rs[0].Expressions[0].Value)
+	}
+	prog, err = planSources(ctx, srcs)
+	if err != nil {
+		return nil, top, err, topErr, nil
+	}
+	res, planErr := prog.eval(ctx, ast.NewTerm(v), nil)
+	if planErr == nil && len(res) == 1 {
+		// Through JSON, as Decide reads it and as rego gives topdown's.
+		res[0].Value.(ast.Object).Foreach(func(_, t *ast.Term) {
+			native, err := ast.JSON(t.Value)
+			if err != nil {
+				planErr = err
+				return
+			}
+			plan, planErr = ast.InterfaceToValue(native)
+		})
+	}
+	return plan, top, planErr, topErr, prog
+}
+
+// TestProgramStatements covers the interpreter's statements with small
+// policies, each decided by both evaluators on a few inputs.
+func TestProgramStatements(t *testing.T) {
+	inputs := []string{
+		`{}`,
+		`{"xs": [3, 1, 2, 1], "o": {"b": 2, "a": 1, "c": [1, {"d": true}]}, "s": "héllo", "n": null, "flag": true}`,
+		`{"xs": [], "o": {}, "s": "", "flag": false}`,
+		`{"xs": "not an array", "o": [1, 2], "s": 7, "flag": "yes"}`,
+	}
+	modules := map[string]string{
+		"comprehensions": `package guard
+decision := {"arr": [y | some x in input.xs; y := x * 2], "set": {x | some x in input.xs; x > 1},
+	"obj": {k: v | some k, v in input.o}, "keys": [k | some k, _ in input.o], "idx": [i | some i, _ in input.xs]}`,
+		"negation and else": `package guard
+big if { some x in input.xs; x > 2 }
+kind := "big" if big
+else := "has o" if { input.o.a }
+else := "none"
+decision := {"kind": kind, "not_big": not_big, "nested": [x | some x in input.xs; not x == 1]}
+not_big if not big`,
+		"functions": `package guard
+f(x) := y if { y := x + 1 } else := 0
+g(x, y) := concat("-", [x, y]) if { is_string(x); is_string(y) }
+h(x) := "one" if x == 1
+h(x) := "many" if x > 1
+decision := {"f": [f(x) | some x in input.xs], "g": g("a", "b"), "h": [h(x) | some x in input.xs], "missing": [g(1, 2)]} if true
+else := "undefined inside"`,
+		"partial rules": `package guard
+ps contains x if { some x in input.xs; x != 2 }
+po[k] := v if { some k, v in input.o; k != "c" }
+decision := {"ps": ps, "po": po, "count": count(ps), "has": 3 in ps}`,
+		"lookups": `package guard
+decision := {"deep": object.get(input, ["o", "c", 1, "d"], "no"), "idx": input.xs[1], "len": count(input.s),
+	"str": sprintf("%v/%v", [input.s, input.n]), "type": type_name(input.o), "all": input} if true
+else := {"deep": object.get(input, ["o", "c", 1, "d"], "no")}`,
+		"builtin errors are undefined": `package guard
+t := time.parse_rfc3339_ns("nope")
+d := x if { x := to_number("seven") }
+decision := {"t": object.get({"t": t}, "t", "undefined"), "d": [y | y := d], "ok": upper(input.s)} if true
+else := {"partial": true}`,
+		"every and some": `package guard
+decision := {"every": every_positive, "some": any_one}
+every_positive if { every x in input.xs { x > 0 } }
+default every_positive := false
+any_one if { some x in input.xs; x == 1 }
+default any_one := false`,
+		"sets and membership": `package guard
+s := {x | some x in input.xs}
+decision := {"u": s | {9}, "i": s & {1, 2}, "d": s - {1}, "in": [b | some x in [1, 5]; b := x in s], "sorted": sort(s), "obj_in": "a" in object.keys(input.o)}`,
+		"object literals with lazy parts": `package guard
+decision := {"same": input == input, "o_eq": input.o == {"a": 1, "b": 2, "c": [1, {"d": true}]}, "in_set": {input.o} == {input.o}, "xs": input.xs}`,
+	}
+	for name, module := range modules {
+		for i, input := range inputs {
+			plan, top, planErr, topErr, prog := evalBoth(t, module, input)
+			if prog == nil {
+				t.Fatalf("%s: not planned: %v", name, planErr)
+			}
+			if (planErr == nil) != (topErr == nil) || (plan == nil) != (top == nil) || (plan != nil && plan.Compare(top) != 0) {
+				t.Errorf("%s, input %d: plan %v (%v), topdown %v (%v)", name, i, plan, planErr, top, topErr)
+			}
+		}
+	}
+}
+
+// TestProgramConflicts: a complete rule or object key with two values is an
+// error in both evaluators.
+func TestProgramConflicts(t *testing.T) {
+	for name, module := range map[string]string{
+		"complete rule": `package guard
+x := 1 if input.a
+x := 2 if input.b
+decision := x`,
+		"object key": `package guard
+o[k] := v if { input.a; some k, v in {"a": 1} }
+o[k] := v if { input.b; some k, v in {"a": 2} }
+decision := o`,
+	} {
+		_, _, planErr, topErr, prog := evalBoth(t, module, `{"a": true, "b": true}`)
+		if prog == nil || planErr == nil || topErr == nil {
+			t.Errorf("%s: plan error %v, topdown error %v; want both", name, planErr, topErr)
+		}
+		plan, top, planErr, topErr, _ := evalBoth(t, module, `{"a": true}`)
+		if planErr != nil || topErr != nil || plan.Compare(top) != 0 {
+			t.Errorf("%s without conflict: plan %v (%v), topdown %v (%v)", name, plan, planErr, top, topErr)
+		}
+	}
+}
+
+// TestCompileFallsBackToTopdown: a policy set that uses `with` or refers to
+// data dynamically is evaluated with topdown, and decides.
+func TestCompileFallsBackToTopdown(t *testing.T) {
+	const decide = `decision := {"outcome": "allow", "reasons": [{"rule": "r", "outcome": "allow", "message": sprintf("%v", [used])}]}
+`
+	for name, src := range map[string]string{
+		"with":         "used := y if { y := input.y with input.y as 1 }\n",
+		"dynamic data": "names := {\"a\"}\nused := [v | some k in names; v := data.other[k]]\n",
+	} {
+		fsys := fstest.MapFS{
+			"p.rego": {Data: []byte("package guard\n" + src + decide)},
+			"o.rego": {Data: []byte("package other\na := 1\n")},
+		}
+		e, err := Compile(context.Background(), fsys)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		t.Logf("%s: %s", name, e.Evaluator())
+		if !strings.HasPrefix(e.Evaluator(), "topdown (") {
+			t.Errorf("%s: evaluator %q, want topdown", name, e.Evaluator())
+		}
+		d, err := e.Decide(context.Background(), agentInput())
+		if err != nil || d.Outcome != pr.Allow {
+			t.Errorf("%s: Decide = %+v, %v", name, d, err)
+		}
+	}
+	if e := mustCompile(t); e.Evaluator() != "plan" {
+		t.Errorf("embedded policies: evaluator %q, want plan", e.Evaluator())
+	}
+}
+
+// TestLazyInputIsInputValue: the lazy input, forced, is the input value.
+func TestLazyInputIsInputValue(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 200 {
+		in := randomInput(r)
+		lazy := newLazyInput(in)
+		// Read a field and a file first, as a policy would.
+		lo := lazy.Value.(lazyObjectValue)
+		if f := lo.get(ast.StringTerm("files")); f != nil {
+			if lf, ok := f.Value.(*lazyFiles); ok {
+				lf.elem(0).Value.(lazyObjectValue).get(ast.StringTerm("markers"))
+			}
+		}
+		if got, want := materialize(lazy).Value, inputValue(in); got.Compare(want) != 0 {
+			t.Fatalf("forced lazy input\n%v\nwant\n%v", got, want)
+		}
+	}
+}
