@@ -295,7 +295,7 @@ func serve(ctx context.Context, c *serveConfig, s stdio) error {
 			func(err error) { log.Error("policy reload refused; keeping the last good set", "err", err) },
 			func(e *policy.Engine) {
 				engRef.Store(e)
-				log.Info("policies reloaded", "revision", e.Revision())
+				log.Info("policies reloaded", "revision", e.Revision(), "evaluator", e.Evaluator())
 			})
 		every := c.reloadEvery
 		if every <= 0 {
@@ -314,7 +314,7 @@ func serve(ctx context.Context, c *serveConfig, s stdio) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("merge-guard listening", "addr", ln.Addr().String(), "github", c.GitHubURL,
-		"app_id", c.AppID, "policy_revision", eng.Revision(), "mode", cfg.Mode)
+		"app_id", c.AppID, "policy_revision", eng.Revision(), "policy_evaluator", eng.Evaluator(), "mode", cfg.Mode)
 	if c.ready != nil {
 		c.ready <- ln.Addr().String()
 	}

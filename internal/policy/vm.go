@@ -32,6 +32,7 @@ import (
 // of numbered locals.
 type program struct {
 	strings []*ast.Term // the plan's string constants
+	numbers []*ast.Term // the string constants that MakeNumberRefStmt reads, as numbers
 	files   []string    // source file names, for error locations
 	plan    *ir.Plan
 	nlocals int // locals of the plan
@@ -75,6 +76,7 @@ func newProgram(pol *ir.Policy) (*program, error) {
 			p.files = append(p.files, f.Value)
 		}
 	}
+	p.numbers = make([]*ast.Term, len(p.strings))
 	byName := map[string]*function{}
 	if pol.Funcs != nil {
 		for i, f := range pol.Funcs.Funcs {
@@ -95,6 +97,13 @@ func newProgram(pol *ir.Policy) (*program, error) {
 				return errors.New("plan uses `with`")
 			case *ir.CallDynamicStmt:
 				return errors.New("plan calls data functions dynamically")
+			case *ir.MakeNumberRefStmt:
+				if s.Index < 0 || s.Index >= len(p.strings) {
+					return fmt.Errorf("plan: number constant %d out of range", s.Index)
+				}
+				if p.numbers[s.Index] == nil {
+					p.numbers[s.Index] = ast.NewTerm(ast.Number(p.strings[s.Index].Value.(ast.String)))
+				}
 			case *ir.CallStmt:
 				if fn, ok := byName[s.Func]; ok {
 					if len(s.Args) != len(fn.params) {
@@ -434,10 +443,7 @@ func (m *machine) stmt(fr *frame, s ir.Stmt) (int, error) {
 	case *ir.MakeNumberIntStmt:
 		l[s.Target] = intTerm(s.Value)
 	case *ir.MakeNumberRefStmt:
-		if s.Index < 0 || s.Index >= len(m.p.strings) {
-			return 0, m.errorAt(s.GetLocation(), "internal error: number constant out of range")
-		}
-		l[s.Target] = ast.NewTerm(ast.Number(m.p.strings[s.Index].Value.(ast.String)))
+		l[s.Target] = m.p.numbers[s.Index] // numbers are never modified
 	case *ir.AssignIntStmt:
 		l[s.Target] = intTerm(s.Value)
 	case *ir.EqualStmt:
