@@ -261,4 +261,3 @@ func BenchmarkPlanEvalOnly(b *testing.B) {
 		}
 	})
 }
-
