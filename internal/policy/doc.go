@@ -7,6 +7,12 @@
 //     data.guard.decision once. Non-deterministic builtins (time.now_ns,
 //     http.send, rand.intn, …) are not available to policies, so a decision
 //     depends only on its input.
+//   - Compile also has OPA plan the query (its intermediate representation,
+//     package ir) for the interpreter in vm.go, which Decide then uses: it
+//     runs the plan over a lazily converted input (input.go) with OPA's own
+//     built-in functions. A plan the interpreter does not run (`with`,
+//     dynamic data references) leaves the engine on OPA's topdown evaluator;
+//     Evaluator says which. Both give the same decisions (vm_test.go).
 //   - Decide evaluates one pr.Input that quarantine.Annotate has annotated.
 //     It returns an error, never a guess, when a changed file was not
 //     annotated, or the policies yield no decision or one of the wrong shape:
