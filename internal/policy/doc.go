@@ -11,7 +11,7 @@
 //     package ir) for the interpreter in vm.go, which Decide then uses: it
 //     runs the plan over a lazily converted input (input.go) with OPA's own
 //     built-in functions. A plan the interpreter does not run (`with`,
-//     dynamic data references) leaves the engine on OPA's topdown evaluator;
+//     dynamic data references, walk) leaves the engine on OPA's topdown evaluator;
 //     Evaluator says which. Both give the same decisions (vm_test.go).
 //   - Decide evaluates one pr.Input that quarantine.Annotate has annotated.
 //     It returns an error, never a guess, when a changed file was not

@@ -116,6 +116,11 @@ func newProgram(pol *ir.Policy) (*program, error) {
 				if bi == nil {
 					return fmt.Errorf("plan calls %s, which is neither a planned function nor a built-in", s.Func)
 				}
+				// A relation (walk) gives many results and a void built-in
+				// (print) none: the interpreter takes exactly one.
+				if decl, ok := ast.BuiltinMap[s.Func]; !ok || decl.Relation || decl.Decl == nil || decl.Decl.Result() == nil {
+					return fmt.Errorf("plan calls %s, which does not give one result", s.Func)
+				}
 				p.calls[s] = callee{builtin: bi, name: s.Func}
 			}
 			return nil

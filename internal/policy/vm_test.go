@@ -318,6 +318,7 @@ func TestCompileFallsBackToTopdown(t *testing.T) {
 	for name, src := range map[string]string{
 		"with":         "used := y if { y := input.y with input.y as 1 }\n",
 		"dynamic data": "names := {\"a\"}\nused := [v | some k in names; v := data.other[k]]\n",
+		"a relation":   "used := count([p | walk(input.pull_request, [p, _])])\n",
 	} {
 		fsys := fstest.MapFS{
 			"p.rego": {Data: []byte("package guard\n" + src + decide)},
