@@ -23,9 +23,10 @@ import (
 // implementation; the interpreter only executes the plan's statements
 // (assignments, lookups, loops, blocks, calls), with the meaning OPA's Wasm
 // compiler gives them (internal/compiler/wasm in OPA). Plans that use what it
-// does not run (`with` statements and dynamic data calls) are refused at
-// compile time and the engine keeps topdown; TestProgramMatchesTopdown and
-// FuzzProgramMatchesTopdown compare the two evaluators.
+// does not run (`with` statements, dynamic data calls, built-ins that give
+// other than one result) are refused at compile time and the engine keeps
+// topdown; TestProgramMatchesTopdown and FuzzProgramMatchesTopdown compare
+// the two evaluators.
 //
 // Why: topdown unifies terms and binds variables for each expression, about
 // 2 µs each here; the plan does the same work with direct reads and writes
