@@ -172,7 +172,12 @@ func (e *Engine) Decide(ctx context.Context, in *pr.Input) (pr.Decision, error) 
 		return pr.Decision{}, err
 	}
 	if e.prog != nil {
-		return e.decidePlan(ctx, in)
+		d, err := e.decidePlan(ctx, in)
+		var ie *internalError
+		if !errors.As(err, &ie) {
+			return d, err
+		}
+		// The interpreter could not run the plan: topdown decides.
 	}
 	// Cancellation follows ctx through context.AfterFunc rather than the
 	// goroutine OPA starts per evaluation otherwise, and no metrics are

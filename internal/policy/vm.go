@@ -395,7 +395,7 @@ func (m *machine) stmt(fr *frame, s ir.Stmt) (int, error) {
 	case *ir.ArrayAppendStmt:
 		arr, ok := l[s.Array].Value.(*ast.Array)
 		if !ok {
-			return 0, m.errorAt(s.GetLocation(), "internal error: append to a non-array")
+			return 0, m.internal(s.GetLocation(), "append to a non-array")
 		}
 		// In place, as OPA's Wasm appends: the planner appends only to
 		// arrays it made with MakeArrayStmt for the comprehension at hand.
@@ -416,13 +416,13 @@ func (m *machine) stmt(fr *frame, s ir.Stmt) (int, error) {
 	case *ir.ObjectInsertStmt:
 		obj, ok := l[s.Object].Value.(ast.Object)
 		if !ok {
-			return 0, m.errorAt(s.GetLocation(), "internal error: insert into a non-object")
+			return 0, m.internal(s.GetLocation(), "insert into a non-object")
 		}
 		obj.Insert(materialize(m.operand(l, s.Key)), materialize(m.operand(l, s.Value)))
 	case *ir.ObjectInsertOnceStmt:
 		obj, ok := l[s.Object].Value.(ast.Object)
 		if !ok {
-			return 0, m.errorAt(s.GetLocation(), "internal error: insert into a non-object")
+			return 0, m.internal(s.GetLocation(), "insert into a non-object")
 		}
 		k, v := materialize(m.operand(l, s.Key)), materialize(m.operand(l, s.Value))
 		if old := obj.Get(k); old != nil {
@@ -435,7 +435,7 @@ func (m *machine) stmt(fr *frame, s ir.Stmt) (int, error) {
 	case *ir.SetAddStmt:
 		set, ok := l[s.Set].Value.(ast.Set)
 		if !ok {
-			return 0, m.errorAt(s.GetLocation(), "internal error: add to a non-set")
+			return 0, m.internal(s.GetLocation(), "add to a non-set")
 		}
 		set.Add(materialize(m.operand(l, s.Value)))
 	case *ir.MakeObjectStmt:
@@ -521,7 +521,7 @@ func (m *machine) stmt(fr *frame, s ir.Stmt) (int, error) {
 		m.results = append(m.results, materialize(l[s.Value]))
 	case *ir.NopStmt:
 	default:
-		return 0, m.errorAt(s.GetLocation(), fmt.Sprintf("internal error: statement %T", s))
+		return 0, m.internal(s.GetLocation(), fmt.Sprintf("statement %T", s))
 	}
 	return next, nil
 }
@@ -736,6 +736,18 @@ func (m *machine) tick() error {
 		return errors.New("evaluation cancelled")
 	}
 	return m.ctx.Err()
+}
+
+// internalError is a plan the interpreter cannot run as planned: a bug of
+// the interpreter (or of OPA's planner), not of the policies. Decide then
+// evaluates with topdown.
+type internalError struct{ err error }
+
+func (e *internalError) Error() string { return "plan interpreter: " + e.err.Error() }
+func (e *internalError) Unwrap() error { return e.err }
+
+func (m *machine) internal(loc *ir.Location, msg string) error {
+	return &internalError{m.errorAt(loc, msg)}
 }
 
 func (m *machine) errorAt(loc *ir.Location, msg string) error {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/ir"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/util"
 
@@ -358,5 +359,31 @@ func TestLazyInputIsInputValue(t *testing.T) {
 		if got, want := materialize(lazy).Value, inputValue(in); got.Compare(want) != 0 {
 			t.Fatalf("forced lazy input\n%v\nwant\n%v", got, want)
 		}
+	}
+}
+
+// TestDecideFallsBackOnInterpreterError: when the interpreter cannot run a
+// plan as planned (a bug, not the policies' fault), topdown decides.
+func TestDecideFallsBackOnInterpreterError(t *testing.T) {
+	e := mustCompile(t)
+	broken := &ir.Policy{Plans: &ir.Plans{Plans: []*ir.Plan{{Name: "eval", Blocks: []*ir.Block{{Stmts: []ir.Stmt{
+		&ir.MakeObjectStmt{Target: 2},
+		&ir.ArrayAppendStmt{Value: ir.Operand{Value: ir.Bool(true)}, Array: 2},
+	}}}}}}}
+	prog, err := newProgram(broken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prog.eval(context.Background(), ast.NewTerm(ast.NewObject()), nil); err == nil || !strings.Contains(err.Error(), "append to a non-array") {
+		t.Fatalf("eval of the broken plan: %v", err)
+	}
+	want, err := e.Decide(context.Background(), agentInput())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.prog = prog
+	got, err := e.Decide(context.Background(), agentInput())
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("Decide with a broken plan = %+v, %v; want topdown's %+v", got, err, want)
 	}
 }
