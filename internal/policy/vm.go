@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"unicode/utf8"
 
@@ -93,6 +94,9 @@ func newProgram(pol *ir.Policy) (*program, error) {
 	p.nlocals = maxLocal(p.plan.Blocks, []ir.Local{ir.Input, ir.Data}) + 1
 	check := func(blocks []*ir.Block) error {
 		return walkStmts(blocks, func(s ir.Stmt) error {
+			if i := maxString(s); i >= len(p.strings) {
+				return fmt.Errorf("plan: string constant %d out of range", i)
+			}
 			switch s := s.(type) {
 			case *ir.WithStmt:
 				return errors.New("plan uses `with`")
@@ -165,6 +169,28 @@ func walkStmts(blocks []*ir.Block, f func(ir.Stmt) error) error {
 		}
 	}
 	return nil
+}
+
+// maxString is the highest string constant that s reads as an operand, -1
+// for none.
+func maxString(s ir.Stmt) int {
+	m := -1
+	v := reflect.ValueOf(s).Elem()
+	for i := range v.NumField() {
+		switch f := v.Field(i).Interface().(type) {
+		case ir.Operand:
+			if si, ok := f.Value.(ir.StringIndex); ok {
+				m = max(m, int(si))
+			}
+		case []ir.Operand:
+			for _, o := range f {
+				if si, ok := o.Value.(ir.StringIndex); ok {
+					m = max(m, int(si))
+				}
+			}
+		}
+	}
+	return m
 }
 
 // maxLocal is the highest local that blocks (or extra) use.
@@ -305,7 +331,15 @@ var emptyData = ast.NewTerm(ast.NewObject())
 
 // eval runs the program on input (which may be a lazy input value) and
 // returns the results it adds, with every value materialized.
-func (p *program) eval(ctx context.Context, input *ast.Term, cancel topdown.Cancel) ([]*ast.Term, error) {
+func (p *program) eval(ctx context.Context, input *ast.Term, cancel topdown.Cancel) (_ []*ast.Term, err error) {
+	// A panic is a fault of the interpreter on a plan it did not expect:
+	// an internal error (Decide falls back to topdown), and the machine,
+	// possibly half reset, is not reused.
+	defer func() {
+		if r := recover(); r != nil {
+			err = &internalError{fmt.Errorf("panic: %v", r)}
+		}
+	}()
 	m, _ := p.machines.Get().(*machine)
 	if m == nil {
 		m = &machine{
@@ -325,7 +359,6 @@ func (p *program) eval(ctx context.Context, input *ast.Term, cancel topdown.Canc
 	fr := &frame{locals: make([]*ast.Term, p.nlocals)}
 	fr.locals[ir.Input] = input
 	fr.locals[ir.Data] = emptyData
-	var err error
 	for _, b := range p.plan.Blocks {
 		if _, err = m.block(fr, b); err != nil {
 			break

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -366,24 +367,44 @@ func TestLazyInputIsInputValue(t *testing.T) {
 // plan as planned (a bug, not the policies' fault), topdown decides.
 func TestDecideFallsBackOnInterpreterError(t *testing.T) {
 	e := mustCompile(t)
-	broken := &ir.Policy{Plans: &ir.Plans{Plans: []*ir.Plan{{Name: "eval", Blocks: []*ir.Block{{Stmts: []ir.Stmt{
-		&ir.MakeObjectStmt{Target: 2},
-		&ir.ArrayAppendStmt{Value: ir.Operand{Value: ir.Bool(true)}, Array: 2},
-	}}}}}}}
-	prog, err := newProgram(broken)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := prog.eval(context.Background(), ast.NewTerm(ast.NewObject()), nil); err == nil || !strings.Contains(err.Error(), "append to a non-array") {
-		t.Fatalf("eval of the broken plan: %v", err)
-	}
 	want, err := e.Decide(context.Background(), agentInput())
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.prog = prog
-	got, err := e.Decide(context.Background(), agentInput())
-	if err != nil || !reflect.DeepEqual(got, want) {
-		t.Fatalf("Decide with a broken plan = %+v, %v; want topdown's %+v", got, err, want)
+	for fault, stmts := range map[string][]ir.Stmt{
+		"append to a non-array": {
+			&ir.MakeObjectStmt{Target: 2},
+			&ir.ArrayAppendStmt{Value: ir.Operand{Value: ir.Bool(true)}, Array: 2},
+		},
+		"panic": { // local 2 was never set
+			&ir.ObjectInsertStmt{Key: ir.Operand{Value: ir.Bool(true)}, Value: ir.Operand{Value: ir.Bool(true)}, Object: 2},
+		},
+	} {
+		broken := &ir.Policy{Plans: &ir.Plans{Plans: []*ir.Plan{{Name: "eval", Blocks: []*ir.Block{{Stmts: stmts}}}}}}
+		prog, err := newProgram(broken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ie *internalError
+		if _, err := prog.eval(context.Background(), ast.NewTerm(ast.NewObject()), nil); !errors.As(err, &ie) || !strings.Contains(err.Error(), fault) {
+			t.Fatalf("eval of a plan with %s: %v, want an internal error", fault, err)
+		}
+		e.prog = prog
+		got, err := e.Decide(context.Background(), agentInput())
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("Decide with a plan with %s = %+v, %v; want topdown's %+v", fault, got, err, want)
+		}
+	}
+}
+
+// TestNewProgramRefusesBadConstants: a plan reading a string constant it
+// does not have is refused when compiled, not when it runs.
+func TestNewProgramRefusesBadConstants(t *testing.T) {
+	bad := &ir.Policy{Static: &ir.Static{Strings: []*ir.StringConst{{Value: "a"}}},
+		Plans: &ir.Plans{Plans: []*ir.Plan{{Name: "eval", Blocks: []*ir.Block{{Stmts: []ir.Stmt{
+			&ir.AssignVarStmt{Source: ir.Operand{Value: ir.StringIndex(1)}, Target: 2},
+		}}}}}}}
+	if _, err := newProgram(bad); err == nil || !strings.Contains(err.Error(), "string constant 1 out of range") {
+		t.Fatalf("newProgram = %v", err)
 	}
 }
