@@ -19,13 +19,6 @@ func inputValue(in *pr.Input) ast.Value {
 	return buildAll(&b, in, inputFields)
 }
 
-// lazyObjectValue is a lazyObject of any Go type.
-type lazyObjectValue interface {
-	lazyValue
-	get(key *ast.Term) *ast.Term
-	object() ast.Object
-}
-
 // A field of an object of the input document: its key and how to build its
 // value from the Go value it comes from. inputValue builds every field of
 // every object; lazyObject (for the plan interpreter) only those a policy
@@ -109,6 +102,13 @@ func newLazyInput(in *pr.Input) *ast.Term {
 type lazyValue interface {
 	ast.Value
 	force() ast.Value
+}
+
+// lazyObjectValue is a lazyObject of any Go type.
+type lazyObjectValue interface {
+	lazyValue
+	get(key *ast.Term) *ast.Term
+	object() ast.Object
 }
 
 // lazyObject is an object of the input document converted field by field.
