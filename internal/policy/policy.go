@@ -65,6 +65,11 @@ func Compile(ctx context.Context, fsys fs.FS) (*Engine, error) {
 		e.files = append(e.files, s.name)
 	}
 	e.prog, e.planErr = planSources(ctx, srcs)
+	if e.prog != nil {
+		if err := selfCheckEngine(ctx, e); err != nil {
+			e.prog, e.planErr = nil, err
+		}
+	}
 	return e, nil
 }
 
@@ -179,6 +184,11 @@ func (e *Engine) Decide(ctx context.Context, in *pr.Input) (pr.Decision, error) 
 		}
 		// The interpreter could not run the plan: topdown decides.
 	}
+	return e.decideTopdown(ctx, in)
+}
+
+// decideTopdown is Decide with OPA's topdown evaluator.
+func (e *Engine) decideTopdown(ctx context.Context, in *pr.Input) (pr.Decision, error) {
 	// Cancellation follows ctx through context.AfterFunc rather than the
 	// goroutine OPA starts per evaluation otherwise, and no metrics are
 	// collected (Decide reports none).

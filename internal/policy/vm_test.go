@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
-	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/ir"
@@ -20,95 +19,6 @@ import (
 	"github.com/mergeguard/guard/internal/pr"
 	"github.com/mergeguard/guard/policies"
 )
-
-// randomInput is an annotated input drawn from r: agent and human PRs,
-// reviews of every state by humans, bots, agents, the author and
-// committers, on the head and on other commits, with equal, missing and
-// ordered times; overrides that match and do not; freezes of every kind,
-// with good, bad and no ends; markers and labels; zones that exist and one
-// that does not. Every branch of the policies is reachable.
-func randomInput(r *rand.Rand) *pr.Input {
-	pick := func(xs ...string) string { return xs[r.IntN(len(xs))] }
-	logins := []string{"alice", "bob", "carol", "coder[bot]", "Alice", "dependabot[bot]", "ci-agent"}
-	account := func() pr.Account {
-		l := pick(logins...)
-		t := "User"
-		if strings.HasSuffix(l, "[bot]") || r.IntN(6) == 0 {
-			t = "Bot"
-		}
-		return pr.Account{Login: l, Type: t, Agent: l == "coder[bot]" || l == "ci-agent" || r.IntN(8) == 0}
-	}
-	shas := []string{headSHA, "0000000111111122222223333333444444455555", "abc", ""}
-	in := agentInput()
-	in.AgentPR = r.IntN(4) != 0
-	if !in.AgentPR {
-		in.AgentReasons = nil
-	} else if r.IntN(3) == 0 {
-		in.AgentReasons = append(in.AgentReasons, "pushed by @ci-agent")
-	}
-	in.PullRequest.Author = account()
-	in.PullRequest.HeadSHA = pick(headSHA, headSHA, "", "short")
-	in.PullRequest.BaseRef = pick("main", "release/1.2", "")
-	if r.IntN(3) == 0 {
-		in.PullRequest.Labels = []string{pick("quarantine", "Quarantine", "bug", "QUARANTINE")}
-	}
-	if r.IntN(4) == 0 {
-		in.PullRequest.AutoMerge = &pr.AutoMerge{EnabledBy: account(), MergeMethod: "squash"}
-	}
-	in.Commits = nil
-	for range r.IntN(4) {
-		in.Commits = append(in.Commits, pr.Commit{SHA: pick(shas...),
-			Author:    pr.Person{Name: "x", Account: account()},
-			Committer: pr.Person{Name: "y", Account: pr.Account{Login: pick("web-flow", "bob", "")}},
-		})
-	}
-	at := time.Date(2026, 3, 3, 19, 0, 0, 0, time.UTC)
-	for i := range r.IntN(6) {
-		rv := pr.Review{ID: int64(r.IntN(4)), User: account(), State: pick("APPROVED", "APPROVED", "CHANGES_REQUESTED", "DISMISSED", "COMMENTED", "PENDING"),
-			CommitID: pick(shas...), Approver: r.IntN(4) != 0}
-		switch r.IntN(3) {
-		case 0:
-			rv.SubmittedAt = at.Add(time.Duration(i) * time.Minute)
-		case 1:
-			rv.SubmittedAt = at
-		}
-		in.Reviews = append(in.Reviews, rv)
-	}
-	for range r.IntN(4) {
-		o := pr.Override{Kind: pick("approve", "override", "bogus"), Actor: pick(logins...), Reason: pick("ok", "", "hotfix %s"),
-			HeadSHA: pick(headSHA, headSHA, "other"), BaseRef: pick("main", "release/1.2", ""), At: at}
-		if r.IntN(2) == 0 {
-			o.Rules = []string{pick("merge_freeze", "incident_freeze", "agent_self_merge")}
-		}
-		if r.IntN(2) == 0 {
-			o.Freezes = []string{pick("friday-deploys", "INC-1", "")}
-		}
-		in.Overrides = append(in.Overrides, o)
-	}
-	in.Time.BusinessHours = r.IntN(2) == 0
-	in.Time.Holiday = r.IntN(5) == 0
-	in.Time.Timezone = pick("America/New_York", "Asia/Kolkata", "", "Mars/Base")
-	in.Time.Weekday = pick("tue", "sat", "")
-	for range r.IntN(3) {
-		in.Time.Freezes = append(in.Time.Freezes, pr.Freeze{
-			Name: pick("friday-deploys", "INC-1", "", `say "hi"`), Kind: pick("weekly", "window", "incident", "other"),
-			AppliesTo: pick("agents", "everyone", ""), Until: pick("2026-03-09T08:00:00-04:00", "", "soon"),
-			Reason: pick("", "db failover"), By: pick("", "schedule", "carol"),
-		})
-	}
-	in.QuarantineFiles = []string{".github/quarantine.yml"}
-	for i := range r.IntN(5) {
-		f := pr.File{Filename: fmt.Sprintf("pkg/f%d_test.go", r.IntN(3)), Status: pick("added", "modified", "odd"), Additions: 3, Markers: []pr.Marker{}}
-		for range r.IntN(3) {
-			f.Markers = append(f.Markers, pr.Marker{Line: r.IntN(4), Text: strings.Repeat("t.Skip() ", r.IntN(40)), Kind: "go:t.Skip"})
-		}
-		if len(f.Markers) > 0 {
-			in.MarkedFiles = append(in.MarkedFiles, i)
-		}
-		in.Files = append(in.Files, f)
-	}
-	return in
-}
 
 // TestProgramMatchesTopdown decides random inputs with the plan
 // interpreter and with OPA's topdown evaluator: the decisions must be the
@@ -406,5 +316,43 @@ func TestNewProgramRefusesBadConstants(t *testing.T) {
 		}}}}}}}
 	if _, err := newProgram(bad); err == nil || !strings.Contains(err.Error(), "string constant 1 out of range") {
 		t.Fatalf("newProgram = %v", err)
+	}
+}
+
+// TestSelfCheck: Compile trusts the plan interpreter with a policy set only
+// when both evaluators decide the sample inputs alike, refusals included.
+func TestSelfCheck(t *testing.T) {
+	allow := func(*pr.Input) (pr.Decision, error) { return pr.Decision{Outcome: pr.Allow}, nil }
+	if err := selfCheck(allow, allow); err != nil {
+		t.Fatalf("agreeing evaluators: %v", err)
+	}
+	n := 0
+	differs := func(in *pr.Input) (pr.Decision, error) {
+		if n++; n == 5 {
+			return pr.Decision{Outcome: pr.Block}, nil
+		}
+		return allow(in)
+	}
+	if err := selfCheck(differs, allow); err == nil || !strings.Contains(err.Error(), "sample input 4") {
+		t.Errorf("a plan deciding one sample differently: %v", err)
+	}
+	refuses := func(*pr.Input) (pr.Decision, error) { return pr.Decision{}, errors.New("undefined") }
+	if err := selfCheck(refuses, allow); err == nil {
+		t.Error("a plan refusing what topdown decides passed the self-check")
+	}
+	// The samples reach every outcome of the embedded policies.
+	e := mustCompile(t)
+	seen := map[pr.Outcome]bool{}
+	if err := selfCheck(func(in *pr.Input) (pr.Decision, error) {
+		d, err := e.decideTopdown(context.Background(), in)
+		seen[d.Outcome] = err == nil
+		return d, err
+	}, func(in *pr.Input) (pr.Decision, error) { return e.decideTopdown(context.Background(), in) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []pr.Outcome{pr.Allow, pr.Escalate, pr.Block} {
+		if !seen[o] {
+			t.Errorf("no sample input is decided %s", o)
+		}
 	}
 }
