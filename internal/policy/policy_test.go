@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
-	"time"
 
 	"github.com/mergeguard/guard/internal/pr"
 	"github.com/mergeguard/guard/internal/quarantine"
@@ -25,36 +24,16 @@ func mustCompile(tb testing.TB) *Engine {
 	return e
 }
 
-const headSHA = "1111111111111111111111111111111111111111"
+const headSHA = sampleHead
 
 var (
 	agentAccount = pr.Account{Login: "coder[bot]", Type: "Bot", Agent: true}
 	alice        = pr.Account{Login: "alice", Type: "User"}
 )
 
-// agentInput is an agent's PR on a Tuesday afternoon with no reviews.
-func agentInput() *pr.Input {
-	at := time.Date(2026, 3, 3, 19, 0, 0, 0, time.UTC)
-	return &pr.Input{
-		Version:    pr.InputVersion,
-		Event:      pr.Event{Name: "pull_request", Action: "synchronize", Sender: agentAccount},
-		Repository: pr.Repository{Owner: "acme", Name: "shop", FullName: "acme/shop", DefaultBranch: "main"},
-		PullRequest: pr.PullRequest{
-			Number: 7, State: "open", Author: agentAccount, HeadSHA: headSHA, BaseRef: "main",
-			CreatedAt: at.Add(-time.Hour), UpdatedAt: at,
-		},
-		AgentPR:      true,
-		AgentReasons: []string{"author @coder[bot] is an agent"},
-		Commits: []pr.Commit{{SHA: headSHA,
-			Author:    pr.Person{Name: "coder", Account: agentAccount, Date: at},
-			Committer: pr.Person{Name: "GitHub", Account: pr.Account{Login: "web-flow", Type: "User"}, Date: at},
-		}},
-		Time: pr.Clock{
-			Now: "2026-03-03T19:00:00Z", Local: "2026-03-03T14:00:00-05:00", Timezone: "America/New_York",
-			Weekday: "tue", BusinessHours: true,
-		},
-	}
-}
+// agentInput is an agent's PR on a Tuesday afternoon with no reviews, by
+// agentAccount, at headSHA.
+func agentInput() *pr.Input { return sampleBase() }
 
 func TestDecideBuiltinPolicies(t *testing.T) {
 	e := mustCompile(t)
