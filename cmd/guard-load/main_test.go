@@ -1,10 +1,17 @@
 package main
 
 import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/mergeguard/guard/internal/webhook"
 )
 
 func TestParse(t *testing.T) {
@@ -129,5 +136,55 @@ func TestBodies(t *testing.T) {
 	}
 	if _, err := w.bodies(t.TempDir()); err == nil {
 		t.Fatal("no error for a directory without payloads")
+	}
+}
+
+// TestConnSend: the throughput phase's hand-written requests are what
+// net/http's server reads as GitHub's: method, path, the four headers and
+// the body; the connection is kept alive, and after the server closes it
+// the next send dials again.
+func TestConnSend(t *testing.T) {
+	var mu sync.Mutex
+	var got []*http.Request
+	var bodies []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got, bodies = append(got, r), append(bodies, string(b))
+		n := len(got)
+		mu.Unlock()
+		if n == 2 {
+			w.Header().Set("Connection", "close")
+		}
+		w.WriteHeader(http.StatusAccepted)
+		io.WriteString(w, `{"ok":true}`)
+	}))
+	defer srv.Close()
+	c := (&sender{base: srv.URL}).conn()
+	defer c.close()
+	body := []byte(`{"action":"opened"}`)
+	d := delivery{event: "pull_request", body: body, sig: webhook.Sign([]byte(secret), body)}
+	var remotes []string
+	for i := range 3 {
+		code, err := c.send(d)
+		if err != nil || code != http.StatusAccepted {
+			t.Fatalf("send %d: %d, %v", i, code, err)
+		}
+		mu.Lock()
+		remotes = append(remotes, got[i].RemoteAddr)
+		mu.Unlock()
+	}
+	for i, r := range got {
+		if r.Method != http.MethodPost || r.URL.Path != "/webhook" || bodies[i] != string(body) ||
+			r.Header.Get("Content-Type") != "application/json" || r.Header.Get("X-GitHub-Event") != "pull_request" ||
+			r.Header.Get("X-GitHub-Delivery") != fmt.Sprintf("load-%d", i+1) || r.Header.Get("X-Hub-Signature-256") != d.sig {
+			t.Errorf("request %d: %s %s %v %q", i, r.Method, r.URL.Path, r.Header, bodies[i])
+		}
+		if err := webhook.Verify(r.Header.Get("X-Hub-Signature-256"), []byte(bodies[i]), []byte(secret)); err != nil {
+			t.Errorf("request %d: signature: %v", i, err)
+		}
+	}
+	if remotes[0] != remotes[1] || remotes[1] == remotes[2] {
+		t.Errorf("connections %v: want the first kept alive and a new one after the server closed it", remotes)
 	}
 }
