@@ -11,7 +11,7 @@
 //     package ir) for the interpreter in vm.go, which Decide then uses: it
 //     runs the plan over a lazily converted input (input.go) with OPA's own
 //     built-in functions. A plan the interpreter does not run (`with`,
-//     dynamic data references, walk) leaves the engine on OPA's topdown
+//     dynamic data references, object merges, walk) leaves the engine on OPA's topdown
 //     evaluator, and so does one that decides any of 64 sample inputs
 //     (selfcheck.go) other than topdown does; Evaluator says which. Both
 //     give the same decisions (vm_test.go).

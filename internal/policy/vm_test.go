@@ -231,6 +231,7 @@ func TestCompileFallsBackToTopdown(t *testing.T) {
 		"with":         "used := y if { y := input.y with input.y as 1 }\n",
 		"dynamic data": "names := {\"a\"}\nused := [v | some k in names; v := data.other[k]]\n",
 		"a relation":   "used := count([p | walk(input.pull_request, [p, _])])\n",
+		"nested rules": "used := count(object.keys(tree))\ntree.a.b := 1\ntree.a.c := 2\n",
 	} {
 		fsys := fstest.MapFS{
 			"p.rego": {Data: []byte("package guard\n" + src + decide)},
