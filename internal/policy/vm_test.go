@@ -182,6 +182,12 @@ default any_one := false`,
 		"sets and membership": `package guard
 s := {x | some x in input.xs}
 decision := {"u": s | {9}, "i": s & {1, 2}, "d": s - {1}, "in": [b | some x in [1, 5]; b := x in s], "sorted": sort(s), "obj_in": "a" in object.keys(input.o)}`,
+		"destructuring": `package guard
+pairs := [a | some [a, _] in [[1, 2], [3, 4], "x", [5]]]
+objs := [v | some o in [{"k": 1}, {"j": 2}, {"k": 3, "z": 0}]; {"k": v} = o]
+from_input := [x | some [x, _] in [input.xs, input.o]]
+never if false
+decision := {"pairs": pairs, "objs": objs, "from_input": from_input, "never": [x | never; x := 1]}`,
 		"object literals with lazy parts": `package guard
 decision := {"same": input == input, "o_eq": input.o == {"a": 1, "b": 2, "c": [1, {"d": true}]}, "in_set": {input.o} == {input.o}, "xs": input.xs}`,
 	}
