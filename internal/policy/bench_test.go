@@ -256,7 +256,7 @@ func BenchmarkPlanEvalOnly(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	reportQuantiles(b, func() {
-		if _, err := e.prog.eval(ctx, v, nil); err != nil {
+		if _, err := e.prog.eval(ctx, v); err != nil {
 			b.Fatal(err)
 		}
 	})

@@ -73,16 +73,6 @@ func Compile(ctx context.Context, fsys fs.FS) (*Engine, error) {
 	return e, nil
 }
 
-// compileTopdown is Compile without the plan: Decide evaluates with topdown.
-func compileTopdown(ctx context.Context, fsys fs.FS) (*Engine, error) {
-	e, err := Compile(ctx, fsys)
-	if err != nil {
-		return nil, err
-	}
-	e.prog, e.planErr = nil, errors.New("topdown requested")
-	return e, nil
-}
-
 // regoOptions are the options that compile srcs for data.guard.decision,
 // with freshly parsed modules (OPA's compiler rewrites the modules it is
 // given, so each compilation gets its own).
@@ -218,7 +208,7 @@ func (e *Engine) decideTopdown(ctx context.Context, in *pr.Input) (pr.Decision, 
 
 // decidePlan is Decide with the plan interpreter.
 func (e *Engine) decidePlan(ctx context.Context, in *pr.Input) (pr.Decision, error) {
-	rs, err := e.prog.eval(ctx, newLazyInput(in), nil)
+	rs, err := e.prog.eval(ctx, newLazyInput(in))
 	if err != nil {
 		return pr.Decision{}, fmt.Errorf("evaluate %s: %w", Query, err)
 	}

@@ -46,9 +46,7 @@ type program struct {
 
 type function struct {
 	index   int
-	name    string
 	params  []ir.Local
-	ret     ir.Local
 	blocks  []*ir.Block
 	nlocals int
 	// memo: a function of input and data alone (a rule, not a Rego
@@ -85,7 +83,7 @@ func newProgram(pol *ir.Policy) (*program, error) {
 			if len(f.Params) < 2 {
 				return nil, fmt.Errorf("plan: function %s has %d parameters, want input and data first", f.Name, len(f.Params))
 			}
-			fn := &function{index: i, name: f.Name, params: f.Params, ret: f.Return, blocks: f.Blocks, memo: len(f.Params) == 2}
+			fn := &function{index: i, params: f.Params, blocks: f.Blocks, memo: len(f.Params) == 2}
 			fn.nlocals = maxLocal(f.Blocks, append(append([]ir.Local(nil), f.Params...), f.Return)) + 1
 			p.funcs = append(p.funcs, fn)
 			byName[f.Name] = fn
@@ -313,7 +311,6 @@ type machine struct {
 	p       *program
 	ctx     context.Context
 	bctx    topdown.BuiltinContext
-	cancel  topdown.Cancel
 	memo    []*ast.Term
 	memoSet []bool
 	results []*ast.Term
@@ -336,7 +333,7 @@ var emptyData = ast.NewTerm(ast.NewObject())
 
 // eval runs the program on input (which may be a lazy input value) and
 // returns the results it adds, with every value materialized.
-func (p *program) eval(ctx context.Context, input *ast.Term, cancel topdown.Cancel) (_ []*ast.Term, err error) {
+func (p *program) eval(ctx context.Context, input *ast.Term) (_ []*ast.Term, err error) {
 	// A panic is a fault of the interpreter on a plan it did not expect:
 	// an internal error (Decide falls back to topdown), and the machine,
 	// possibly half reset, is not reused.
@@ -345,6 +342,9 @@ func (p *program) eval(ctx context.Context, input *ast.Term, cancel topdown.Canc
 			err = &internalError{fmt.Errorf("panic: %v", r)}
 		}
 	}()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	m, _ := p.machines.Get().(*machine)
 	if m == nil {
 		m = &machine{
@@ -354,11 +354,10 @@ func (p *program) eval(ctx context.Context, input *ast.Term, cancel topdown.Canc
 		}
 		m.captureFn = m.capture
 	}
-	m.ctx, m.cancel = ctx, cancel
+	m.ctx = ctx
 	m.bctx = topdown.BuiltinContext{
 		Context: ctx,
 		Metrics: metrics.NoOp(),
-		Cancel:  cancel,
 		Cache:   builtins.Cache{},
 	}
 	fr := &frame{locals: make([]*ast.Term, p.nlocals)}
@@ -374,7 +373,7 @@ func (p *program) eval(ctx context.Context, input *ast.Term, cancel topdown.Canc
 	clear(m.memo)
 	clear(m.memoSet)
 	clear(m.args[:cap(m.args)])
-	m.results, m.out, m.ctx, m.cancel, m.bctx, m.steps = nil, nil, nil, nil, topdown.BuiltinContext{}, 0
+	m.results, m.out, m.ctx, m.bctx, m.steps = nil, nil, nil, topdown.BuiltinContext{}, 0
 	p.machines.Put(m)
 	if err != nil {
 		return nil, err
@@ -753,14 +752,12 @@ func (m *machine) invoke(fn *function, caller []*ast.Term, args []ir.Operand) (*
 	return result, err
 }
 
-// tick checks for cancellation now and then.
+// tick checks the context now and then (every 1,024 calls and loop steps;
+// eval checks it before it starts).
 func (m *machine) tick() error {
 	m.steps++
 	if m.steps&1023 != 0 {
 		return nil
-	}
-	if m.cancel != nil && m.cancel.Cancelled() {
-		return errors.New("evaluation cancelled")
 	}
 	return m.ctx.Err()
 }

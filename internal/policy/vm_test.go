@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -65,6 +66,16 @@ func FuzzProgramMatchesTopdown(f *testing.F) {
 	})
 }
 
+// compileTopdown is Compile without the plan: Decide evaluates with topdown.
+func compileTopdown(ctx context.Context, fsys fs.FS) (*Engine, error) {
+	e, err := Compile(ctx, fsys)
+	if err != nil {
+		return nil, err
+	}
+	e.prog, e.planErr = nil, errors.New("topdown requested")
+	return e, nil
+}
+
 func bothEngines(tb testing.TB) (plan, top *Engine) {
 	tb.Helper()
 	plan = mustCompile(tb)
@@ -118,7 +129,7 @@ func evalBoth(t *testing.T, module, input string) (plan, top ast.Value, planErr,
 	if err != nil {
 		return nil, top, err, topErr, nil
 	}
-	res, planErr := prog.eval(ctx, ast.NewTerm(v), nil)
+	res, planErr := prog.eval(ctx, ast.NewTerm(v))
 	if planErr == nil && len(res) == 1 {
 		// Through JSON, as Decide reads it and as rego gives topdown's.
 		res[0].Value.(ast.Object).Foreach(func(_, t *ast.Term) {
@@ -303,7 +314,7 @@ func TestDecideFallsBackOnInterpreterError(t *testing.T) {
 			t.Fatal(err)
 		}
 		var ie *internalError
-		if _, err := prog.eval(context.Background(), ast.NewTerm(ast.NewObject()), nil); !errors.As(err, &ie) || !strings.Contains(err.Error(), fault) {
+		if _, err := prog.eval(context.Background(), ast.NewTerm(ast.NewObject())); !errors.As(err, &ie) || !strings.Contains(err.Error(), fault) {
 			t.Fatalf("eval of a plan with %s: %v, want an internal error", fault, err)
 		}
 		e.prog = prog
@@ -360,6 +371,19 @@ func TestSelfCheck(t *testing.T) {
 	for _, o := range []pr.Outcome{pr.Allow, pr.Escalate, pr.Block} {
 		if !seen[o] {
 			t.Errorf("no sample input is decided %s", o)
+		}
+	}
+}
+
+// TestDecideHonoursCancellation: a cancelled context stops a decision in
+// both evaluators, with the context's error.
+func TestDecideHonoursCancellation(t *testing.T) {
+	plan, top := bothEngines(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for name, e := range map[string]*Engine{"plan": plan, "topdown": top} {
+		if d, err := e.Decide(ctx, agentInput()); !errors.Is(err, context.Canceled) {
+			t.Errorf("%s: Decide with a cancelled context = %+v, %v; want context.Canceled", name, d, err)
 		}
 	}
 }
