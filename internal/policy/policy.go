@@ -166,6 +166,11 @@ func (e *Engine) Decide(ctx context.Context, in *pr.Input) (pr.Decision, error) 
 	if err := checkAnnotated(in); err != nil {
 		return pr.Decision{}, err
 	}
+	// Topdown notices a cancelled context only through a callback that may
+	// run after a short evaluation ends: look first, for both evaluators.
+	if err := ctx.Err(); err != nil {
+		return pr.Decision{}, fmt.Errorf("evaluate %s: %w", Query, err)
+	}
 	if e.prog != nil {
 		d, err := e.decidePlan(ctx, in)
 		var ie *internalError
