@@ -163,10 +163,17 @@ func (s *Store) Accept(ctx context.Context, d Delivery) (seq int64, fresh bool, 
 func (s *Store) writer() {
 	defer close(s.writerDone)
 	batch := make([]acceptReq, 0, maxBatch)
+	var finish chan struct{} // nil (never ready) without a checkpointer
+	if s.ckpt != nil {
+		finish = s.ckpt.finish
+	}
 	for {
 		select {
 		case <-s.quit:
 			return
+		case <-finish:
+			s.finishCheckpoint()
+			continue
 		case r := <-s.accepts:
 			batch = append(batch[:0], r)
 		}
@@ -276,6 +283,7 @@ func (s *Store) commitAccepts(batch []acceptReq) []acceptRes {
 	if err := tx.Commit(); err != nil {
 		return fail(err)
 	}
+	s.wrote.Store(true)
 	return res
 }
 

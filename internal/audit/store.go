@@ -60,11 +60,6 @@ const busyTimeout = 10 * time.Second
 // maxBatch bounds how many Accepts share one transaction.
 const maxBatch = 512
 
-// checkpointPages is the WAL size (pages) at which a commit also copies the
-// WAL into the database file. Small checkpoints keep the commit that runs
-// one short (it delays the Accepts batched behind it).
-const checkpointPages = 1000
-
 // Store is the guard's SQLite database. Create it with Open.
 type Store struct {
 	w   *sql.DB // the one writer connection (and, for ":memory:", the only one)
@@ -79,6 +74,8 @@ type Store struct {
 	quit       chan struct{}
 	writerDone chan struct{}
 	closeOnce  sync.Once
+	ckpt       *checkpointer // nil for ":memory:"
+	wrote      atomic.Bool   // a transaction committed since the checkpointer last looked
 	closeErr   error
 }
 
@@ -159,7 +156,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 	memory := path == ":memory:"
 	conn := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=wal_autocheckpoint(%d)&_txlock=immediate",
-		busyTimeout.Milliseconds(), checkpointPages)
+		busyTimeout.Milliseconds(), safetyCheckpointPages)
 	w, err := sql.Open("sqlite", path+"?"+conn)
 	if err != nil {
 		return nil, fmt.Errorf("open audit store %s: %w", path, err)
@@ -195,6 +192,16 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		}
 		w.Close()
 		return nil, fmt.Errorf("open audit store %s: %w", path, err)
+	}
+	if !memory {
+		c, err := startCheckpointer(path, &s.wrote)
+		if err != nil {
+			s.wq.close()
+			s.r.Close()
+			w.Close()
+			return nil, fmt.Errorf("open audit store %s: %w", path, err)
+		}
+		s.ckpt = c
 	}
 	go s.writer()
 	return s, nil
@@ -296,9 +303,12 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.quit)
 		<-s.writerDone
+		var errs []error
+		if s.ckpt != nil {
+			errs = append(errs, s.ckpt.close())
+		}
 		s.rq.close()
 		s.wq.close()
-		var errs []error
 		if s.r != s.w {
 			errs = append(errs, s.r.Close())
 		}
@@ -357,7 +367,11 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := fn(tx); err != nil {
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	s.wrote.Store(true)
+	return nil
 }
 
 // nowUTC is the store's clock in UTC without a monotonic reading.
