@@ -70,7 +70,9 @@ type Options struct {
 	// served from the ETag cache, remaining is X-RateLimit-Remaining (-1
 	// when absent). It must be fast and safe for concurrent use.
 	OnCall func(method, route string, status int, cached bool, remaining int)
-	// CacheEntries bounds the ETag cache (default 2000 responses, 64 MiB).
+	// CacheEntries bounds the ETag cache (default 20,000 answers); its
+	// bytes are bounded too (32 MiB, bodies compressed), which binds first
+	// for typical answers: ~8,000 of them, enough for ~2,500 open agent PRs.
 	CacheEntries int
 	// DirectoryTTL is how long team memberships and permissions are cached
 	// (default 5 minutes); DirectoryEntries bounds that cache (default 10000).
@@ -83,10 +85,10 @@ const (
 	DefaultBaseURL      = "https://api.github.com/"
 	DefaultMaxRetries   = 4
 	DefaultMaxWait      = 60 * time.Second
-	DefaultCacheEntries = 2000
+	DefaultCacheEntries = 20000
 	DefaultDirectoryTTL = 5 * time.Minute
 	defaultDirEntries   = 10000
-	cacheBytes          = 64 << 20
+	cacheBytes          = 32 << 20
 )
 
 // Errors a caller can classify with errors.Is.

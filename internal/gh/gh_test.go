@@ -10,8 +10,10 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -377,17 +379,62 @@ func TestETagReuse(t *testing.T) {
 }
 
 func TestETagCacheIsBounded(t *testing.T) {
-	c := newETagCache(2, 10)
-	c.put("a", &cacheEntry{etag: "1", body: []byte("aaaa")})
-	c.put("b", &cacheEntry{etag: "2", body: []byte("bbbb")})
-	c.get("a")
-	c.put("c", &cacheEntry{etag: "3", body: []byte("cc")})
-	if c.get("b") != nil || c.get("a") == nil || c.get("c") == nil {
+	entry := func(key, body string) *cacheEntry {
+		return newCacheEntry(key, http.Header{"Etag": {`"` + key + `"`}}, []byte(body))
+	}
+	a, b, c := entry("a", "aaaa"), entry("b", "bbbb"), entry("c", "cc")
+	cache := newETagCache(2, a.size+b.size+c.size)
+	cache.put("a", a)
+	cache.put("b", b)
+	cache.get("a")
+	cache.put("c", c)
+	if cache.get("b") != nil || cache.get("a") == nil || cache.get("c") == nil {
 		t.Fatal("least recently used entry not evicted by count")
 	}
-	c.put("d", &cacheEntry{etag: "4", body: []byte("ddddddddd")})
-	if c.len() != 1 || c.get("d") == nil {
-		t.Fatalf("byte bound not kept: %d entries", c.len())
+	d := entry("d", strings.Repeat("d", 4000)+"x")
+	cache.maxBytes = d.size
+	cache.put("d", d)
+	if cache.len() != 1 || cache.get("d") == nil || cache.bytes != d.size {
+		t.Fatalf("byte bound not kept: %d entries, %d bytes", cache.len(), cache.bytes)
+	}
+	cache.remove("d")
+	if cache.len() != 0 || cache.bytes != 0 {
+		t.Fatalf("after remove: %d entries, %d bytes", cache.len(), cache.bytes)
+	}
+}
+
+// A cached answer keeps its body (compressed) and the headers a client
+// reads, not the rest; served again it is the same answer, with the 304's
+// rate-limit headers.
+func TestCacheEntryKeepsWhatClientsRead(t *testing.T) {
+	body := []byte(strings.Repeat(`{"sha":"0123456789abcdef0123456789abcdef01234567","url":"https://api.github.com/repos/acme/widgets/commits/0123456789abcdef"},`, 40))
+	h := http.Header{
+		"Etag":                      {`W/"abc"`},
+		"Link":                      {`<https://api.github.com/repositories/1/pulls/1/commits?page=2>; rel="next"`},
+		"Content-Type":              {"application/json; charset=utf-8"},
+		"X-Ratelimit-Remaining":     {"4999"},
+		"Content-Security-Policy":   {"default-src 'none'"},
+		"Strict-Transport-Security": {"max-age=31536000; includeSubdomains; preload"},
+	}
+	e := newCacheEntry("k", h, body)
+	if e.etag != `W/"abc"` || e.header.Get("Content-Security-Policy") != "" || e.header.Get("Strict-Transport-Security") != "" {
+		t.Fatalf("kept headers %v, etag %q", e.header, e.etag)
+	}
+	if e.size >= len(body) {
+		t.Errorf("entry of %d bytes for a %d-byte body: not compressed", e.size, len(body))
+	}
+	resp, err := e.response(httptest.NewRequest("GET", "/x", nil), http.Header{"X-Ratelimit-Remaining": {"4998"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	if !bytes.Equal(got, body) || resp.Header.Get("Link") != h.Get("Link") || resp.Header.Get("X-Ratelimit-Remaining") != "4998" ||
+		resp.Header.Get("Content-Type") != h.Get("Content-Type") || resp.Header.Get("X-From-Cache") != "1" {
+		t.Fatalf("served %d bytes, headers %v", len(got), resp.Header)
+	}
+	e.body = []byte("not s2")
+	if _, err := e.response(httptest.NewRequest("GET", "/x", nil), nil); err == nil {
+		t.Fatal("a corrupt entry was served")
 	}
 }
 

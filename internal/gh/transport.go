@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/klauspost/compress/s2"
 )
 
 // baseBackoff is the first retry's nominal wait; it doubles per attempt.
@@ -160,7 +162,16 @@ func (t *transport) roundTrip(req *http.Request, scope string) (*http.Response, 
 		switch {
 		case resp.StatusCode == http.StatusNotModified && cached != nil:
 			drain(resp)
-			return cached.response(req, resp.Header), nil
+			out, err := cached.response(req, resp.Header)
+			if err != nil {
+				// Not expected (the cache encoded it): forget the entry
+				// and ask again without a condition.
+				t.cache.remove(key)
+				t.log.LogAttrs(ctx, slog.LevelWarn, "GitHub answer cache entry unreadable", slog.String("route", route), slog.String("err", err.Error()))
+				cached = nil
+				continue
+			}
+			return out, nil
 
 		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusForbidden:
 			d, limited, primary := rateLimitWait(resp, remaining)
@@ -195,7 +206,7 @@ func (t *transport) roundTrip(req *http.Request, scope string) (*http.Response, 
 				return nil, &Error{Kind: ErrUnavailable, Status: resp.StatusCode, Err: fmt.Errorf("%s %s: read body: %w", method, route, err)}
 			}
 			if len(b) <= maxCachedBody {
-				t.cache.put(key, &cacheEntry{etag: resp.Header.Get("ETag"), header: resp.Header.Clone(), body: b})
+				t.cache.put(key, newCacheEntry(key, resp.Header, b))
 			}
 			resp.Body = io.NopCloser(bytes.NewReader(b))
 		}
@@ -287,16 +298,54 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// cacheEntry is a cached 200 answer.
+// cacheEntry is a cached 200 answer: the headers a client reads from it and
+// the body, compressed with S2 (GitHub's JSON shrinks 5-8x; decoding a
+// 30 KB answer takes ~10 µs). An agent PR keeps about three answers cached
+// (commits, reviews, the PR), so the entry size is what bounds how many
+// open agent PRs stay at their GitHub call budget.
 type cacheEntry struct {
 	etag   string
 	header http.Header
-	body   []byte
+	body   []byte // S2-compressed
+	size   int    // bytes the entry holds, for the cache's byte bound
 }
+
+// cachedHeaders are the headers of a 200 that a cached answer keeps: what
+// go-github reads (pagination links, rate limits, token expiry, request id)
+// and the entity's own. The rest (security, CORS, caching headers) would
+// take more room than the body of a small answer.
+var cachedHeaders = []string{
+	"Content-Type", "Etag", "Last-Modified", "Link",
+	"X-Github-Media-Type", "X-Github-Request-Id", "Github-Authentication-Token-Expiration",
+	"X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset", "X-Ratelimit-Used", "X-Ratelimit-Resource",
+}
+
+// newCacheEntry keeps the answer with body b.
+func newCacheEntry(key string, h http.Header, b []byte) *cacheEntry {
+	e := &cacheEntry{etag: h.Get("ETag"), header: make(http.Header, 8), body: s2.Encode(nil, b)}
+	e.size = len(key) + len(e.body) + entryOverhead
+	for _, k := range cachedHeaders {
+		if vs, ok := h[k]; ok {
+			e.header[k] = vs
+			for _, v := range vs {
+				e.size += len(k) + len(v) + 16
+			}
+		}
+	}
+	return e
+}
+
+// entryOverhead approximates an entry's fixed cost (structs, map and list
+// slots).
+const entryOverhead = 256
 
 // response rebuilds the cached answer for req, with the fresh rate-limit
 // headers of the 304.
-func (e *cacheEntry) response(req *http.Request, fresh http.Header) *http.Response {
+func (e *cacheEntry) response(req *http.Request, fresh http.Header) (*http.Response, error) {
+	body, err := s2.Decode(nil, e.body)
+	if err != nil {
+		return nil, fmt.Errorf("cached answer: %w", err)
+	}
 	h := e.header.Clone()
 	for k, vs := range fresh {
 		if strings.HasPrefix(strings.ToLower(k), "x-ratelimit-") {
@@ -309,8 +358,8 @@ func (e *cacheEntry) response(req *http.Request, fresh http.Header) *http.Respon
 	h.Set("X-From-Cache", "1")
 	return &http.Response{
 		Status: "200 OK", StatusCode: http.StatusOK, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: h, Body: io.NopCloser(bytes.NewReader(e.body)), ContentLength: int64(len(e.body)), Request: req,
-	}
+		Header: h, Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)), Request: req,
+	}, nil
 }
 
 // etagCache is an LRU of cached answers bounded by count and bytes.
@@ -346,19 +395,25 @@ func (c *etagCache) get(key string) *cacheEntry {
 func (c *etagCache) put(key string, e *cacheEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.removeLocked(key)
+	c.items[key] = c.lru.PushFront(&cacheItem{key: key, e: e})
+	c.bytes += e.size
+	for c.lru.Len() > c.max || c.bytes > c.maxBytes {
+		c.removeLocked(c.lru.Back().Value.(*cacheItem).key)
+	}
+}
+
+func (c *etagCache) remove(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.removeLocked(key)
+}
+
+func (c *etagCache) removeLocked(key string) {
 	if el, ok := c.items[key]; ok {
-		c.bytes -= len(el.Value.(*cacheItem).e.body)
+		c.bytes -= el.Value.(*cacheItem).e.size
 		c.lru.Remove(el)
 		delete(c.items, key)
-	}
-	c.items[key] = c.lru.PushFront(&cacheItem{key: key, e: e})
-	c.bytes += len(e.body)
-	for c.lru.Len() > c.max || c.bytes > c.maxBytes {
-		el := c.lru.Back()
-		it := el.Value.(*cacheItem)
-		c.lru.Remove(el)
-		delete(c.items, it.key)
-		c.bytes -= len(it.e.body)
 	}
 }
 
