@@ -378,6 +378,38 @@ func TestETagReuse(t *testing.T) {
 	}
 }
 
+// An entry that cannot be read any more is dropped and the GET asked again
+// without a condition: the caller gets GitHub's fresh answer.
+func TestUnreadableCacheEntryIsAskedAgain(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	if _, err := h.c.Facts("acme", "widgets", 1, nil).PullRequest(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := h.app.tr.cache
+	c.mu.Lock()
+	for _, el := range c.items {
+		el.Value.(*cacheItem).e.body = []byte("garbage")
+	}
+	c.mu.Unlock()
+	got, err := h.c.Facts("acme", "widgets", 1, nil).PullRequest(ctx)
+	if err != nil || got.Title != "Bump deps" {
+		t.Fatalf("PullRequest = %+v, %v", got, err)
+	}
+	if n := h.s.CallCount("GET", routePull); n != 2 {
+		t.Errorf("%d costly calls, want 2 (the first, and the one asked again)", n)
+	}
+	if !strings.Contains(h.log.String(), "cache entry unreadable") {
+		t.Errorf("not logged: %s", h.log.String())
+	}
+	if third, err := h.c.Facts("acme", "widgets", 1, nil).PullRequest(ctx); err != nil || third.Title != "Bump deps" {
+		t.Fatalf("third PullRequest = %+v, %v", third, err)
+	}
+	if n := h.s.CallCount("GET", routePull); n != 2 {
+		t.Errorf("%d costly calls after the entry was replaced, want 2", n)
+	}
+}
+
 func TestETagCacheIsBounded(t *testing.T) {
 	entry := func(key, body string) *cacheEntry {
 		return newCacheEntry(key, http.Header{"Etag": {`"` + key + `"`}}, []byte(body))
