@@ -57,11 +57,23 @@ type Options struct {
 	Metrics    *metrics.Metrics
 	Logger     *slog.Logger
 	Now        func() time.Time
+	// MaxBodiesInFlight bounds the body bytes of the requests being read,
+	// checked and stored at once (by Content-Length; one without counts as
+	// MaxBody). Beyond it a request is answered 503 before its body is read,
+	// so that many slow or large senders (a body is read whole before its
+	// signature can be checked) cannot exhaust memory; GitHub's failed
+	// delivery is redelivered later. Default 64 MiB.
+	MaxBodiesInFlight int64
 }
+
+// DefaultMaxBodiesInFlight is Options.MaxBodiesInFlight's default.
+const DefaultMaxBodiesInFlight = 64 << 20
 
 // Handler is the POST /webhook endpoint.
 type Handler struct {
-	o Options
+	o        Options
+	mu       sync.Mutex
+	inFlight int64 // body bytes reserved by requests under way
 }
 
 // NewHandler returns the intake handler.
@@ -74,6 +86,9 @@ func NewHandler(o Options) *Handler {
 	}
 	if o.Enqueue == nil {
 		o.Enqueue = func(Delivery) {}
+	}
+	if o.MaxBodiesInFlight <= 0 {
+		o.MaxBodiesInFlight = DefaultMaxBodiesInFlight
 	}
 	return &Handler{o: o}
 }
@@ -98,6 +113,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(http.StatusRequestEntityTooLarge, "too_large", "payload larger than 25 MiB")
 		return
 	}
+	size := r.ContentLength
+	if size < 0 {
+		size = MaxBody
+	}
+	if !h.reserve(size) {
+		log.Warn("webhook refused: too many bodies in flight", "bytes", size, "remote", r.RemoteAddr)
+		w.Header().Set("Retry-After", "5")
+		reply(http.StatusServiceUnavailable, "busy", "too many webhook bodies in flight; GitHub may redeliver it")
+		return
+	}
+	defer h.release(size)
 	body, err := readBody(http.MaxBytesReader(w, r.Body, MaxBody), r.ContentLength)
 	reuse := true // unless the store or the workers may still read body
 	defer func() {
@@ -144,7 +170,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Payload:    body,
 		ReceivedAt: h.o.Now(),
 	}
-	seq, fresh, err := h.o.Inbox.Accept(r.Context(), d)
+	// Not the request's context: a sender that gives up (GitHub waits 10 s)
+	// must not leave a delivery stored but unknown to the workers. Accept
+	// always ends (the store answers every batch it takes, and refuses new
+	// ones once closed).
+	seq, fresh, err := h.o.Inbox.Accept(context.WithoutCancel(r.Context()), d)
 	if err != nil {
 		reuse = false // the store may still be reading it
 		log.Error("webhook not stored", "err", err)
@@ -166,12 +196,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reply(http.StatusAccepted, "accepted", "accepted")
 }
 
+// reserve takes n bytes of the bodies-in-flight budget, or reports false.
+func (h *Handler) reserve(n int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.inFlight+n > h.o.MaxBodiesInFlight && h.inFlight > 0 {
+		return false
+	}
+	h.inFlight += n
+	return true
+}
+
+func (h *Handler) release(n int64) {
+	h.mu.Lock()
+	h.inFlight -= n
+	h.mu.Unlock()
+}
+
+// maxUpfront is the most readBody allocates before the bytes arrive: a
+// sender announcing 25 MiB gets a buffer that grows as it really sends.
+const maxUpfront = 1 << 20
+
 // readBody reads the body into one buffer sized from its Content-Length
 // (io.ReadAll starts at 512 bytes and grows, copying a 30 KB payload about
 // seven times), taken from bodies when it is small enough. A body longer
 // than announced still reads whole; limits are the MaxBytesReader's.
 func readBody(r io.Reader, contentLength int64) ([]byte, error) {
-	if contentLength <= 0 || contentLength > MaxBody {
+	if contentLength <= 0 || contentLength > maxUpfront {
 		return io.ReadAll(r)
 	}
 	var b []byte
