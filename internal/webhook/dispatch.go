@@ -83,6 +83,11 @@ type Dispatcher struct {
 	finished  map[int64]bool // Seqs finished while a refill reads: not to be held again
 	roomMade  chan struct{}  // wakes the refiller
 
+	// A failed delivery redelivered while its failure is still being
+	// processed: queued again when that processing finishes.
+	active map[int64]bool     // Seqs being processed
+	again  map[int64]Delivery // received again while active
+
 	now      func() time.Time  // time.Now; tests set it
 	arrivals [floodBuckets]int // Receive calls per 100 ms bucket, ring
 	bucket   int64             // index of the newest bucket (Unix time / 100 ms)
@@ -109,7 +114,8 @@ func NewDispatcher(o DispatcherOptions) *Dispatcher {
 	if o.MaxQueued <= 0 {
 		o.MaxQueued = 20000
 	}
-	d := &Dispatcher{o: o, queues: map[string][]Delivery{}, busy: map[string]bool{}, known: map[int64]bool{}, roomMade: make(chan struct{}, 1), now: time.Now}
+	d := &Dispatcher{o: o, queues: map[string][]Delivery{}, busy: map[string]bool{}, known: map[int64]bool{}, roomMade: make(chan struct{}, 1), now: time.Now,
+		active: map[int64]bool{}, again: map[int64]Delivery{}}
 	d.cond = sync.NewCond(&d.mu)
 	return d
 }
@@ -121,6 +127,12 @@ func (d *Dispatcher) Receive(del Delivery) {
 	defer d.mu.Unlock()
 	b := d.advance(d.now())
 	d.arrivals[b%floodBuckets]++
+	if del.Seq != 0 && d.active[del.Seq] {
+		// Its processing failed (the inbox took it back as fresh) and has
+		// not finished yet: run it again after.
+		d.again[del.Seq] = del
+		return
+	}
 	d.enqueue(del)
 }
 
@@ -249,10 +261,12 @@ func (d *Dispatcher) refill(ctx context.Context) {
 
 // queue appends del to its key's queue. d.mu must be held.
 func (d *Dispatcher) queue(del Delivery) {
-	if d.held+len(del.Payload) > d.o.MaxPayloadBytes {
+	// A payload holds its whole buffer (the intake's are recycled and may
+	// be larger than the payload): count its capacity.
+	if d.held+cap(del.Payload) > d.o.MaxPayloadBytes {
 		del.Payload = nil
 	}
-	d.held += len(del.Payload)
+	d.held += cap(del.Payload)
 	q := d.queues[del.Key]
 	d.queues[del.Key] = append(q, del)
 	d.pending++
@@ -314,7 +328,10 @@ func (d *Dispatcher) next() (Delivery, bool) {
 	del := q[0]
 	d.queues[key] = q[1:]
 	d.busy[key] = true
-	d.held -= len(del.Payload)
+	d.held -= cap(del.Payload)
+	if del.Seq != 0 {
+		d.active[del.Seq] = true
+	}
 	return del, true
 }
 
@@ -340,6 +357,11 @@ func (d *Dispatcher) finish(del Delivery) {
 	} else {
 		delete(d.queues, del.Key)
 	}
+	delete(d.active, del.Seq)
+	if a, ok := d.again[del.Seq]; ok {
+		delete(d.again, del.Seq)
+		d.enqueue(a)
+	}
 }
 
 func (d *Dispatcher) work(ctx context.Context) {
@@ -353,10 +375,17 @@ func (d *Dispatcher) work(ctx context.Context) {
 		log := d.o.Logger.With("delivery", del.ID, "event", del.Event, "action", del.Action, "key", del.Key)
 		pctx := WithLogger(context.WithoutCancel(ctx), log)
 		if del.Payload == nil && d.o.Load != nil {
-			full, err := d.o.Load(pctx, del.Seq)
-			if err == nil {
-				del.Payload = full.Payload
+			full, err := d.load(ctx, pctx, del.Seq)
+			if err != nil && ctx.Err() != nil {
+				// Shutting down: the delivery stays pending in the inbox
+				// for the next start.
+				d.finish(del)
+				continue
 			}
+			if err != nil {
+				log.Error("delivery payload could not be read from the inbox", "err", err)
+			}
+			del.Payload = full.Payload
 		}
 		var err error
 		if d.Flooding() {
@@ -374,6 +403,34 @@ func (d *Dispatcher) work(ctx context.Context) {
 			d.o.Done(del, time.Since(del.ReceivedAt))
 		}
 		d.finish(del)
+	}
+}
+
+// loadAttempts and loadBackoff bound how a payload read from the inbox is
+// retried: a read that fails for a moment must not fail the delivery
+// (GitHub got its 2xx and does not redeliver it on its own).
+const (
+	loadAttempts = 5
+	loadBackoff  = 100 * time.Millisecond
+)
+
+// load reads del's payload from the inbox, retrying with a doubling pause
+// (~3 s in all). Shutdown (ctx) ends the pauses.
+func (d *Dispatcher) load(ctx, pctx context.Context, seq int64) (Delivery, error) {
+	wait := loadBackoff
+	for attempt := 1; ; attempt++ {
+		full, err := d.o.Load(pctx, seq)
+		if err == nil || attempt == loadAttempts {
+			return full, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return Delivery{}, ctx.Err()
+		}
+		wait *= 2
 	}
 }
 

@@ -1,0 +1,118 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// A failed delivery that GitHub redelivers while its failed processing has
+// not finished yet (the inbox already took it back as fresh) is processed
+// again once that processing finishes, instead of being lost to the
+// workers until a restart.
+func TestDispatcherRunsARedeliveryReceivedWhileItsFailureFinishes(t *testing.T) {
+	var mu sync.Mutex
+	var runs []string
+	inFirst, release := make(chan struct{}), make(chan struct{})
+	done := make(chan struct{}, 10)
+	d := NewDispatcher(DispatcherOptions{
+		Workers: 2,
+		Refill:  func(context.Context, int64, int) ([]Delivery, error) { return nil, nil },
+		Process: func(ctx context.Context, del Delivery) error {
+			mu.Lock()
+			runs = append(runs, string(del.Payload))
+			first := len(runs) == 1
+			mu.Unlock()
+			if first {
+				close(inFirst)
+				<-release
+				return errors.New("GitHub is down")
+			}
+			return nil
+		},
+		Done: func(Delivery, time.Duration) { done <- struct{}{} },
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go d.Run(ctx)
+	d.Receive(Delivery{Seq: 7, Key: "o/r#1", Payload: []byte("first")})
+	<-inFirst
+	d.Receive(Delivery{Seq: 7, Key: "o/r#1", Payload: []byte("redelivered")})
+	close(release)
+	for range 2 {
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			mu.Lock()
+			defer mu.Unlock()
+			t.Fatalf("processed %v; want the redelivery processed after the failure", runs)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(runs, []string{"first", "redelivered"}) {
+		t.Fatalf("processed %v", runs)
+	}
+	if n := d.Len(); n != 0 {
+		t.Fatalf("%d still queued", n)
+	}
+}
+
+// A payload that cannot be read from the inbox for a moment is read again
+// rather than failing the delivery.
+func TestDispatcherRetriesReadingAPayload(t *testing.T) {
+	var loads int
+	var failed []error
+	done := make(chan Delivery, 1)
+	d := NewDispatcher(DispatcherOptions{
+		Workers:         1,
+		MaxPayloadBytes: 1, // nothing kept in memory: every payload is loaded
+		Load: func(ctx context.Context, seq int64) (Delivery, error) {
+			if loads++; loads < 3 {
+				return Delivery{}, errors.New("database is locked")
+			}
+			return Delivery{Seq: seq, Payload: []byte("{}")}, nil
+		},
+		Process: func(ctx context.Context, del Delivery) error {
+			if del.Payload == nil {
+				return errors.New("payload not available")
+			}
+			done <- del
+			return nil
+		},
+		Failed: func(ctx context.Context, del Delivery, err error) { failed = append(failed, err) },
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go d.Run(ctx)
+	d.Enqueue(Delivery{Seq: 3, Key: "k", Payload: []byte("{}")})
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("not processed; failures %v", failed)
+	}
+	if loads != 3 || failed != nil {
+		t.Fatalf("%d loads, failures %v; want 3 loads and none", loads, failed)
+	}
+}
+
+// Queued payloads count with their buffers' capacity: small payloads in
+// large recycled buffers must not pin more than MaxPayloadBytes.
+func TestDispatcherCountsPayloadBuffers(t *testing.T) {
+	d := NewDispatcher(DispatcherOptions{MaxPayloadBytes: 3 << 20})
+	for seq := int64(1); seq <= 5; seq++ {
+		d.Enqueue(Delivery{Seq: seq, Key: "k", Payload: make([]byte, 100, 1<<20)})
+	}
+	kept := 0
+	for _, del := range d.queues["k"] {
+		if del.Payload != nil {
+			kept++
+		}
+	}
+	if kept != 3 || d.held != 3<<20 {
+		t.Fatalf("%d payloads kept, %d bytes held; want 3 and 3 MiB", kept, d.held)
+	}
+}
