@@ -94,6 +94,10 @@ func (s *Store) Export(ctx context.Context, from, to time.Time, format string, w
 				return err
 			})
 		} else {
+			// The chunks are read in transactions of their own; this one
+			// ends now, since a read transaction held through a long
+			// export would keep every checkpoint from copying past it.
+			tx.Rollback()
 			n, err = s.exportChunks(ctx, span, loSeq.Int64, hiSeq.Int64, bw)
 		}
 		if err != nil {
