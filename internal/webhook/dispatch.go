@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"math"
 	"sync"
 	"time"
@@ -88,6 +89,14 @@ type Dispatcher struct {
 	active map[int64]bool     // Seqs being processed
 	again  map[int64]Delivery // received again while active
 
+	// Seqs processed successfully lately: a refill can read a delivery
+	// back between its Accept and its intake's Receive, and it may be done
+	// before that Receive; it is not held a second time. (A done delivery
+	// never becomes fresh again; a failed one does, and is not listed.)
+	done     map[int64]bool
+	doneRing [doneRemembered]int64
+	doneNext int
+
 	now      func() time.Time  // time.Now; tests set it
 	arrivals [floodBuckets]int // Receive calls per 100 ms bucket, ring
 	bucket   int64             // index of the newest bucket (Unix time / 100 ms)
@@ -115,7 +124,7 @@ func NewDispatcher(o DispatcherOptions) *Dispatcher {
 		o.MaxQueued = 20000
 	}
 	d := &Dispatcher{o: o, queues: map[string][]Delivery{}, busy: map[string]bool{}, known: map[int64]bool{}, roomMade: make(chan struct{}, 1), now: time.Now,
-		active: map[int64]bool{}, again: map[int64]Delivery{}}
+		active: map[int64]bool{}, again: map[int64]Delivery{}, done: map[int64]bool{}}
 	d.cond = sync.NewCond(&d.mu)
 	return d
 }
@@ -206,7 +215,7 @@ func (d *Dispatcher) enqueue(del Delivery) {
 // hold queues del unless it is held already (a refill overlapping what
 // the intake queued). d.mu must be held.
 func (d *Dispatcher) hold(del Delivery) {
-	if d.known[del.Seq] {
+	if d.known[del.Seq] || d.done[del.Seq] {
 		return
 	}
 	d.known[del.Seq] = true
@@ -259,7 +268,9 @@ func (d *Dispatcher) refill(ctx context.Context) {
 	d.spillFrom = min(next, d.spillLow)
 }
 
-// queue appends del to its key's queue. d.mu must be held.
+// queue puts del in its key's queue, in Seq order: concurrent intake
+// handlers may hand over two deliveries of one pull request in the other
+// order. d.mu must be held.
 func (d *Dispatcher) queue(del Delivery) {
 	// A payload holds its whole buffer (the intake's are recycled and may
 	// be larger than the payload): count its capacity.
@@ -268,7 +279,11 @@ func (d *Dispatcher) queue(del Delivery) {
 	}
 	d.held += cap(del.Payload)
 	q := d.queues[del.Key]
-	d.queues[del.Key] = append(q, del)
+	i := len(q)
+	for del.Seq != 0 && i > 0 && q[i-1].Seq > del.Seq {
+		i--
+	}
+	d.queues[del.Key] = slices.Insert(q, i, del)
 	d.pending++
 	if len(q) == 0 && !d.busy[del.Key] {
 		d.ready = append(d.ready, del.Key)
@@ -335,10 +350,21 @@ func (d *Dispatcher) next() (Delivery, bool) {
 	return del, true
 }
 
-// finish releases the key of del and makes it ready again if more waits.
-func (d *Dispatcher) finish(del Delivery) {
+// doneRemembered is how many successfully processed Seqs are remembered.
+const doneRemembered = 4096
+
+// finish releases the key of del and makes it ready again if more waits;
+// ok tells that del was processed successfully.
+func (d *Dispatcher) finish(del Delivery, ok bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if ok && del.Seq != 0 && d.o.Refill != nil {
+		old := d.doneRing[d.doneNext]
+		delete(d.done, old)
+		d.doneRing[d.doneNext] = del.Seq
+		d.doneNext = (d.doneNext + 1) % doneRemembered
+		d.done[del.Seq] = true
+	}
 	d.pending--
 	delete(d.busy, del.Key)
 	delete(d.known, del.Seq)
@@ -379,7 +405,7 @@ func (d *Dispatcher) work(ctx context.Context) {
 			if err != nil && ctx.Err() != nil {
 				// Shutting down: the delivery stays pending in the inbox
 				// for the next start.
-				d.finish(del)
+				d.finish(del, false)
 				continue
 			}
 			if err != nil {
@@ -402,7 +428,7 @@ func (d *Dispatcher) work(ctx context.Context) {
 		if d.o.Done != nil {
 			d.o.Done(del, time.Since(del.ReceivedAt))
 		}
-		d.finish(del)
+		d.finish(del, err == nil)
 	}
 }
 

@@ -116,3 +116,69 @@ func TestDispatcherCountsPayloadBuffers(t *testing.T) {
 		t.Fatalf("%d payloads kept, %d bytes held; want 3 and 3 MiB", kept, d.held)
 	}
 }
+
+// Two deliveries of one key handed over in the other order (concurrent
+// intake handlers) are processed in Seq order.
+func TestDispatcherKeepsSeqOrderWithinAKey(t *testing.T) {
+	var got []int64
+	done := make(chan struct{}, 10)
+	d := NewDispatcher(DispatcherOptions{
+		Workers: 2,
+		Process: func(ctx context.Context, del Delivery) error {
+			got = append(got, del.Seq) // one key: never concurrent
+			return nil
+		},
+		Done: func(Delivery, time.Duration) { done <- struct{}{} },
+	})
+	for _, seq := range []int64{12, 11, 13, 10} {
+		d.Receive(Delivery{Seq: seq, Key: "o/r#1", Payload: []byte("{}")})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go d.Run(ctx)
+	for range 4 {
+		<-done
+	}
+	if !slices.Equal(got, []int64{10, 11, 12, 13}) {
+		t.Fatalf("processed %v, want Seq order", got)
+	}
+}
+
+// A delivery processed successfully is not held again when it is handed
+// over once more (a refill read it back before its intake handler handed
+// it over); a failed one is, since a redelivery makes it pending again.
+func TestDispatcherDoesNotRunADoneDeliveryTwice(t *testing.T) {
+	var mu sync.Mutex
+	runs := map[int64]int{}
+	done := make(chan struct{}, 10)
+	d := NewDispatcher(DispatcherOptions{
+		Workers: 1,
+		Refill:  func(context.Context, int64, int) ([]Delivery, error) { return nil, nil },
+		Process: func(ctx context.Context, del Delivery) error {
+			mu.Lock()
+			defer mu.Unlock()
+			runs[del.Seq]++
+			if del.Seq == 2 && runs[2] == 1 {
+				return errors.New("boom")
+			}
+			return nil
+		},
+		Done: func(Delivery, time.Duration) { done <- struct{}{} },
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go d.Run(ctx)
+	d.Receive(Delivery{Seq: 1, Key: "a", Payload: []byte("{}")})
+	d.Receive(Delivery{Seq: 2, Key: "b", Payload: []byte("{}")})
+	<-done
+	<-done
+	d.Receive(Delivery{Seq: 1, Key: "a", Payload: []byte("{}")})
+	d.Receive(Delivery{Seq: 2, Key: "b", Payload: []byte("{}")})
+	<-done
+	time.Sleep(50 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if runs[1] != 1 || runs[2] != 2 {
+		t.Fatalf("runs %v: want seq 1 once (done), seq 2 twice (failed, then redelivered)", runs)
+	}
+}
