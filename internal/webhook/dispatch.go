@@ -3,8 +3,8 @@ package webhook
 import (
 	"context"
 	"log/slog"
-	"slices"
 	"math"
+	"slices"
 	"sync"
 	"time"
 )
