@@ -615,3 +615,36 @@ func TestReconcileRepairsLostWebhooks(t *testing.T) {
 		t.Error("no reconcile ran in the quiet window")
 	}
 }
+
+// TestLatePayloadOnTheSameHeadIsReadAfresh: an event that shows the PR as it
+// was before a state already evaluated (here: the agent PR was retargeted
+// to a frozen branch, then an older `labeled` on the same head arrives) is
+// decided on the PR as it is now, not on the payload's old base.
+func TestLatePayloadOnTheSameHeadIsReadAfresh(t *testing.T) {
+	fake := newFake(t)
+	t0 := time.Now().UTC().Truncate(time.Second)
+	cfg := fmt.Sprintf("freezes:\n  - name: release-window\n    from: %q\n    to: %q\n    branches: [main]\n",
+		t0.Add(-time.Hour).Format(time.RFC3339), t0.Add(time.Hour).Format(time.RFC3339))
+	h := startGuard(t, fake, cfg)
+	h.clock.Set(t0)
+	addPull(fake, 42, agent, sha('c')) // base main: frozen
+	fake.AddReview(testRepo, 42, pr.Review{User: carol, State: "APPROVED", CommitID: sha('c')})
+	event := func(action, base, updated string) []byte {
+		return payload(t, "pull_request."+action, map[string]any{
+			"number": 42, "pull_request.number": 42, "pull_request.user.login": agent.Login, "pull_request.user.type": "Bot",
+			"pull_request.head.sha": sha('c'), "pull_request.base.ref": base, "pull_request.state": "open",
+			"pull_request.updated_at": updated, "sender.login": agent.Login, "sender.type": "Bot",
+		})
+	}
+	h.deliver("pull_request", event("opened", "main", "2026-11-20T10:10:00Z"))
+	blocked := h.waitCheckOn(t, sha('c'), "failure")
+	h.deliver("pull_request", event("labeled", "feature", "2026-11-20T10:00:00Z"))
+	waitFor(t, "the late delivery to be processed", func() bool {
+		code, out, _ := runGuard(t, "audit", "export", "--db", h.db, "--format", "jsonl", "--from", "2000-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z")
+		return code == 0 && strings.Count(out, `"kind":"decision"`) >= 2
+	})
+	runs := fake.CheckRuns(testRepo, sha('c'))
+	if len(runs) != 1 || runs[0].ID != blocked.ID || runs[0].Conclusion != "failure" {
+		t.Fatalf("after a late payload with the old base: runs %+v, want the blocked run still failing", runs)
+	}
+}
