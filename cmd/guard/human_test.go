@@ -289,6 +289,42 @@ func TestCommentCommands(t *testing.T) {
 		waitComment(t, fake, n, "@mona", "Approved", head[:7])
 	})
 
+	t.Run("an approval whose publishing failed is finished when GitHub redelivers it", func(t *testing.T) {
+		n, head := escalated(t)
+		fake.FailNext("PATCH", "/repos/{owner}/{repo}/check-runs/{id}", 0, http.StatusInternalServerError, nil, "")
+		body := commentEvent(t, n, true, ids.id(), mona, "/guard approve checked the retry logic", time.Time{}, nil)
+		id := fmt.Sprintf("approve-redelivered-%d", n)
+		failed := strings.Count(h.log.String(), "delivery failed")
+		if code := postWebhook(t, h.base, "issue_comment", id, body); code != http.StatusAccepted {
+			t.Fatalf("comment answered %d", code)
+		}
+		waitFor(t, "the delivery to fail", func() bool { return strings.Count(h.log.String(), "delivery failed") > failed })
+		fake.ClearFaults()
+		if code := postWebhook(t, h.base, "issue_comment", id, body); code != http.StatusAccepted {
+			t.Fatalf("redelivery answered %d, want 202", code)
+		}
+		h.waitCheckOn(t, head, "success")
+		rec := waitRecord(t, st, n, "the granted override", kind("override", "granted"))
+		if rec.Actor != "mona" || rec.HeadSHA != head {
+			t.Fatalf("override record %+v", rec)
+		}
+		waitComment(t, fake, n, "@mona", "Approved", head[:7])
+		if os, err := st.Overrides(context.Background(), testRepo, n); err != nil || len(os) != 1 {
+			t.Fatalf("overrides %+v, %v; want one", os, err)
+		}
+		// A second delivery of the same comment (another id) gives nothing.
+		if code := postWebhook(t, h.base, "issue_comment", id+"-again", body); code != http.StatusAccepted {
+			t.Fatalf("another delivery answered %d", code)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if os, _ := st.Overrides(context.Background(), testRepo, n); len(os) != 1 {
+			t.Fatalf("overrides %+v after another delivery of the comment", os)
+		}
+		if recs := records(t, st, n, kind("override", "granted")); len(recs) != 1 {
+			t.Fatalf("%d granted-override records, want 1", len(recs))
+		}
+	})
+
 	refusals := []struct {
 		name  string
 		user  pr.Account

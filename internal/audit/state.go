@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/mergeguard/guard/internal/pr"
@@ -86,14 +87,43 @@ func (s *Store) PRsForSHA(ctx context.Context, repo, sha string) ([]int, error) 
 	return out, nil
 }
 
-// UseComment marks a /guard comment as used; first is true only the first
-// time for that comment id.
-func (s *Store) UseComment(ctx context.Context, commentID int64) (first bool, err error) {
-	first, err = s.insertOnce(ctx, "INSERT OR IGNORE INTO used_comments (comment_id, used_at) VALUES (?, ?)", commentID)
-	if err != nil {
-		return false, fmt.Errorf("use comment %d: %w", commentID, err)
+// ClaimComment marks a /guard comment as used by the delivery with id
+// delivery. mine is true for that delivery, also when it is processed again
+// after a failure (its work is not done: the override, the records, the
+// reply), and false for any other delivery of the comment.
+func (s *Store) ClaimComment(ctx context.Context, commentID int64, delivery string) (mine bool, err error) {
+	if delivery == "" {
+		return false, fmt.Errorf("claim comment %d: empty delivery id", commentID)
 	}
-	return first, nil
+	key := "comment:" + strconv.FormatInt(commentID, 10)
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		now := ns(s.nowUTC())
+		out, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO used_comments (comment_id, used_at) VALUES (?, ?)", commentID, now)
+		if err != nil {
+			return err
+		}
+		if n, err := out.RowsAffected(); err != nil {
+			return err
+		} else if n == 1 {
+			mine = true
+			_, err := tx.ExecContext(ctx, `INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?)
+				ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, key, delivery, now)
+			return err
+		}
+		var by string
+		switch err := tx.QueryRowContext(ctx, "SELECT value FROM state WHERE key = ?", key).Scan(&by); {
+		case errors.Is(err, sql.ErrNoRows): // used before deliveries were noted
+		case err != nil:
+			return err
+		default:
+			mine = by == delivery
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("claim comment %d: %w", commentID, err)
+	}
+	return mine, nil
 }
 
 // MarkOnce records a generic idempotency key (e.g. one escalation comment
@@ -133,10 +163,15 @@ func (s *Store) AddOverride(ctx context.Context, repo string, number int, o pr.O
 	if at.IsZero() {
 		at = s.nowUTC()
 	}
+	// The same override again (a command processed once more after a
+	// failure, at a later time) is not added twice: only its time would
+	// differ, and the first one stands.
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO overrides (repo, number, kind, actor, reason, head_sha, base_ref, rules, freezes, at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, repo, number, o.Kind, o.Actor, o.Reason, o.HeadSHA, o.BaseRef,
-			string(rules), string(freezes), ns(at))
+			SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
+			WHERE NOT EXISTS (SELECT 1 FROM overrides WHERE repo = ?1 AND number = ?2 AND kind = ?3 AND actor = ?4
+				AND reason = ?5 AND head_sha = ?6 AND base_ref = ?7 AND rules = ?8 AND freezes = ?9)`,
+			repo, number, o.Kind, o.Actor, o.Reason, o.HeadSHA, o.BaseRef, string(rules), string(freezes), ns(at))
 		return err
 	})
 	if err != nil {

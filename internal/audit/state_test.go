@@ -191,9 +191,10 @@ func TestOnce(t *testing.T) {
 		call func() (bool, error)
 		want bool
 	}{
-		{"first use of a comment", func() (bool, error) { return s.UseComment(ctx, 77) }, true},
-		{"second use of the same comment", func() (bool, error) { return s.UseComment(ctx, 77) }, false},
-		{"another comment", func() (bool, error) { return s.UseComment(ctx, 78) }, true},
+		{"first use of a comment", func() (bool, error) { return s.ClaimComment(ctx, 77, "d1") }, true},
+		{"the same delivery again (after a failure)", func() (bool, error) { return s.ClaimComment(ctx, 77, "d1") }, true},
+		{"another delivery of the same comment", func() (bool, error) { return s.ClaimComment(ctx, 77, "d2") }, false},
+		{"another comment", func() (bool, error) { return s.ClaimComment(ctx, 78, "d2") }, true},
 		{"first mark of a key", func() (bool, error) { return s.MarkOnce(ctx, "escalate:o/r#1:abc") }, true},
 		{"second mark of the key", func() (bool, error) { return s.MarkOnce(ctx, "escalate:o/r#1:abc") }, false},
 	} {
@@ -208,6 +209,15 @@ func TestOnce(t *testing.T) {
 		if _, err := s.MarkOnce(ctx, ""); err == nil {
 			t.Fatal("MarkOnce(\"\") succeeded")
 		}
+		if _, err := s.ClaimComment(ctx, 79, ""); err == nil {
+			t.Fatal("ClaimComment without a delivery id succeeded")
+		}
+	})
+	t.Run("a comment used before deliveries were noted stays used", func(t *testing.T) {
+		exec(t, s.w, "INSERT INTO used_comments (comment_id, used_at) VALUES (80, 0)")
+		if mine, err := s.ClaimComment(ctx, 80, "d3"); err != nil || mine {
+			t.Fatalf("= %v, %v; want false", mine, err)
+		}
 	})
 }
 
@@ -217,7 +227,9 @@ func TestOverrides(t *testing.T) {
 	a := pr.Override{Kind: "approve", Actor: "alice", Reason: "looked at it", HeadSHA: "abc", BaseRef: "main", At: t0}
 	b := pr.Override{Kind: "override", Actor: "bob", Reason: "hotfix", HeadSHA: "abc", BaseRef: "main",
 		Rules: []string{"merge_freeze"}, Freezes: []string{"friday-deploys"}, At: t0.Add(time.Minute)}
-	for _, o := range []pr.Override{a, b} {
+	again := a
+	again.At = t0.Add(time.Hour) // a command processed again after a failure
+	for _, o := range []pr.Override{a, b, again} {
 		if err := s.AddOverride(ctx, "o/r", 1, o); err != nil {
 			t.Fatal(err)
 		}

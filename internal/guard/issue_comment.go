@@ -35,11 +35,13 @@ func (g *Guard) onIssueComment(ctx context.Context, d webhook.Delivery, e *githu
 	if !g.o.Config().RepoIncluded(repo.FullName) {
 		return nil, nil
 	}
-	first, err := g.o.Store.UseComment(ctx, c.GetID())
+	// Each comment gives its command once; the delivery that claimed it
+	// may be processed again after a failure and then finishes the work.
+	mine, err := g.o.Store.ClaimComment(ctx, c.GetID(), d.ID)
 	if err != nil {
 		return nil, fmt.Errorf("mark comment used: %w", err)
 	}
-	if !first {
+	if !mine {
 		return nil, nil
 	}
 	client := g.o.GitHub.Installation(e.GetInstallation().GetID())
