@@ -142,11 +142,14 @@ func startGuardWith(t *testing.T, fake *githubtest.Server, cfgYAML string, edit 
 	case <-time.After(20 * time.Second):
 		t.Fatal("guard did not start in time")
 	}
-	h.stop = func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
+	var once sync.Once
+	h.stop = func() { // idempotent: a test may stop a guard to restart on its database
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		})
 	}
 	t.Cleanup(func() {
 		h.stop()
@@ -647,4 +650,57 @@ func TestLatePayloadOnTheSameHeadIsReadAfresh(t *testing.T) {
 	if len(runs) != 1 || runs[0].ID != blocked.ID || runs[0].Conclusion != "failure" {
 		t.Fatalf("after a late payload with the old base: runs %+v, want the blocked run still failing", runs)
 	}
+}
+
+// TestConfigChangeReevaluatesAtOnce: a freeze added to guard.yaml reaches
+// the open agent PRs as soon as the guard runs with it, not at the next
+// boundary of the calendar it ran with before.
+func TestConfigChangeReevaluatesAtOnce(t *testing.T) {
+	fake := newFake(t)
+	t0 := time.Now().UTC().Truncate(time.Second)
+	h := startGuard(t, fake, "timezone: UTC\nbusiness_hours:\n  days: []\n")
+	h.clock.Set(t0)
+	addPull(fake, 43, agent, sha('d'))
+	fake.AddReview(testRepo, 43, pr.Review{User: carol, State: "APPROVED", CommitID: sha('d')})
+	h.deliver("pull_request", prEvent(t, "opened", 43, agent, sha('d'), agent))
+	green := h.waitCheckOn(t, sha('d'), "success")
+	h.stop()
+
+	cfg := fmt.Sprintf("timezone: UTC\nbusiness_hours:\n  days: []\nfreezes:\n  - name: added-later\n    from: %q\n    to: %q\n",
+		t0.Add(-time.Hour).Format(time.RFC3339), t0.Add(time.Hour).Format(time.RFC3339))
+	h2 := startGuardWith(t, fake, cfg, func(c *serveConfig) { c.DB = h.db })
+	h2.clock.Set(t0.Add(time.Minute))
+	run := h2.waitCheckOn(t, sha('d'), "failure")
+	if run.ID != green.ID || !strings.Contains(run.Title+run.Summary, "added-later") {
+		t.Fatalf("blocked run %+v: not the same run or does not name the freeze", run)
+	}
+}
+
+// TestSchedulerDropsPRsGitHubNoLongerShows: a tracked PR GitHub answers 404
+// for (its repository left the installation) stops being tracked at the
+// next boundary instead of failing every tick, and the other PRs are still
+// re-evaluated.
+func TestSchedulerDropsPRsGitHubNoLongerShows(t *testing.T) {
+	fake := newFake(t)
+	t0 := time.Now().UTC().Truncate(time.Second)
+	from, to := t0.Add(5*time.Minute), t0.Add(10*time.Minute)
+	cfg := fmt.Sprintf("freezes:\n  - name: release-window\n    from: %q\n    to: %q\n", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	h := startGuard(t, fake, cfg)
+	h.clock.Set(t0)
+	for _, n := range []int{44, 45} {
+		head := fmt.Sprintf("%040x", n)
+		addPull(fake, n, agent, head)
+		fake.AddReview(testRepo, n, pr.Review{User: carol, State: "APPROVED", CommitID: head})
+		h.deliver("pull_request", prEvent(t, "opened", n, agent, head, agent))
+		h.waitCheckOn(t, head, "success")
+	}
+	fake.FailNext("GET", "/repos/"+testRepo+"/pulls/44", 0, http.StatusNotFound, nil, "")
+	fake.FailNext("GET", "/repos/"+testRepo+"/pulls/44/*", 0, http.StatusNotFound, nil, "")
+	h.clock.Set(from.Add(time.Minute))
+	h.waitCheckOn(t, fmt.Sprintf("%040x", 45), "failure")
+	st := openAudit(t, h)
+	waitFor(t, "the PR GitHub no longer shows to stop being tracked", func() bool {
+		p, ok, err := st.TrackedPR(context.Background(), testRepo, 44)
+		return err == nil && ok && !p.Open
+	})
 }

@@ -274,21 +274,30 @@ func scanTracked(sc interface{ Scan(...any) error }) (TrackedPR, error) {
 // watches: agent PRs, and PRs marked time-dependent (a human PR while a
 // freeze applies to everyone), by repository and number.
 func (s *Store) OpenWatchedPRs(ctx context.Context) ([]TrackedPR, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT "+trackedCols+" FROM tracked_prs WHERE open = 1 AND (agent = 1 OR time_dependent = 1) ORDER BY repo, number")
+	return s.openPRs(ctx, "open = 1 AND (agent = 1 OR time_dependent = 1)")
+}
+
+// OpenTrackedPRs returns every open tracked PR, by repository and number.
+func (s *Store) OpenTrackedPRs(ctx context.Context) ([]TrackedPR, error) {
+	return s.openPRs(ctx, "open = 1")
+}
+
+func (s *Store) openPRs(ctx context.Context, cond string) ([]TrackedPR, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT "+trackedCols+" FROM tracked_prs WHERE "+cond+" ORDER BY repo, number")
 	if err != nil {
-		return nil, fmt.Errorf("open agent PRs: %w", err)
+		return nil, fmt.Errorf("open PRs: %w", err)
 	}
 	defer rows.Close()
 	var out []TrackedPR
 	for rows.Next() {
 		p, err := scanTracked(rows)
 		if err != nil {
-			return nil, fmt.Errorf("open agent PRs: %w", err)
+			return nil, fmt.Errorf("open PRs: %w", err)
 		}
 		out = append(out, p)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("open agent PRs: %w", err)
+		return nil, fmt.Errorf("open PRs: %w", err)
 	}
 	return out, nil
 }

@@ -3,6 +3,7 @@ package guard
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mergeguard/guard/internal/audit"
+	"github.com/mergeguard/guard/internal/gh"
 	"github.com/mergeguard/guard/internal/pr"
 	"github.com/mergeguard/guard/internal/webhook"
 )
@@ -20,6 +22,10 @@ const (
 	stateBoundary  = "scheduler.next_boundary"
 	stateReconcile = "scheduler.last_reconcile"
 	stateFreezeVer = "scheduler.freeze_version"
+	// stateConfig holds the digest of the configuration the open PRs were
+	// last re-evaluated under: a new guard.yaml (a freeze added, business
+	// hours moved) re-evaluates them at once, not at the old next boundary.
+	stateConfig = "scheduler.config_digest"
 	// stateRecheck holds the highest delivery seq that was pending when a
 	// boundary passed: those deliveries may publish a decision made before
 	// it, so the open agent PRs are looked at again once they are done.
@@ -102,6 +108,24 @@ func (g *Guard) Tick(ctx context.Context, o SchedulerOptions) error {
 	} else if !ok || v != verStr {
 		due, why = true, "freezes changed"
 	}
+	everyone := false // re-evaluate every open PR, not only the watched ones
+	if v, ok, err := g.o.Store.State(ctx, stateConfig); err != nil {
+		return err
+	} else if !ok || v != cfg.Digest {
+		if ok {
+			due, why = true, "configuration changed"
+		} else if !due {
+			// A store from before the digest was kept: note it from now on.
+			if err := g.o.Store.SetState(ctx, stateConfig, cfg.Digest); err != nil {
+				return err
+			}
+		}
+		// A freeze that now holds humans too reaches PRs nobody watched.
+		everyone = ok && freezesEveryone(cfg)
+	}
+	// A re-evaluation that fails (GitHub down) is tried again at the next
+	// tick; meanwhile the reconcile and the weekly export still run.
+	var failed error
 	if due {
 		// Deliveries in flight now may have decided before the boundary and
 		// publish after this re-evaluation: remember them (before it starts).
@@ -109,20 +133,23 @@ func (g *Guard) Tick(ctx context.Context, o SchedulerOptions) error {
 		if err != nil {
 			return err
 		}
-		if err := g.reevaluateOpen(ctx, why, o.Pace, nil); err != nil {
-			return err
-		}
-		if inFlight {
-			if err := g.o.Store.SetState(ctx, stateRecheck, strconv.FormatInt(last, 10)); err != nil {
+		failed = g.reevaluateOpen(ctx, why, o.Pace, everyone)
+		if failed == nil {
+			if inFlight {
+				if err := g.o.Store.SetState(ctx, stateRecheck, strconv.FormatInt(last, 10)); err != nil {
+					return err
+				}
+			}
+			if err := g.o.Store.SetState(ctx, stateFreezeVer, verStr); err != nil {
 				return err
 			}
-		}
-		if err := g.o.Store.SetState(ctx, stateFreezeVer, verStr); err != nil {
-			return err
-		}
-		next := g.nextBoundary(ctx, cfg.Calendar.NextBoundary(now), now)
-		if err := g.o.Store.SetState(ctx, stateBoundary, next.UTC().Format(time.RFC3339Nano)); err != nil {
-			return err
+			if err := g.o.Store.SetState(ctx, stateConfig, cfg.Digest); err != nil {
+				return err
+			}
+			next := g.nextBoundary(ctx, cfg.Calendar.NextBoundary(now), now)
+			if err := g.o.Store.SetState(ctx, stateBoundary, next.UTC().Format(time.RFC3339Nano)); err != nil {
+				return err
+			}
 		}
 	}
 
@@ -157,7 +184,7 @@ func (g *Guard) Tick(ctx context.Context, o SchedulerOptions) error {
 			g.o.Logger.Info("weekly audit export written", "file", f)
 		}
 	}
-	return nil
+	return failed
 }
 
 // recheck re-evaluates the open agent PRs once the deliveries that were in
@@ -176,7 +203,7 @@ func (g *Guard) recheck(ctx context.Context, pace time.Duration) error {
 		if inFlight && first <= mark {
 			return nil // still in flight
 		}
-		if err := g.reevaluateOpen(ctx, "deliveries in flight at the boundary are done", pace, nil); err != nil {
+		if err := g.reevaluateOpen(ctx, "deliveries in flight at the boundary are done", pace, false); err != nil {
 			return err
 		}
 	}
@@ -200,13 +227,19 @@ func (g *Guard) nextBoundary(ctx context.Context, cal, now time.Time) time.Time 
 	return next
 }
 
-// reevaluateOpen re-evaluates the open watched PRs (those keep selects),
-// blocks first, so that a freeze reaches GitHub before anything is let
-// through, pacing the calls.
-func (g *Guard) reevaluateOpen(ctx context.Context, why string, pace time.Duration, keep func(audit.TrackedPR) bool) error {
-	prs, err := g.o.Store.OpenWatchedPRs(ctx)
+// reevaluateOpen re-evaluates the open watched PRs (all: every open
+// tracked PR), blocks first, so that a freeze reaches GitHub before
+// anything is let through, pacing the calls. A PR GitHub no longer shows
+// the app (repository removed from the installation, or deleted) stops
+// being tracked instead of failing every tick.
+func (g *Guard) reevaluateOpen(ctx context.Context, why string, pace time.Duration, all bool) error {
+	list := g.o.Store.OpenWatchedPRs
+	if all {
+		list = g.o.Store.OpenTrackedPRs
+	}
+	prs, err := list(ctx)
 	if err != nil {
-		return fmt.Errorf("list open agent pull requests: %w", err)
+		return fmt.Errorf("list open pull requests: %w", err)
 	}
 	type item struct {
 		p   audit.TrackedPR
@@ -216,10 +249,7 @@ func (g *Guard) reevaluateOpen(ctx context.Context, why string, pace time.Durati
 	now := g.o.Now()
 	cfg := g.o.Config()
 	for _, p := range prs {
-		if keep != nil && !keep(p) {
-			continue
-		}
-		if !p.TimeDependent && keep == nil {
+		if !p.TimeDependent && !all {
 			continue
 		}
 		owner, name, _ := strings.Cut(p.Repo, "/")
@@ -254,8 +284,12 @@ func (g *Guard) reevaluateOpen(ctx context.Context, why string, pace time.Durati
 		if err == nil && len(recs) > 0 {
 			_, err = g.o.Store.Append(ctx, recs...)
 		}
-		if err == nil && len(recs) == 0 {
-			// Closed since: stop tracking it as open.
+		gone := errors.Is(err, gh.ErrNotFound)
+		if gone {
+			g.o.Logger.Warn("pull request no longer visible to the app; no longer tracked", "repo", it.p.Repo, "pr", it.p.Number, "err", err)
+		}
+		if gone || err == nil && len(recs) == 0 {
+			// Closed since (or gone): stop tracking it as open.
 			it.p.Open = false
 			err = g.o.Store.TrackPR(ctx, it.p)
 		}
