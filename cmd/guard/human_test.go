@@ -376,6 +376,25 @@ func TestCommentCommands(t *testing.T) {
 		}
 	})
 
+	t.Run("approve refused for the author while the PR is not classified", func(t *testing.T) {
+		next++
+		n, head := next, fmt.Sprintf("%040x", next)
+		addAgentPush(fake, n, mona, head)
+		// The commits cannot be read: the decision is an error (fails
+		// closed), and nobody knows yet that an agent pushed.
+		fake.FailNext("GET", fmt.Sprintf("/repos/%s/pulls/%d/commits", testRepo, n), 0, http.StatusInternalServerError, nil, "")
+		defer fake.ClearFaults()
+		h.deliver("pull_request", prEvent(t, "opened", n, mona, head, mona))
+		h.waitCheckOn(t, head, "failure")
+		waitRecord(t, st, n, "the error decision", kind("decision", "error"))
+		h.deliver("issue_comment", commentEvent(t, n, true, ids.id(), mona, "/guard approve my own PR", time.Time{}, nil))
+		waitComment(t, fake, n, "Refused", "not classified")
+		waitRecord(t, st, n, "the refusal", kind("override", "refused"))
+		if os, err := st.Overrides(context.Background(), testRepo, n); err != nil || len(os) != 0 {
+			t.Fatalf("overrides %+v, %v; want none", os, err)
+		}
+	})
+
 	moved := []struct {
 		name       string
 		commitDate time.Time

@@ -111,9 +111,20 @@ func (g *Guard) approveOrOverride(ctx context.Context, q request, client *gh.Cli
 	if err != nil {
 		return nil, "", fmt.Errorf("read last decision: %w", err)
 	}
-	agentPR := found && last.Agent
-	if agentPR && strings.EqualFold(p.Author.Login, q.actor.Login) {
-		return refuse("@" + q.actor.Login + " is the author of this agent pull request")
+	tracked, seen, err := g.o.Store.TrackedPR(ctx, q.repo.FullName, q.number)
+	if err != nil {
+		return nil, "", fmt.Errorf("read tracked PR: %w", err)
+	}
+	// Once an agent PR, always one (the tracked flag is sticky); a last
+	// decision that is an error did not classify the PR, so it says nothing.
+	agentPR := (found && last.Agent) || (seen && tracked.Agent)
+	if strings.EqualFold(p.Author.Login, q.actor.Login) {
+		switch {
+		case agentPR:
+			return refuse("@" + q.actor.Login + " is the author of this agent pull request")
+		case !found || last.Outcome == string(pr.Error):
+			return refuse("the guard has not classified this pull request yet (its last decision is an error), so its author cannot approve it; try again once its check run shows a decision")
+		}
 	}
 	switch {
 	case q.headSHA != "" && q.headSHA != p.HeadSHA:
