@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"os"
 	"os/user"
-	"path"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/mergeguard/guard/internal/audit"
+	"github.com/mergeguard/guard/internal/calendar"
 )
 
 func runFreeze(ctx context.Context, args []string, s stdio) error {
@@ -86,8 +86,8 @@ func freezeStart(ctx context.Context, args []string, s stdio) error {
 		return usageErr("--for %s: a duration must be positive", *dur)
 	}
 	if *branch != "" {
-		if _, err := path.Match(*branch, ""); err != nil {
-			return usageErr("--branch %q is not a valid glob", *branch)
+		if err := calendar.CheckBranchGlob(*branch); err != nil {
+			return usageErr("--branch %q is not a valid branch pattern: %v", *branch, err)
 		}
 	}
 	sc, target, err := scope(*repo, *org)

@@ -13,8 +13,9 @@
 //   - Local times are turned into instants by LocalTime, and only by it: a
 //     local time in a DST gap means the end of the gap, a repeated local time
 //     means its first occurrence (SPEC §3).
-//   - Branch globs use path.Match semantics ("release/*" matches
-//     "release/1.2", not "release/1.2/hotfix"); no globs means every branch.
+//   - Branch globs read as GitHub's branch rules do: "release/*" matches
+//     "release/1.2", not "release/1.2/hotfix"; "release/**" matches both;
+//     no globs means every branch (see CheckBranchGlob).
 //
 // A Calendar is a plain value; its methods do not modify it and are safe for
 // concurrent use as long as nobody mutates it.
@@ -22,10 +23,12 @@ package calendar
 
 import (
 	"fmt"
-	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/gobwas/glob"
 
 	"github.com/mergeguard/guard/internal/pr"
 )
@@ -352,18 +355,50 @@ func (c *Calendar) Clock(t time.Time, branch string) pr.Clock {
 	return clk
 }
 
-// MatchBranch reports whether branch matches one of globs (path.Match);
-// empty globs match every branch. A malformed glob matches nothing.
+// MatchBranch reports whether branch matches one of globs (see
+// CheckBranchGlob); empty globs match every branch. A malformed glob
+// matches nothing.
 func MatchBranch(globs []string, branch string) bool {
 	if len(globs) == 0 {
 		return true
 	}
 	for _, g := range globs {
-		if ok, err := path.Match(g, branch); err == nil && ok {
+		if m := branchGlob(g); m != nil && m.Match(branch) {
 			return true
 		}
 	}
 	return false
+}
+
+// CheckBranchGlob validates a branch pattern as GitHub's branch rules read
+// them: `*` and `?` within one path segment, `**` across segments
+// (release/** matches release/1.2/hotfix), [...] classes and {a,b}
+// alternatives, matched against the short branch name GitHub sends as a
+// pull request's base (main, not refs/heads/main).
+func CheckBranchGlob(g string) error {
+	if strings.HasPrefix(g, "refs/") {
+		return fmt.Errorf("%q starts with refs/: patterns match short branch names such as main or release/*; drop the refs/heads/", g)
+	}
+	if _, err := glob.Compile(g, '/'); err != nil {
+		return err
+	}
+	return nil
+}
+
+// branchGlobs caches compiled branch patterns (a config holds few).
+var branchGlobs sync.Map // string -> *glob.Pattern (nil: malformed)
+
+func branchGlob(g string) *glob.Pattern {
+	if v, ok := branchGlobs.Load(g); ok {
+		m, _ := v.(*glob.Pattern)
+		return m
+	}
+	var m *glob.Pattern
+	if CheckBranchGlob(g) == nil {
+		m, _ = glob.Compile(g, '/')
+	}
+	branchGlobs.Store(g, m)
+	return m
 }
 
 // dayNames are the short day names, indexed by time.Weekday.

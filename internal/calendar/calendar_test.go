@@ -334,6 +334,11 @@ func TestMatchBranch(t *testing.T) {
 		{"second glob", []string{"main", "hotfix-*"}, "hotfix-1", true},
 		{"case sensitive", []string{"main"}, "Main", false},
 		{"malformed glob matches nothing", []string{"release/["}, "release/[", false},
+		{"double star crosses slashes", []string{"release/**"}, "release/1.2/hotfix", true},
+		{"double star one level", []string{"release/**"}, "release/1.2", true},
+		{"double star not the prefix itself", []string{"release/**"}, "releases/1", false},
+		{"alternatives", []string{"{main,develop}"}, "develop", true},
+		{"a ref never matches (refused by config)", []string{"refs/heads/main"}, "main", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

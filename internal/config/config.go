@@ -29,7 +29,8 @@
 //	                  may be "24:00") [09:00-18:00], holidays ("YYYY-MM-DD",
 //	                  business hours only)
 //	freezes           list of {name, weekly: {from: "fri 16:00", to: "mon 08:00"}
-//	                  | from, to (RFC 3339), branches (globs, path.Match;
+//	                  | from, to (RFC 3339), branches (GitHub-style: * one
+//	                  level, ** any depth, short names, no refs/heads/;
 //	                  omitted: every branch), applies_to: agents | everyone
 //	                  [agents]} [none]
 //	escalation        reviewers {teams, users}: asked to review an escalated
@@ -697,6 +698,20 @@ func (p *parser) pathGlob(what string) func(*yaml.Node, string) bool {
 	}
 }
 
+func (p *parser) branchGlob(what string) func(*yaml.Node, string) bool {
+	return func(n *yaml.Node, s string) bool {
+		err := checkGlob(s) // its messages say what is wrong
+		if err == nil {
+			err = calendar.CheckBranchGlob(s)
+		}
+		if err != nil {
+			p.errorf(n, "%s: bad branch pattern %q: %v", what, s, err)
+			return false
+		}
+		return true
+	}
+}
+
 func (p *parser) fileGlob(what string) func(*yaml.Node, string) bool {
 	return func(n *yaml.Node, s string) bool {
 		if err := checkGlob(s); err != nil {
@@ -899,7 +914,7 @@ func (p *parser) freeze(n *yaml.Node, what string) (f Freeze, nameNode *yaml.Nod
 		case "to":
 			to = v
 		case "branches":
-			if l, ok := p.list(v, what+".branches", p.pathGlob(what+".branches")); ok {
+			if l, ok := p.list(v, what+".branches", p.branchGlob(what+".branches")); ok {
 				f.Branches = l
 			}
 		case "applies_to":
