@@ -848,6 +848,19 @@ func TestMergeQueue(t *testing.T) {
 			t.Fatalf("failure does not say why:\n%s\n%s", run.Summary, run.Text)
 		}
 	})
+	t.Run("a group of more commits than the guard looks up fails", func(t *testing.T) {
+		parent := base
+		for i := 1; i <= 101; i++ {
+			c := fmt.Sprintf("%040x", 0xabc000+i)
+			fake.AddGraphCommit(testRepo, pr.Commit{SHA: c, Message: "queued"}, parent)
+			parent = c
+		}
+		h.deliver("merge_group", mergeGroupEvent(t, base, parent))
+		run := h.waitCheckOn(t, parent, "failure")
+		if !strings.Contains(run.Summary+run.Text, "101 commits") {
+			t.Fatalf("failure does not say why:\n%s\n%s", run.Summary, run.Text)
+		}
+	})
 	t.Run("during a freeze a group with an agent PR fails", func(t *testing.T) {
 		ctx := context.Background()
 		if _, err := st.StartFreeze(ctx, audit.ManualFreeze{Scope: audit.ScopeRepo, Target: testRepo, Reason: "INC-3", By: "oncall"}); err != nil {

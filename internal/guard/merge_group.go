@@ -17,7 +17,8 @@ import (
 	"github.com/mergeguard/guard/internal/webhook"
 )
 
-// maxGroupCommits bounds the commits of a merge group looked up for PRs.
+// maxGroupCommits bounds the commits of a merge group looked up for PRs
+// (one call each); a larger group fails.
 const maxGroupCommits = 100
 
 // onMergeGroup posts the merge-guard check on a merge group's head SHA, for
@@ -164,7 +165,9 @@ func groupPulls(ctx context.Context, client *gh.Client, repo pr.Repository, base
 		return nil, fmt.Errorf("compare %s...%s: %w", short(baseSHA), short(headSHA), err)
 	}
 	if len(shas) > maxGroupCommits {
-		shas = shas[len(shas)-maxGroupCommits:]
+		// Looking up only some would let a PR of the group go unseen:
+		// fail closed.
+		return nil, fmt.Errorf("the merge group has %d commits; the guard looks up the pull requests of at most %d, so it cannot tell which ones the group holds", len(shas), maxGroupCommits)
 	}
 	var numbers []int
 	for _, sha := range shas {
