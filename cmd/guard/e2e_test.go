@@ -704,3 +704,27 @@ func TestSchedulerDropsPRsGitHubNoLongerShows(t *testing.T) {
 		return err == nil && ok && !p.Open
 	})
 }
+
+// TestTruncatedCommitListFailsClosed: GitHub lists at most 250 commits of a
+// pull request; with more, an agent's commit can be among those it does not
+// list, so the guard fails closed rather than call the PR a human's.
+func TestTruncatedCommitListFailsClosed(t *testing.T) {
+	fake := newFake(t)
+	h := startGuard(t, fake, "")
+	head := sha('e')
+	addPull(fake, 46, alice, head)
+	for i := 1; i <= 250; i++ { // with addPull's: 251, the agent's last
+		by := alice
+		if i == 250 {
+			by = agent
+		}
+		p := pr.Person{Name: by.Login, Account: by, Date: time.Now().Add(-time.Hour)}
+		fake.AddCommit(testRepo, 46, pr.Commit{SHA: fmt.Sprintf("%040x", 0xe000+i), Message: "more", Author: p, Committer: p})
+	}
+	body := patchJSON(t, prEvent(t, "opened", 46, alice, head, alice), map[string]any{"pull_request.commits": 251})
+	h.deliver("pull_request", body)
+	run := h.waitCheckOn(t, head, "failure")
+	if !strings.Contains(run.Title+run.Summary+run.Text, "GitHub lists at most 250") {
+		t.Fatalf("failure does not say why: %s\n%s\n%s", run.Title, run.Summary, run.Text)
+	}
+}

@@ -199,7 +199,8 @@ func PullRequestFrom(p *github.PullRequest) pr.PullRequest {
 		HeadSHA: p.GetHead().GetSHA(), HeadRef: p.GetHead().GetRef(), HeadRepo: p.GetHead().GetRepo().GetFullName(),
 		BaseRef: p.GetBase().GetRef(), BaseSHA: p.GetBase().GetSHA(),
 		CreatedAt: p.GetCreatedAt().Time, UpdatedAt: p.GetUpdatedAt().Time,
-		Labels: []string{},
+		Labels:      []string{},
+		CommitCount: p.GetCommits(), ChangedFileCount: p.GetChangedFiles(),
 	}
 	for _, l := range p.Labels {
 		out.Labels = append(out.Labels, l.GetName())

@@ -143,6 +143,11 @@ type PullRequest struct {
 	AutoMerge *AutoMerge `json:"auto_merge"`
 	CreatedAt time.Time  `json:"created_at"`
 	UpdatedAt time.Time  `json:"updated_at"`
+	// How many commits and changed files GitHub counts for the PR (0:
+	// unknown, as in PR lists): its commit and file lists stop at 250 and
+	// 3,000, and facts cut short are an error, not a smaller PR.
+	CommitCount      int `json:"-"`
+	ChangedFileCount int `json:"-"`
 }
 
 // Person is a commit's author or committer: the git identity and, when GitHub
