@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -87,10 +88,39 @@ func (d *directory) IsTeamMember(ctx context.Context, org, team, login string) (
 		if resp == nil || resp.StatusCode != http.StatusNotFound {
 			return false, wrap("team membership of "+login+" in "+org+"/"+team, err)
 		}
+		// GitHub answers 404 both for "not a member" and for a team that
+		// does not exist (renamed, a typo, an account that is no
+		// organisation): the latter must not make everyone a non-member.
+		if err := d.teamExists(ctx, org, team); err != nil {
+			return false, err
+		}
 		state = "none"
 	}
 	d.put(key, state)
 	return state == "active", nil
+}
+
+// teamExists returns an error unless org/team is a team the app can see
+// (cached like memberships).
+func (d *directory) teamExists(ctx context.Context, org, team string) error {
+	key := strings.ToLower("teamexists\x00" + org + "\x00" + team)
+	v, ok := d.get(key)
+	if !ok {
+		_, resp, err := d.c.gh.Teams.GetTeamBySlug(ctx, org, team)
+		switch {
+		case err == nil:
+			v = "yes"
+		case resp != nil && resp.StatusCode == http.StatusNotFound:
+			v = "no"
+		default:
+			return wrap("team "+org+"/"+team, err)
+		}
+		d.put(key, v)
+	}
+	if v != "yes" {
+		return fmt.Errorf("team %s/%s does not exist or the app cannot see it (check the team slug in guard.yaml, and that the app has the Members: read permission)", org, team)
+	}
+	return nil
 }
 
 // Permission returns login's role on owner/repo: admin, maintain, write,

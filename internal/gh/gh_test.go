@@ -711,6 +711,24 @@ func TestDirectory(t *testing.T) {
 			t.Fatalf("%d calls, want 2", n)
 		}
 	})
+	t.Run("a team that does not exist is an error, not a team without members", func(t *testing.T) {
+		h := newHarness(t)
+		d := h.c.Directory()
+		for i := 0; i < 2; i++ {
+			_, err := d.IsTeamMember(ctx, "acme", "release-managrs", "alice")
+			if err == nil || !strings.Contains(err.Error(), "acme/release-managrs does not exist") {
+				t.Fatalf("IsTeamMember of a missing team: %v", err)
+			}
+		}
+		for _, login := range []string{"bob", "mallory"} { // non-members of a real team
+			if ok, err := d.IsTeamMember(ctx, "acme", "release-managers", login); err != nil || ok {
+				t.Fatalf("%s: %v %v", login, ok, err)
+			}
+		}
+		if n := h.requests("/orgs/{org}/teams/{team}"); n != 2 {
+			t.Fatalf("%d team lookups, want 2 (one per team, cached)", n)
+		}
+	})
 	t.Run("failures are errors and not cached", func(t *testing.T) {
 		h := newHarness(t)
 		h.s.FailNext("GET", "/orgs/{org}/teams/{team}/memberships/{user}", 5, 500, nil, "")

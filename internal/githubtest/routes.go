@@ -38,6 +38,7 @@ func (s *Server) routes() {
 	s.handle("GET /repos/{owner}/{repo}/commits/{ref}/check-runs", authToken, listCheckRunsForRef)
 	s.handle("GET /repos/{owner}/{repo}/commits/{ref}/pulls", authToken, pullsForCommit)
 	s.handle("GET /repos/{owner}/{repo}/compare/{basehead}", authToken, compare)
+	s.handle("GET /orgs/{org}/teams/{team}", authToken, getTeam)
 	s.handle("GET /orgs/{org}/teams/{team}/memberships/{user}", authToken, teamMembership)
 	s.handle("GET /repos/{owner}/{repo}/collaborators/{user}/permission", authToken, permission)
 	s.handle("GET /repos/{owner}/{repo}/branches/{branch}/protection", authToken, protection)
@@ -791,6 +792,44 @@ func (r *repoState) ancestors(sha string) map[string]bool {
 		}
 	}
 	return out
+}
+
+// getTeam answers a team that exists (AddTeam, AddTeamMember), shaped like
+// GitHub's team object; 404 otherwise, as for a team the app cannot see.
+func getTeam(q *request) (int, any) {
+	org, team := q.r.PathValue("org"), q.r.PathValue("team")
+	if !strings.EqualFold(q.inst.account, org) {
+		return notFound()
+	}
+	if _, ok := q.s.teams[strings.ToLower(org+"/"+team)]; !ok {
+		return notFound()
+	}
+	slug := strings.ToLower(team)
+	return http.StatusOK, obj{
+		"id": 1, "node_id": "T_kwDOAAAAAc4AAAAB", "name": team, "slug": slug, "description": "",
+		"privacy": "closed", "notification_setting": "notifications_enabled", "permission": "pull",
+		"url":              fmt.Sprintf("%s/organizations/1/team/1", q.api),
+		"html_url":         fmt.Sprintf("https://github.com/orgs/%s/teams/%s", escape(org), escape(slug)),
+		"members_url":      fmt.Sprintf("%s/organizations/1/team/1/members{/member}", q.api),
+		"repositories_url": fmt.Sprintf("%s/organizations/1/team/1/repos", q.api),
+		"parent":           nil, "members_count": len(q.s.teams[strings.ToLower(org+"/"+team)]), "repos_count": 0,
+		"created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z",
+		"type": "organization",
+		"organization": obj{
+			"login": org, "id": 1, "node_id": "O_kgDOAAAAAQ", "url": fmt.Sprintf("%s/orgs/%s", q.api, escape(org)),
+			"repos_url":          fmt.Sprintf("%s/orgs/%s/repos", q.api, escape(org)),
+			"events_url":         fmt.Sprintf("%s/orgs/%s/events", q.api, escape(org)),
+			"hooks_url":          fmt.Sprintf("%s/orgs/%s/hooks", q.api, escape(org)),
+			"issues_url":         fmt.Sprintf("%s/orgs/%s/issues", q.api, escape(org)),
+			"members_url":        fmt.Sprintf("%s/orgs/%s/members{/member}", q.api, escape(org)),
+			"public_members_url": fmt.Sprintf("%s/orgs/%s/public_members{/member}", q.api, escape(org)),
+			"avatar_url":         "https://avatars.githubusercontent.com/u/1?v=4",
+			"description":        nil, "html_url": "https://github.com/" + escape(org),
+			"has_organization_projects": true, "has_repository_projects": true,
+			"public_repos": 0, "public_gists": 0, "followers": 0, "following": 0, "type": "Organization",
+			"created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z", "archived_at": nil,
+		},
+	}
 }
 
 func teamMembership(q *request) (int, any) {

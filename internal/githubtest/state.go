@@ -354,6 +354,15 @@ func (s *Server) AddCheckRun(repo string, run CheckRun) int64 {
 	return run.ID
 }
 
+// AddTeam adds an organisation team with no members.
+func (s *Server) AddTeam(org, team string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if k := strings.ToLower(org + "/" + team); s.teams[k] == nil {
+		s.teams[k] = map[string]string{}
+	}
+}
+
 // AddTeamMember makes login a member of org/team with state active or
 // pending.
 func (s *Server) AddTeamMember(org, team, login, state string) {

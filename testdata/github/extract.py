@@ -26,6 +26,7 @@ OPS = [
     ("get", "/repos/{owner}/{repo}/issues/{issue_number}/comments", "200", False),
     ("post", "/repos/{owner}/{repo}/issues/{issue_number}/comments", "201", True),
     ("post", "/repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers", "201", True),
+    ("get", "/orgs/{org}/teams/{team_slug}", "200", False),
     ("get", "/orgs/{org}/teams/{team_slug}/memberships/{username}", "200", False),
     ("get", "/repos/{owner}/{repo}/collaborators/{username}/permission", "200", False),
 ]
