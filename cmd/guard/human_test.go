@@ -395,6 +395,24 @@ func TestCommentCommands(t *testing.T) {
 		}
 	})
 
+	t.Run("approve refused for a head an agent pushed seconds after the comment", func(t *testing.T) {
+		n, _ := escalated(t)
+		at := time.Now().UTC().Truncate(time.Second)
+		defer h.clock.Set(time.Time{})
+		newHead := fmt.Sprintf("%040x", 0xeee000+n)
+		by := pr.Person{Name: "agent", Account: agent, Date: at.Add(-2 * time.Hour)} // backdated
+		fake.AddPull(testRepo, pr.PullRequest{Number: n, Title: "moved", Author: agent, HeadSHA: newHead, BaseRef: "main", BaseSHA: sha('0')})
+		fake.AddCommit(testRepo, n, pr.Commit{SHA: newHead, Message: "sneaky", Author: by, Committer: by})
+		h.clock.Set(at.Add(3 * time.Second)) // the guard decides on it 3 s after the comment
+		h.deliver("pull_request", prEvent(t, "synchronize", n, agent, newHead, agent))
+		h.waitCheckOn(t, newHead, "action_required")
+		h.deliver("issue_comment", commentEvent(t, n, true, ids.id(), mona, "/guard approve looked at it", at, nil))
+		waitComment(t, fake, n, "Refused", "head moved")
+		if c := lastRun(t, fake, newHead).Conclusion; c != "action_required" {
+			t.Fatalf("conclusion %s after an approval of the head before", c)
+		}
+	})
+
 	moved := []struct {
 		name       string
 		commitDate time.Time

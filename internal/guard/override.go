@@ -212,8 +212,12 @@ func (g *Guard) approveOrOverride(ctx context.Context, q request, client *gh.Cli
 
 // clockSkew is how far GitHub's timestamps (whole seconds) and the guard's
 // clock may disagree when comparing a comment's created_at with the guard's
-// records.
-const clockSkew = 5 * time.Second
+// records. It is also a window: a head the guard first decided on within it
+// after the comment counts as seen, so an agent that pushed (with a
+// backdated commit) right after a human's approval could have it bind to
+// its new head. One second covers the truncation; a human reads the check
+// run for longer than any NTP-kept clocks disagree.
+const clockSkew = time.Second
 
 // headSeenBy reports whether the guard had decided on head for the pull
 // request by at (give or take clockSkew): a human's comment can only be
