@@ -311,6 +311,10 @@ func clock(ctx context.Context, cfg *config.Config, state State, repo pr.Reposit
 		}
 		if !f.Until.IsZero() {
 			fr.Until = f.Until.UTC().Format(time.RFC3339)
+			// Its end is a boundary too, when it comes first.
+			if nb, err := time.Parse(time.RFC3339, c.NextBoundary); f.Until.After(now) && (c.NextBoundary == "" || err == nil && f.Until.Before(nb)) {
+				c.NextBoundary = f.Until.UTC().Format(time.RFC3339)
+			}
 		}
 		c.Freezes = append(c.Freezes, fr)
 	}
