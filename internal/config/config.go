@@ -616,12 +616,42 @@ func (p *parser) config(root *yaml.Node, c *Config) {
 	}
 }
 
+// zoneCase returns the zone name with the usual IANA capitalisation
+// (America/New_York, America/Port_of_Spain stays as written except for the
+// first letters) when that name loads and name does not; else "".
+func zoneCase(name string) string {
+	parts := strings.Split(name, "/")
+	for i, part := range parts {
+		words := strings.Split(part, "_")
+		for j, w := range words {
+			if w != "" && !slices.Contains([]string{"of", "es", "au"}, strings.ToLower(w)) {
+				words[j] = strings.ToUpper(w[:1]) + strings.ToLower(w[1:])
+			}
+		}
+		parts[i] = strings.Join(words, "_")
+	}
+	fixed := strings.Join(parts, "/")
+	if strings.EqualFold(fixed, "utc") {
+		fixed = "UTC"
+	}
+	if fixed == name {
+		return ""
+	}
+	if _, err := time.LoadLocation(fixed); err != nil {
+		return ""
+	}
+	return fixed
+}
+
 func loadZone(name string) (*time.Location, error) {
 	if name == "" || name == "Local" {
 		return nil, fmt.Errorf("timezone %q is not an IANA zone: use a name like \"America/New_York\" or \"UTC\"", name)
 	}
 	loc, err := time.LoadLocation(name)
 	if err != nil {
+		if fixed := zoneCase(name); fixed != "" {
+			return nil, fmt.Errorf("unknown time zone %q: zone names are case-sensitive; did you mean %q?", name, fixed)
+		}
 		return nil, fmt.Errorf("unknown time zone %q: use an IANA name like \"America/New_York\" or \"UTC\"", name)
 	}
 	return loc, nil
@@ -959,7 +989,8 @@ func (p *parser) instant(n *yaml.Node, what string) (time.Time, bool) {
 	if !ok {
 		return time.Time{}, false
 	}
-	t, err := time.Parse(time.RFC3339, s)
+	// RFC 3339 allows a lower-case t and z; Go's layout does not.
+	t, err := time.Parse(time.RFC3339, strings.ToUpper(s))
 	if err != nil {
 		p.errorf(resolve(n), "%s %q is not an RFC 3339 time like \"2026-12-20T00:00:00-05:00\"", what, s)
 		return time.Time{}, false

@@ -32,6 +32,7 @@ func TestParseMistakes(t *testing.T) {
 		{"duplicate key", "mode: enforce\nmode: advisory\n", `guard.yaml:2:1: duplicate key "mode" (first at line 1)`},
 		{"duplicate nested key", "agents:\n  all_bots: true\n  all_bots: false\n", `guard.yaml:3:3: duplicate key "agents.all_bots" (first at line 2)`},
 		{"unknown zone", "timezone: America/New_Yrok\n", `guard.yaml:1:11: unknown time zone "America/New_Yrok": use an IANA name like "America/New_York" or "UTC"`},
+		{"zone in the wrong case", "timezone: america/new_york\n", `guard.yaml:1:11: unknown time zone "america/new_york": zone names are case-sensitive; did you mean "America/New_York"?`},
 		{"local zone", "timezone: Local\n", `guard.yaml:1:11: timezone "Local" is not an IANA zone`},
 		{"empty zone", "timezone: \"\"\n", `guard.yaml:1:11: timezone "" is not an IANA zone`},
 		{"zone is a list", "timezone: [UTC]\n", "guard.yaml:1:11: timezone must be a string, not a list"},
@@ -421,4 +422,15 @@ func FuzzParse(f *testing.F) {
 		}
 		c.Calendar.NextBoundary(time.Date(2026, 3, 8, 0, 0, 0, 0, time.UTC))
 	})
+}
+
+// RFC 3339 allows a lower-case t and z.
+func TestLowerCaseRFC3339(t *testing.T) {
+	c, err := Parse("guard.yaml", []byte("freezes:\n  - name: x\n    from: \"2026-12-20t00:00:00z\"\n    to: \"2026-12-21T00:00:00-05:00\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Date(2026, 12, 20, 0, 0, 0, 0, time.UTC); !c.Freezes[0].From.Equal(want) {
+		t.Fatalf("from %v, want %v", c.Freezes[0].From, want)
+	}
 }
