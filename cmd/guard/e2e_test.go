@@ -682,11 +682,7 @@ func TestConfigChangeReevaluatesAtOnce(t *testing.T) {
 // re-evaluated.
 func TestSchedulerDropsPRsGitHubNoLongerShows(t *testing.T) {
 	fake := newFake(t)
-	t0 := time.Now().UTC().Truncate(time.Second)
-	from, to := t0.Add(5*time.Minute), t0.Add(10*time.Minute)
-	cfg := fmt.Sprintf("freezes:\n  - name: release-window\n    from: %q\n    to: %q\n", from.Format(time.RFC3339), to.Format(time.RFC3339))
-	h := startGuard(t, fake, cfg)
-	h.clock.Set(t0)
+	h, from, _ := guardWithWindow(t, fake, "")
 	for _, n := range []int{44, 45} {
 		head := fmt.Sprintf("%040x", n)
 		addPull(fake, n, agent, head)
@@ -727,4 +723,17 @@ func TestTruncatedCommitListFailsClosed(t *testing.T) {
 	if !strings.Contains(run.Title+run.Summary+run.Text, "GitHub lists at most 250") {
 		t.Fatalf("failure does not say why: %s\n%s\n%s", run.Title, run.Summary, run.Text)
 	}
+}
+
+// guardWithWindow starts a guard whose guard.yaml (extra, then) has one
+// freeze window, release-window, from 5 to 10 minutes after now; the
+// guard's clock is set to now (whole seconds).
+func guardWithWindow(t *testing.T, fake *githubtest.Server, extra string) (h *harness, from, to time.Time) {
+	t.Helper()
+	t0 := time.Now().UTC().Truncate(time.Second)
+	from, to = t0.Add(5*time.Minute), t0.Add(10*time.Minute)
+	cfg := extra + fmt.Sprintf("freezes:\n  - name: release-window\n    from: %q\n    to: %q\n", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	h = startGuard(t, fake, cfg)
+	h.clock.Set(t0)
+	return h, from, to
 }

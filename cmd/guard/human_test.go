@@ -745,11 +745,7 @@ func TestCheckRunEvents(t *testing.T) {
 func TestTimeFreezes(t *testing.T) {
 	t.Run("a scheduled window begins and ends while an approved PR sits green", func(t *testing.T) {
 		fake := newFake(t)
-		t0 := time.Now().UTC().Truncate(time.Second)
-		from, to := t0.Add(5*time.Minute), t0.Add(10*time.Minute)
-		cfg := fmt.Sprintf("freezes:\n  - name: release-window\n    from: %q\n    to: %q\n", from.Format(time.RFC3339), to.Format(time.RFC3339))
-		h := startGuard(t, fake, cfg)
-		h.clock.Set(t0)
+		h, from, to := guardWithWindow(t, fake, "")
 		addPull(fake, 1, agent, sha('1'))
 		fake.AddReview(testRepo, 1, pr.Review{User: carol, State: "APPROVED", CommitID: sha('1')})
 		h.deliver("pull_request", prEvent(t, "opened", 1, agent, sha('1'), agent))
