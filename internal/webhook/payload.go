@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strconv"
 
@@ -28,11 +29,18 @@ var parsers fastjson.ParserPool
 // fastjson's parser is lenient: it takes numbers such as 01, +1, .5 or
 // NaN, unknown escapes such as \q and raw control characters inside
 // strings, all of which encoding/json (and so processing) refuses. Its
-// validator is strict, so the body is validated first (~35 µs for 30 KB;
-// the parse costs as much again).
+// validator is strict about all of these but one: a control character in a
+// string before an escape ("\x00\\n") passes, so control characters are
+// looked for separately (FuzzParseEnvelope found it). Validating costs ~35
+// µs for 30 KB, the parse as much again.
 func ParseEnvelope(body []byte) (Envelope, error) {
 	if err := fastjson.ValidateBytes(body); err != nil {
 		return Envelope{}, fmt.Errorf("malformed JSON payload: %w", err)
+	}
+	// JSON allows control characters nowhere (tab, CR and LF only between
+	// tokens, where the validator already checked them).
+	if i := controlChar(body); i >= 0 {
+		return Envelope{}, fmt.Errorf("malformed JSON payload: control character 0x%02x at offset %d", body[i], i)
 	}
 	p := parsers.Get()
 	defer parsers.Put(p)
@@ -67,6 +75,33 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 		}
 	}
 	return e, nil
+}
+
+// controlChar returns the offset of the first byte of b below 0x20 other
+// than tab, LF and CR, or -1. It tests eight bytes at a time (a word has a
+// byte below 0x20 iff (x - 0x20 per byte) & ^x & 0x80 per byte is non-zero)
+// and looks at single bytes only in words that have one: a byte loop over a
+// 30 KB payload was a third of ParseEnvelope.
+func controlChar(b []byte) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		if (x-0x20*ones)&^x&highs == 0 {
+			continue
+		}
+		for j, c := range b[i : i+8] {
+			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+				return i + j
+			}
+		}
+	}
+	for j, c := range b[i:] {
+		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+			return i + j
+		}
+	}
+	return -1
 }
 
 // Key is the ordering key of a delivery: deliveries with equal keys are

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -361,7 +362,7 @@ func TestParseEnvelopeRejectsWhatEncodingJSONRejects(t *testing.T) {
 	for _, body := range []string{
 		``, `{`, `{"action":"opened",}`, `{"a":1} trailing`, `[1]`, `"str"`, `null`, `{"a":tru}`, "{\"a\":\"\x01\"}",
 		"{\"a\":\"x\ty\"}", `{"a":01}`, `{"a":+1}`, `{"a":.5}`, `{"a":1e}`, `{"a":1.2.3}`, `{"a":NaN}`, `{"a":inf}`,
-		`{"a":"\q"}`, `{"a":"\u00zz"}`,
+		`{"a":"\q"}`, `{"a":"\u00zz"}`, "{\"a\":\"\x00\\n\"}",
 	} {
 		if _, err := ParseEnvelope([]byte(body)); err == nil {
 			t.Errorf("ParseEnvelope(%q) accepted malformed or non-object JSON", body)
@@ -382,6 +383,42 @@ func BenchmarkParseEnvelope(b *testing.B) {
 	for b.Loop() {
 		if _, err := ParseEnvelope(body); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// controlChar must find exactly what a byte loop finds, wherever the
+// control character sits in its eight-byte word and next to any byte.
+func TestControlChar(t *testing.T) {
+	naive := func(b []byte) int {
+		for i, c := range b {
+			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+				return i
+			}
+		}
+		return -1
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []byte{0x00, 0x01, '\t', '\n', '\r', 0x1f, 0x20, 0x21, '"', 0x7f, 0x80, 0x9f, 0xa0, 0xff, 'a'}
+	for n := range 2000 {
+		b := make([]byte, rng.IntN(40))
+		for i := range b {
+			b[i] = 'x'
+			if rng.IntN(4) == 0 || n%7 == 0 {
+				b[i] = alphabet[rng.IntN(len(alphabet))]
+			}
+		}
+		if got, want := controlChar(b), naive(b); got != want {
+			t.Fatalf("controlChar(%q) = %d, want %d", b, got, want)
+		}
+	}
+	for c := range 256 {
+		for pos := range 17 {
+			b := bytes.Repeat([]byte{' '}, 17)
+			b[pos] = byte(c)
+			if got, want := controlChar(b), naive(b); got != want {
+				t.Fatalf("byte 0x%02x at %d: controlChar = %d, want %d", c, pos, got, want)
+			}
 		}
 	}
 }
