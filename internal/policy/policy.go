@@ -64,6 +64,17 @@ func Compile(ctx context.Context, fsys fs.FS) (*Engine, error) {
 	for _, s := range srcs {
 		e.files = append(e.files, s.name)
 	}
+	// A set that decides nothing (no data.guard.decision, a package of
+	// another name, a half-written file) or fails on a plain agent PR would
+	// fail every pull request: refuse it, so that serve keeps the last good
+	// set and eval says why.
+	sample := sampleBase()
+	if err := checkAnnotated(sample); err != nil {
+		return nil, fmt.Errorf("compile policies: sample input: %w", err)
+	}
+	if _, err := e.decideTopdown(ctx, sample); err != nil {
+		return nil, fmt.Errorf("compile policies: they give no valid decision for an agent pull request: %w", err)
+	}
 	e.prog, e.planErr = planSources(ctx, srcs)
 	if e.prog != nil {
 		if err := selfCheckEngine(ctx, e); err != nil {

@@ -255,19 +255,33 @@ func TestDecideRejectsBadDecisions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// Compile tries a sample agent PR and refuses a set whose
+			// decision for it is bad; Decide checks every decision.
 			e, err := Compile(context.Background(), policySet(tt.body))
-			if err != nil {
-				t.Fatalf("Compile: %v", err)
-			}
-			d, err := e.Decide(context.Background(), agentInput())
 			if err == nil {
-				t.Fatalf("Decide = %+v, want an error", d)
+				var d pr.Decision
+				if d, err = e.Decide(context.Background(), agentInput()); err == nil {
+					t.Fatalf("Decide = %+v, want an error", d)
+				}
+			} else if !strings.Contains(err.Error(), "no valid decision") {
+				t.Errorf("Compile error %q does not say the set gives no valid decision", err)
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %q does not contain %q", err, tt.want)
 			}
 		})
 	}
+	t.Run("a set that decides the sample but not another PR fails at Decide", func(t *testing.T) {
+		e, err := Compile(context.Background(), policySet(`decision := {"outcome": "allow", "reasons": []} if input.agent_pr == true`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := agentInput()
+		in.AgentPR = false
+		if d, err := e.Decide(context.Background(), in); err == nil || !strings.Contains(err.Error(), "undefined") {
+			t.Fatalf("Decide = %+v, %v; want undefined", d, err)
+		}
+	})
 }
 
 func TestDecideAcceptsWellFormedDecision(t *testing.T) {

@@ -2,7 +2,10 @@ package policy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -27,7 +30,7 @@ type Reloader struct {
 	current atomic.Pointer[Engine]
 
 	mu     sync.Mutex // guards stamp and the check-compile-swap sequence
-	stamp  string     // names, sizes and mtimes of the *.rego files last looked at
+	stamp  string     // hash of the names and contents of the *.rego files last looked at
 	failed string     // revision of the last set that did not compile
 }
 
@@ -59,13 +62,14 @@ func (r *Reloader) Watch(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// Reload checks the directory now. When the names, sizes or modification
-// times of its *.rego files changed since the last look, it hashes their
-// contents; when those differ from the engine in service it compiles them
-// and, on success, swaps the new engine in (and calls onReload). It reports
-// whether it swapped. An error means the directory could not be read or the
-// new set does not compile; the engine in service is kept. The same broken
-// set is reported once.
+// Reload checks the directory now. When the names or contents of its
+// *.rego files changed since the last look and the policies differ from the
+// engine in service, it compiles them, runs their tests and, when both
+// succeed, swaps the new engine in (and calls onReload). It reports whether
+// it swapped. An error means the directory could not be read, the new set
+// does not compile, gives no valid decision for a sample PR (see Compile) or
+// fails its tests; the engine in service is kept. The same broken set is
+// reported once.
 func (r *Reloader) Reload(ctx context.Context) (bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -90,6 +94,13 @@ func (r *Reloader) Reload(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	e, err := Compile(ctx, fsys)
+	if err == nil {
+		// The set's own tests must pass too, as `guard policy test` shows.
+		var failed int
+		if _, failed, err = Test(ctx, fsys, io.Discard, false); err == nil && failed > 0 {
+			err = fmt.Errorf("%d of its tests fail (guard policy test %s shows which)", failed, r.dir)
+		}
+	}
 	if err != nil {
 		r.failed = rev
 		return false, fmt.Errorf("reload policies from %s (keeping revision %s): %w", r.dir, r.Current().Revision(), err)
@@ -102,30 +113,45 @@ func (r *Reloader) Reload(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// dirStamp summarizes the non-test *.rego files under dir by name, size and
-// modification time, cheaply enough to run every few seconds.
+// dirStamp summarizes the *.rego files under dir (tests included) by name
+// and content. It follows symbolic links, the directory's own included: a
+// policy directory is often a link, or a Kubernetes ConfigMap whose files
+// link into a directory that is swapped on update, and their names, sizes
+// and times would not change. Policy files are small enough to hash every
+// few seconds.
 func dirStamp(dir string) (string, error) {
-	var lines []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	root, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	var names []string
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if d.IsDir() {
-			if p != dir && strings.HasPrefix(d.Name(), ".") {
+			if p != root && strings.HasPrefix(d.Name(), ".") {
 				return fs.SkipDir
 			}
 			return nil
 		}
-		if filepath.Ext(p) != ".rego" || isTestFile(p) {
-			return nil
+		if filepath.Ext(p) == ".rego" {
+			names = append(names, p)
 		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		lines = append(lines, fmt.Sprintf("%s\x00%d\x00%d", p, info.Size(), info.ModTime().UnixNano()))
 		return nil
 	})
-	sort.Strings(lines)
-	return strings.Join(lines, "\n"), err
+	if err != nil {
+		return "", err
+	}
+	sort.Strings(names)
+	for _, p := range names {
+		b, err := os.ReadFile(p) // through a link
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", p, len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

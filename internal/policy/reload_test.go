@@ -140,3 +140,86 @@ func TestWatchReportsAndReloads(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// A policy directory that is a symbolic link, with files that are links
+// into a directory swapped on update (a Kubernetes ConfigMap mount), is
+// reloaded when the content changes, though no name, size or time of the
+// links does.
+func TestReloaderFollowsSymlinks(t *testing.T) {
+	ctx := context.Background()
+	base := t.TempDir()
+	v1, v2 := filepath.Join(base, "..2026_01"), filepath.Join(base, "..2026_02")
+	for dir, text := range map[string]string{v1: allowPolicy, v2: blockPolicy} {
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "decision.rego"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mount := filepath.Join(base, "mount")
+	if err := os.Mkdir(mount, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(v1, filepath.Join(mount, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join("..data", "decision.rego"), filepath.Join(mount, "decision.rego")); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(base, "policies") // the flag names a link to the mount
+	if err := os.Symlink(mount, dir); err != nil {
+		t.Fatal(err)
+	}
+	first, err := Compile(ctx, os.DirFS(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewReloader(first, dir, nil, nil)
+	if swapped, err := r.Reload(ctx); swapped || err != nil {
+		t.Fatalf("first look: swapped %v, %v", swapped, err)
+	}
+	// The update: ..data now points at the new version.
+	tmp := filepath.Join(mount, "..data_tmp")
+	if err := os.Symlink(v2, tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(mount, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if swapped, err := r.Reload(ctx); !swapped || err != nil {
+		t.Fatalf("after the update: swapped %v, %v", swapped, err)
+	}
+	if got := outcomeOf(t, r.Current()); got != "block" {
+		t.Fatalf("outcome %s after the update, want block", got)
+	}
+}
+
+// A new set whose own tests fail, or that gives no decision, is refused;
+// the set in service stays.
+func TestReloaderRefusesSetsThatFailTheirTestsOrDecideNothing(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	writePolicy(t, dir, allowPolicy, 3*time.Hour)
+	first, err := Compile(ctx, os.DirFS(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewReloader(first, dir, nil, nil)
+	failing := "package guard\n\ntest_blocks if decision.outcome == \"block\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "decision_test.rego"), []byte(failing), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writePolicy(t, dir, allowPolicy+"\nchanged := true\n", 2*time.Hour)
+	if swapped, err := r.Reload(ctx); swapped || err == nil || !strings.Contains(err.Error(), "1 of its tests fail") {
+		t.Fatalf("set failing its tests: swapped %v, %v", swapped, err)
+	}
+	os.Remove(filepath.Join(dir, "decision_test.rego"))
+	writePolicy(t, dir, "package guard\n", time.Hour) // half-written
+	if swapped, err := r.Reload(ctx); swapped || err == nil || !strings.Contains(err.Error(), "no valid decision") {
+		t.Fatalf("set without a decision: swapped %v, %v", swapped, err)
+	}
+	if r.Current() != first {
+		t.Fatal("the engine in service changed")
+	}
+}
