@@ -352,13 +352,18 @@ func appendJSONString(b, v []byte) []byte {
 // WeekFile is the file name of a weekly export: audit-YYYY-Www.csv.
 func WeekFile(year, week int) string { return "audit-" + FormatWeek(year, week) + ".csv" }
 
+// exportGrace is how long after a week closes ExportWeeks writes it (SPEC:
+// within 10 minutes).
+const exportGrace = 5 * time.Minute
+
 // ExportWeeks writes audit-YYYY-Www.csv and audit-YYYY-Www.csv.sha256
 // (sha256sum format) into dir for every complete ISO week in loc, from the
 // week of the first record up to the last complete one, that is not written
 // yet. Each file is written to a temporary file, synced and renamed, so a
 // crash leaves either nothing or the whole file; a week whose .sha256 is
 // missing is written again. Idempotent; after downtime it catches up. It
-// returns the paths it wrote.
+// returns the paths it wrote. A week is written exportGrace after it
+// closes.
 func (s *Store) ExportWeeks(ctx context.Context, dir string, loc *time.Location, now time.Time) (written []string, err error) {
 	if loc == nil {
 		loc = time.UTC
@@ -370,7 +375,10 @@ func (s *Store) ExportWeeks(ctx context.Context, dir string, loc *time.Location,
 	if !first.Valid {
 		return nil, nil
 	}
-	ly, lw := LastCompleteWeek(now, loc)
+	// A record carries the time it was decided and is appended after the
+	// GitHub calls that publish it (retries included): a week is written
+	// only exportGrace after it closes, so that its last records are in.
+	ly, lw := LastCompleteWeek(now.Add(-exportGrace), loc)
 	y, w := fromNS(first.Int64).In(loc).ISOWeek()
 	if weekBefore(ly, lw, y, w) {
 		return nil, nil

@@ -320,19 +320,28 @@ func TestExportWeeks(t *testing.T) {
 		}
 		return out
 	}
-	t.Run("writes every complete week from the first record's", func(t *testing.T) {
-		w, err := s.ExportWeeks(ctx, dir, loc, at("2026-04-06 00:00")) // Monday of W15: W14 complete
+	t.Run("waits a few minutes after a week closes", func(t *testing.T) {
+		// A record decided just before the close may still be on its way.
+		w, err := s.ExportWeeks(ctx, dir, loc, at("2026-03-30 00:02"))
+		if want := []string{"audit-2026-W12.csv", "audit-2026-W12.csv.sha256"}; err != nil || !slices.Equal(base(w), want) {
+			t.Fatalf("ExportWeeks 2 minutes after W13 closed = %v, %v; want %v", base(w), err, want)
+		}
+		if _, err := s.Append(ctx, Record{Time: at("2026-03-29 23:59").Add(30 * time.Second), Kind: KindDecision, Outcome: "allow", Reason: "late"}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("writes every complete week after the last written", func(t *testing.T) {
+		w, err := s.ExportWeeks(ctx, dir, loc, at("2026-04-06 00:05")) // Monday of W15: W14 complete
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []string{"audit-2026-W12.csv", "audit-2026-W12.csv.sha256", "audit-2026-W13.csv", "audit-2026-W13.csv.sha256",
-			"audit-2026-W14.csv", "audit-2026-W14.csv.sha256"}
+		want := []string{"audit-2026-W13.csv", "audit-2026-W13.csv.sha256", "audit-2026-W14.csv", "audit-2026-W14.csv.sha256"}
 		if !slices.Equal(base(w), want) {
 			t.Fatalf("wrote %v, want %v", base(w), want)
 		}
 	})
 	t.Run("each file holds its week and a sha256sum line", func(t *testing.T) {
-		for week, n := range map[string]int{"W12": 1, "W13": 2, "W14": 0} {
+		for week, n := range map[string]int{"W12": 1, "W13": 3, "W14": 0} { // W13 with the late record
 			name := filepath.Join(dir, "audit-2026-"+week+".csv")
 			data, err := os.ReadFile(name)
 			if err != nil {
