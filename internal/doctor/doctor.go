@@ -146,6 +146,9 @@ type Summary struct {
 	Skipped       int      `json:"skipped"`       // excluded by the configuration or archived: not checked
 	AdvisoryOnly  []string `json:"advisory_only"` // included repositories not enforced (problem or unknown)
 	OtherProblems int      `json:"other_problems"`
+	// NothingGuarded: no included repository is enforced (none installed,
+	// or repos.include/exclude leave none): the guard guards nothing.
+	NothingGuarded bool `json:"nothing_guarded"`
 }
 
 // OK reports whether the guard is enforced everywhere it acts (see the
@@ -537,7 +540,8 @@ func (r *Report) summarize() {
 			}
 		}
 	}
-	s.OK = s.OtherProblems == 0 && len(s.AdvisoryOnly) == 0
+	s.NothingGuarded = s.Enforced == 0
+	s.OK = s.OtherProblems == 0 && len(s.AdvisoryOnly) == 0 && !s.NothingGuarded
 	r.Summary = s
 }
 

@@ -340,8 +340,16 @@ func TestRunInstallationFindings(t *testing.T) {
 		if f := rep.Installations[0].Findings; len(f) != 1 || f[0].Status != doctor.StatusOK {
 			t.Fatalf("findings %+v", f)
 		}
-		if !rep.OK() {
-			t.Fatal("an installation without repositories is not a problem")
+		// Nothing else is wrong, but the guard guards nothing: not OK.
+		if rep.OK() || !rep.Summary.NothingGuarded || rep.Summary.OtherProblems != 0 {
+			t.Fatalf("summary %+v: an installation without repositories guards nothing", rep.Summary)
+		}
+		var out strings.Builder
+		if err := rep.WriteText(&out); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), "guards no repository") {
+			t.Fatalf("report does not say the guard guards nothing:\n%s", out.String())
 		}
 	})
 }

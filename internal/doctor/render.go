@@ -69,7 +69,12 @@ func (r *Report) WriteText(w io.Writer) error {
 	switch {
 	case s.OK:
 		fmt.Fprintf(b, "OK: %s is required and pinned to this app wherever the guard acts.\n", r.CheckName)
+	case s.NothingGuarded && s.OtherProblems == 0 && len(s.AdvisoryOnly) == 0:
+		fmt.Fprintf(b, "The guard guards no repository: the app is installed on none, or repos.include/repos.exclude in the configuration leave none (check them for a typo), so no pull request gets %s.\n", r.CheckName)
 	default:
+		if s.NothingGuarded {
+			fmt.Fprintln(b, "The guard guards no repository yet.")
+		}
 		if len(s.AdvisoryOnly) > 0 {
 			what := "repositories"
 			if len(s.AdvisoryOnly) == 1 {
