@@ -42,6 +42,11 @@ func decodeDecision(v any) (pr.Decision, error) {
 	if worst.Severity() > d.Outcome.Severity() {
 		return pr.Decision{}, fmt.Errorf("outcome %q is less severe than a reason's %q", d.Outcome, worst)
 	}
+	// A block or escalation must name its rule: a reason with that outcome
+	// says what to fix and what an override clears.
+	if d.Outcome.Severity() > worst.Severity() {
+		return pr.Decision{}, fmt.Errorf("outcome %q has no reason with that outcome (the worst reason is %q)", d.Outcome, worst)
+	}
 	return d, nil
 }
 

@@ -251,6 +251,8 @@ func TestDecideRejectsBadDecisions(t *testing.T) {
 		{"match line not a number", `decision := {"outcome": "block", "reasons": [{"rule": "r", "outcome": "block", "message": "m", "matches": [{"file": "f", "line": "1", "text": "t"}]}]}`, `"line" must be a number`},
 		{"match line not an integer", `decision := {"outcome": "block", "reasons": [{"rule": "r", "outcome": "block", "message": "m", "matches": [{"file": "f", "line": 1.5, "text": "t"}]}]}`, `"line" must be a non-negative integer`},
 		{"outcome milder than a reason", `decision := {"outcome": "allow", "reasons": [{"rule": "r", "outcome": "block", "message": "m"}]}`, `less severe`},
+		{"block without a reason", `decision := {"outcome": "block", "reasons": []}`, `has no reason with that outcome`},
+		{"block with only an escalation", `decision := {"outcome": "block", "reasons": [{"rule": "r", "outcome": "escalate", "message": "m"}]}`, `has no reason with that outcome (the worst reason is "escalate")`},
 		{"conflicting values", "decision := {\"outcome\": \"allow\", \"reasons\": []} if true\n\ndecision := {\"outcome\": \"block\", \"reasons\": []} if true", "evaluate"},
 	}
 	for _, tt := range tests {
