@@ -83,7 +83,10 @@ func runEval(ctx context.Context, args []string, s stdio) error {
 	if err != nil {
 		return err
 	}
-	var pfs = policyFS(*policyDir)
+	pfs, err := policyFS(*policyDir)
+	if err != nil {
+		return err
+	}
 	eng, err := policy.Compile(ctx, pfs)
 	if err != nil {
 		return fmt.Errorf("policies: %w", err)
@@ -102,12 +105,20 @@ func runEval(ctx context.Context, args []string, s stdio) error {
 	return enc.Encode(out)
 }
 
-// policyFS is the policy set: dir, or the embedded one.
-func policyFS(dir string) fs.FS {
-	if dir != "" {
-		return os.DirFS(dir)
+// policyFS is the policy set: dir, or the embedded one. A dir that is not
+// a directory is an error naming it.
+func policyFS(dir string) (fs.FS, error) {
+	if dir == "" {
+		return policies.FS, nil
 	}
-	return policies.FS
+	info, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--policy-dir %s: %w", dir, err)
+	}
+	if !info.IsDir() {
+		return nil, fmt.Errorf("--policy-dir %s is not a directory", dir)
+	}
+	return os.DirFS(dir), nil
 }
 
 // guessEvent derives the event name from a file named EVENT.ACTION.json or

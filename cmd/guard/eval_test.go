@@ -89,6 +89,9 @@ func TestEvalBadInput(t *testing.T) {
 		{"unknown facts field", []string{"eval", "--event", good, "--facts", facts}, 1, `unknown field "reviewz"`},
 		{"issue comment without a PR", []string{"eval", "--event", issue, "--event-name", "issue_comment"}, 1, "does not name a pull request"},
 		{"unknown event", []string{"eval", "--event", good, "--event-name", "star"}, 1, "star"},
+		{"missing policy dir", []string{"eval", "--event", good, "--policy-dir", filepath.Join(tmp, "nope")}, 1, "--policy-dir " + filepath.Join(tmp, "nope") + ":"},
+		{"policy dir is a file", []string{"eval", "--event", good, "--policy-dir", bad}, 1, "is not a directory"},
+		{"policies without a decision", []string{"eval", "--event", good, "--policy-dir", emptyPolicies(t)}, 1, "no valid decision"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,4 +101,14 @@ func TestEvalBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// emptyPolicies is a policy directory whose only file decides nothing.
+func emptyPolicies(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "x.rego"), []byte("package guard\n\nx := 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

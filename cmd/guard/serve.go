@@ -132,7 +132,11 @@ func serve(ctx context.Context, c *serveConfig, s stdio) error {
 	var cfgRef atomic.Pointer[config.Config]
 	cfgRef.Store(cfg)
 
-	eng, err := policy.Compile(ctx, policyFS(c.PolicyDir))
+	pfs, err := policyFS(c.PolicyDir)
+	if err != nil {
+		return err
+	}
+	eng, err := policy.Compile(ctx, pfs)
 	if err != nil {
 		return fmt.Errorf("policies: %w", err)
 	}
