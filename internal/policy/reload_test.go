@@ -39,14 +39,22 @@ func outcomeOf(t *testing.T, e *Engine) string {
 	return string(d.Outcome)
 }
 
-func TestReloaderKeepsLastGoodSet(t *testing.T) {
-	ctx := context.Background()
+// allowDir is a policy directory holding allowPolicy, written 3 hours ago,
+// and the engine compiled from it.
+func allowDir(t *testing.T) (string, *Engine) {
+	t.Helper()
 	dir := t.TempDir()
 	writePolicy(t, dir, allowPolicy, 3*time.Hour)
-	first, err := Compile(ctx, os.DirFS(dir))
+	e, err := Compile(context.Background(), os.DirFS(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dir, e
+}
+
+func TestReloaderKeepsLastGoodSet(t *testing.T) {
+	ctx := context.Background()
+	dir, first := allowDir(t)
 	var reloaded []*Engine
 	r := NewReloader(first, dir, nil, func(e *Engine) { reloaded = append(reloaded, e) })
 
@@ -199,12 +207,7 @@ func TestReloaderFollowsSymlinks(t *testing.T) {
 // the set in service stays.
 func TestReloaderRefusesSetsThatFailTheirTestsOrDecideNothing(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	writePolicy(t, dir, allowPolicy, 3*time.Hour)
-	first, err := Compile(ctx, os.DirFS(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, first := allowDir(t)
 	r := NewReloader(first, dir, nil, nil)
 	failing := "package guard\n\ntest_blocks if decision.outcome == \"block\"\n"
 	if err := os.WriteFile(filepath.Join(dir, "decision_test.rego"), []byte(failing), 0o644); err != nil {
