@@ -11,6 +11,10 @@
 #     input.quarantine_files. The guard finds markers (internal/quarantine)
 #     before it decides; each names its kind, e.g. "go:t.Skip" or
 #     "quarantine-list";
+#   - a whole-file marker (line 0): a test file deleted ("removed-test") or
+#     renamed to a name that is no test ("renamed-test"), or a test or
+#     quarantine-list file with added lines GitHub sent no patch for
+#     ("unreadable-patch": they cannot be checked, so they count);
 #   - a "quarantine" label on the pull request.
 #
 # Cleared by an `approve` override for the head SHA (see overrides.rego).
@@ -43,9 +47,24 @@ quarantine_label if {
 }
 
 quarantine_evidence_of contains sprintf("adds %d skip/quarantine line(s) in %s", [count(found), concat(", ", sort({m.file | some m in found}))]) if {
-	found := quarantine_found
+	found := [m | some m in quarantine_found; m.line > 0]
 	found != []
 }
+
+# whole_file_markers are the markers of whole files (line 0) by kind.
+whole_file_markers[kind] contains f.filename if {
+	f := input.files[input.marked_files[_]]
+	some m in f.markers
+	m.line == 0
+	kind := m.kind
+}
+
+quarantine_evidence_of contains sprintf("deletes or renames test file(s) %s", [concat(", ", sort(files))]) if {
+	files := {f | some k in {"removed-test", "renamed-test"}; some f in whole_file_markers[k]}
+	files != set()
+}
+
+quarantine_evidence_of contains sprintf("changes %s, whose added lines GitHub sent no patch for and the guard could not check", [concat(", ", sort(whole_file_markers["unreadable-patch"]))])
 
 quarantine_evidence_of contains "has the quarantine label" if quarantine_label
 

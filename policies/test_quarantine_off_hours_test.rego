@@ -136,3 +136,28 @@ test_missing_marker_fields_are_tolerated if {
 	d := decision with input as inp
 	rules_of(d) == {"agent_self_merge"}
 }
+
+# Whole-file markers (line 0) as internal/quarantine reports them.
+whole_file(file, status, kind) := {
+	"filename": file, "status": status, "additions": 0, "deletions": 30, "test": kind != "renamed-test",
+	"quarantine_list": false, "added_lines": [], "markers": [{"line": 0, "text": sprintf("%s: %s", [kind, file]), "kind": kind}],
+}
+
+test_deleted_or_renamed_test_escalates if {
+	inp := with_changes(off_hours_input, {"files": [
+		whole_file("pkg/a_test.go", "removed", "removed-test"),
+		whole_file("pkg/b_test.go.off", "renamed", "renamed-test"),
+	], "marked_files": [0, 1]})
+	d := decision with input as inp
+	r := only_reason(d, "test_quarantine_off_hours")
+	contains(r.message, "it deletes or renames test file(s) pkg/a_test.go, pkg/b_test.go.off.")
+	not contains(r.message, "skip/quarantine line")
+	count(r.matches) == 2
+}
+
+test_unreadable_patch_escalates if {
+	inp := with_changes(off_hours_input, {"files": [whole_file("pkg/c_test.go", "modified", "unreadable-patch")], "marked_files": [0]})
+	d := decision with input as inp
+	r := only_reason(d, "test_quarantine_off_hours")
+	contains(r.message, "changes pkg/c_test.go, whose added lines GitHub sent no patch for")
+}

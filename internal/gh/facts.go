@@ -236,6 +236,7 @@ func commitFrom(c *github.RepositoryCommit) pr.Commit {
 func fileFrom(f *github.CommitFile) pr.File {
 	return pr.File{
 		Filename: f.GetFilename(), Status: f.GetStatus(), Additions: f.GetAdditions(), Deletions: f.GetDeletions(),
-		Patch: f.GetPatch(), AddedLines: pr.AddedLines(f.GetPatch()),
+		PreviousFilename: f.GetPreviousFilename(),
+		Patch:            f.GetPatch(), AddedLines: pr.AddedLines(f.GetPatch()),
 	}
 }

@@ -188,10 +188,13 @@ type Line struct {
 
 // File is a changed file of the pull request.
 type File struct {
-	Filename  string `json:"filename"`
-	Status    string `json:"status"` // added, modified, removed, renamed, ...
-	Additions int    `json:"additions"`
-	Deletions int    `json:"deletions"`
+	Filename string `json:"filename"`
+	Status   string `json:"status"` // added, modified, removed, renamed, ...
+	// PreviousFilename is the path before a rename (not in the policy input:
+	// quarantine.Annotate marks a test renamed to a non-test name).
+	PreviousFilename string `json:"-"`
+	Additions        int    `json:"additions"`
+	Deletions        int    `json:"deletions"`
 	// Patch is the unified diff GitHub returned (may be empty for binary or
 	// very large files). It is not part of the policy input: AddedLines is.
 	Patch string `json:"-"`
@@ -216,7 +219,11 @@ type Marker struct {
 	// Kind names what was found: "<language>:<marker>" for a skip marker in
 	// a test file ("go:t.Skip", "python:pytest.mark.skip", "js:it.skip",
 	// "java:@Disabled", "rust:#[ignore]", ...), or "quarantine-list" for a
-	// non-blank added line of a quarantine-list file.
+	// non-blank added line of a quarantine-list file, or, with line 0, a
+	// whole file: "removed-test" (a test file deleted), "renamed-test" (a
+	// test file renamed to a name that is no test), "unreadable-patch" (a
+	// test or quarantine-list file with added lines GitHub sent no patch
+	// for, so they cannot be checked).
 	Kind string `json:"kind"`
 }
 

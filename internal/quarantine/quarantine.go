@@ -26,6 +26,7 @@
 package quarantine
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/gobwas/glob"
@@ -36,6 +37,13 @@ import (
 // KindQuarantineList is the kind of the markers of a quarantine-list file:
 // each non-blank added line is an entry.
 const KindQuarantineList = "quarantine-list"
+
+// Kinds of the whole-file markers (line 0).
+const (
+	KindRemovedTest     = "removed-test"
+	KindRenamedTest     = "renamed-test"
+	KindUnreadablePatch = "unreadable-patch"
+)
 
 // Annotate marks the test files, quarantine-list files and added
 // skip/quarantine markers of in.Files, and drops the added lines of the other
@@ -54,9 +62,26 @@ func Annotate(in *pr.Input) {
 		f.Test = IsTest(f.Filename)
 		f.QuarantineList = matchAny(lists, f.Filename)
 		f.Markers = []pr.Marker{}
+		// Deleting a test, or renaming it to a name no runner picks up,
+		// quarantines it as surely as a skip marker.
+		if f.Status == "renamed" && !f.Test && f.PreviousFilename != "" && IsTest(f.PreviousFilename) {
+			f.AddedLines = []pr.Line{}
+			f.Markers = append(f.Markers, pr.Marker{Kind: KindRenamedTest, Text: "test file " + f.PreviousFilename + " renamed to " + f.Filename + ", which is no test file"})
+			in.MarkedFiles = append(in.MarkedFiles, i)
+			continue
+		}
 		if !f.Test && !f.QuarantineList {
 			f.AddedLines = []pr.Line{}
 			continue
+		}
+		if f.Test && f.Status == "removed" {
+			f.Markers = append(f.Markers, pr.Marker{Kind: KindRemovedTest, Text: "test file " + f.Filename + " deleted"})
+		}
+		if f.Additions > 0 && len(f.AddedLines) == 0 && f.Patch == "" {
+			// GitHub leaves out the patch of large diffs: what they add
+			// cannot be checked, so it is not taken as clean.
+			f.Markers = append(f.Markers, pr.Marker{Kind: KindUnreadablePatch,
+				Text: fmt.Sprintf("%d added line(s) GitHub sent no patch for (a large diff): not checked for skipped tests", f.Additions)})
 		}
 		if f.AddedLines == nil {
 			f.AddedLines = []pr.Line{}

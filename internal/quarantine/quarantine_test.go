@@ -291,6 +291,35 @@ func TestAnnotateNilAndEmpty(t *testing.T) {
 	}
 }
 
+// Deleting a test, renaming it to a name that is no test, and adding lines
+// to a test file that GitHub sent no patch for are marked as a whole file:
+// each can quarantine a test without a skip marker to see.
+func TestAnnotateWholeFileMarkers(t *testing.T) {
+	in := &pr.Input{QuarantineFiles: []string{"ci/quarantine.txt"}, Files: []pr.File{
+		{Filename: "pkg/a_test.go", Status: "removed", Deletions: 40},
+		{Filename: "pkg/b_test.go.disabled", Status: "renamed", PreviousFilename: "pkg/b_test.go"},
+		{Filename: "pkg/c_test.go", Status: "modified", Additions: 5000}, // patch left out
+		{Filename: "ci/quarantine.txt", Status: "modified", Additions: 3},
+		{Filename: "pkg/d.go", Status: "removed", Deletions: 10},                           // no test
+		{Filename: "pkg/e.go", Status: "modified", Additions: 9000},                        // no test: not checked anyway
+		{Filename: "pkg/f_test.go", Status: "renamed", PreviousFilename: "pkg/f2_test.go"}, // still a test
+	}}
+	quarantine.Annotate(in)
+	want := map[int]string{0: quarantine.KindRemovedTest, 1: quarantine.KindRenamedTest, 2: quarantine.KindUnreadablePatch, 3: quarantine.KindUnreadablePatch}
+	if fmt.Sprint(in.MarkedFiles) != "[0 1 2 3]" {
+		t.Fatalf("marked files %v, want [0 1 2 3]", in.MarkedFiles)
+	}
+	for i, kind := range want {
+		m := in.Files[i].Markers
+		if len(m) != 1 || m[0].Kind != kind || m[0].Line != 0 || m[0].Text == "" {
+			t.Errorf("%s: markers %+v, want one %s", in.Files[i].Filename, m, kind)
+		}
+	}
+	if m := in.Files[1].Markers; len(m) == 1 && !strings.Contains(m[0].Text, "pkg/b_test.go renamed to pkg/b_test.go.disabled") {
+		t.Errorf("rename marker %q does not name both paths", m[0].Text)
+	}
+}
+
 func TestAnnotateIsIdempotent(t *testing.T) {
 	in := benchInput()
 	quarantine.Annotate(in)
