@@ -41,20 +41,28 @@ var (
 	}
 	pythonLang = &language{
 		name: "python", lineComment: "#", quotes: `"'`,
-		hints: []string{"skip", "xfail", "expectedFailure"},
+		hints: []string{"skip", "xfail", "expectedFailure", "Skip"},
 		markers: []marker{
 			m("", `\b(pytest\.mark\.(?:skipif|skip|xfail))\b`, ""),
-			m("", `\b(pytest\.(?:skip|xfail))\s*\(`, ""),
+			m("", `\b(pytest\.(?:skip|xfail|importorskip))\s*\(`, ""),
 			m("", `\b(unittest\.(?:skipIf|skipUnless|skip|expectedFailure))\b`, ""),
 			m("", `\bself\.(skipTest)\s*\(`, ""),
+			// from pytest import mark; from unittest import skip, SkipTest
+			m("", `(?:^|[^\w.])(mark\.(?:skipif|skip|xfail))\b`, ""),
+			m("@", `@(skipIf|skipUnless|skip|expectedFailure)\b`, ""),
+			m("", `\b((?:unittest\.)?SkipTest)\b`, ""),
 		},
 	}
 	jsLang = &language{
 		name: "js", lineComment: "//", quotes: "\"'`",
-		hints: []string{".skip", ".todo", "xit", "xtest", "xdescribe", "xcontext", "xspecify"},
+		hints: []string{".skip", ".todo", ".only", ".fixme", "xit", "xtest", "xdescribe", "xcontext", "xspecify", "fit", "fdescribe", "pending"},
 		markers: []marker{
-			m("", `\b((?:it|test|describe|context|suite|specify)(?:\.concurrent)?\.(?:skip|todo))\b`, ""),
-			m("", `\b(xit|xtest|xdescribe|xcontext|xspecify)\s*\(`, ""),
+			// .only runs one test and so skips all the others.
+			m("", `\b((?:it|test|describe|context|suite|specify)(?:\.concurrent|\.describe)?\.(?:skipIf|skip|todo|only|fixme))\b`, ""),
+			m("", `\b(xit|xtest|xdescribe|xcontext|xspecify)(?:\.each)?\s*\(`, ""),
+			m("", `(?:^|[^\w.$])(fit|fdescribe)\s*\(`, ""),
+			m("this.", `\bthis\.(skip)\s*\(`, ""),
+			m("", `^\s*(pending)\s*\(`, ""),
 		},
 	}
 	jvmMarkers = []marker{m("@", `@(?:[\w.]+\.)?(Disabled|Ignore)\b`, "")}
