@@ -72,7 +72,9 @@ var (
 		name: "ruby", lineComment: "#", quotes: `"'`,
 		hints: []string{"skip", "pending", "xit", "xspecify", "xdescribe", "xcontext"},
 		markers: []marker{
-			m("", `^\s*(skip|pending|xit|xspecify|xdescribe|xcontext)\b`, ""),
+			// A call, not a variable or hash key: `skip = false` and
+			// `pending: 1` are no markers.
+			m("", `^\s*(skip|pending|xit|xspecify|xdescribe|xcontext)(?:\s*$|\s*[(\x22']|\s+[^\s=:])`, ""),
 			m("", `\b(skip|pending):\s*(?:true\b|["'])`, ""),
 			m("", `,\s*:(skip|pending)\b`, ""),
 		},
@@ -89,7 +91,9 @@ var (
 		hints: []string{"Skip", "Ignore"},
 		markers: []marker{
 			m("", `\b(Fact|Theory)\s*\([^)]*\bSkip\s*=`, "(Skip)"),
-			m("", `[\[,]\s*(Ignore)\b`, ""),
+			// Inside an attribute list: [Ignore], [Test, Ignore("…")];
+			// not an argument named Ignore.
+			m("", `\[(?:[^\]]*,)?\s*(Ignore)\b`, ""),
 		},
 	}
 )

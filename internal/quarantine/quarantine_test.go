@@ -164,6 +164,12 @@ func TestMarkers(t *testing.T) {
 		{"ruby word inside a string", "spec/cart_spec.rb", "  it 'does not skip' do", ""},
 		{"ruby comment", "spec/cart_spec.rb", "  # skip \"flaky\"", ""},
 		{"ruby skip_ method", "spec/cart_spec.rb", "  skip_before_action :auth", ""},
+		{"ruby bare skip", "test/cart_test.rb", "    skip", "ruby:skip"},
+		{"ruby skip with a condition", "test/cart_test.rb", "    skip if ENV[\"CI\"]", "ruby:skip"},
+		{"ruby skip call with parentheses", "test/cart_test.rb", "    skip(\"later\")", "ruby:skip"},
+		{"ruby variable named skip", "spec/cart_spec.rb", "    skip = false", ""},
+		{"ruby hash key skip", "spec/cart_spec.rb", "      skip: false,", ""},
+		{"ruby variable named pending", "spec/cart_spec.rb", "    pending = queue.size", ""},
 
 		{"rust #[ignore] under tests", "tests/cart.rs", "#[ignore]", "rust:#[ignore]"},
 		{"rust #[ignore] in a unit test module", "src/cart.rs", "    #[ignore = \"slow\"]", "rust:#[ignore]"},
@@ -178,6 +184,7 @@ func TestMarkers(t *testing.T) {
 		{"csharp bare Ignore", "Shop.Tests/CartTest.cs", "    [Ignore]", "csharp:Ignore"},
 		{"csharp plain Fact", "Shop.Tests/CartTest.cs", "    [Fact(DisplayName = \"Skip = none\")]", ""},
 		{"csharp comment", "Shop.Tests/CartTest.cs", "    // [Ignore]", ""},
+		{"csharp argument named Ignore", "Shop.Tests/CartTest.cs", "    Handle(errors, Ignore);", ""},
 
 		{"a file of no known language under tests", "tests/data/skip.txt", "t.Skip()", ""},
 	}
