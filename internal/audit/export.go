@@ -386,6 +386,7 @@ func (s *Store) ExportWeeks(ctx context.Context, dir string, loc *time.Location,
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("weekly export: %w", err)
 	}
+	removeStaleTemps(dir)
 	for ; !weekBefore(ly, lw, y, w); y, w = nextWeek(y, w) {
 		if err := ctx.Err(); err != nil {
 			return written, err
@@ -420,6 +421,21 @@ func (s *Store) ExportWeeks(ctx context.Context, dir string, loc *time.Location,
 func exists(name string) bool {
 	_, err := os.Stat(name)
 	return err == nil
+}
+
+// staleTemp is the age from which a weekly export's temporary file is left
+// over from a crash (another process may be writing a younger one).
+const staleTemp = time.Hour
+
+// removeStaleTemps removes the temporary files of weekly exports that a
+// crash left in dir (best effort).
+func removeStaleTemps(dir string) {
+	names, _ := filepath.Glob(filepath.Join(dir, ".audit-*.tmp"))
+	for _, n := range names {
+		if fi, err := os.Stat(n); err == nil && time.Since(fi.ModTime()) > staleTemp {
+			os.Remove(n)
+		}
+	}
 }
 
 // WriteFileAtomic writes name through a synced temporary file in the same

@@ -387,6 +387,23 @@ func TestExportWeeks(t *testing.T) {
 			t.Fatalf("ExportWeeks = %v, %v", base(w), err)
 		}
 	})
+	t.Run("removes temporary files a crash left, not younger ones", func(t *testing.T) {
+		stale, fresh := filepath.Join(dir, ".audit-2026-W30.csv.123.tmp"), filepath.Join(dir, ".audit-2026-W31.csv.456.tmp")
+		for _, p := range []string{stale, fresh} {
+			if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		old := time.Now().Add(-2 * time.Hour)
+		os.Chtimes(stale, old, old)
+		if _, err := s.ExportWeeks(ctx, dir, loc, at("2026-04-27 09:00")); err != nil {
+			t.Fatal(err)
+		}
+		if exists(stale) || !exists(fresh) {
+			t.Fatalf("stale temp exists %v, fresh temp exists %v; want false, true", exists(stale), exists(fresh))
+		}
+		os.Remove(fresh)
+	})
 	t.Run("leaves no temporary files", func(t *testing.T) {
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
