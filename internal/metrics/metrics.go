@@ -36,7 +36,7 @@ func New(queue QueueStats) *Metrics {
 		reg: reg,
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "guard_webhook_deliveries_total",
-			Help: "Webhook deliveries by event and result (accepted, duplicate, ignored, unauthorized, malformed, too_large, error).",
+			Help: "Webhook deliveries by event and result (accepted, duplicate, ignored, unauthorized, malformed, too_large, busy, error).",
 		}, []string{"event", "result"}),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "guard_decisions_total",
