@@ -31,7 +31,7 @@ type Reloader struct {
 
 	mu     sync.Mutex // guards stamp and the check-compile-swap sequence
 	stamp  string     // hash of the names and contents of the *.rego files last looked at
-	failed string     // revision of the last set that did not compile
+	failed string     // stamp (tests included) of the last set that was refused
 }
 
 // NewReloader returns a Reloader of the policies in dir that serves e until
@@ -90,7 +90,7 @@ func (r *Reloader) Reload(ctx context.Context) (bool, error) {
 	if cur := r.Current(); cur != nil && rev == cur.Revision() {
 		return false, nil
 	}
-	if rev == r.failed {
+	if stamp == r.failed {
 		return false, nil
 	}
 	e, err := Compile(ctx, fsys)
@@ -102,7 +102,7 @@ func (r *Reloader) Reload(ctx context.Context) (bool, error) {
 		}
 	}
 	if err != nil {
-		r.failed = rev
+		r.failed = stamp // a fix of the tests alone is looked at again
 		return false, fmt.Errorf("reload policies from %s (keeping revision %s): %w", r.dir, r.Current().Revision(), err)
 	}
 	r.failed = ""

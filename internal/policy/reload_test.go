@@ -217,12 +217,21 @@ func TestReloaderRefusesSetsThatFailTheirTestsOrDecideNothing(t *testing.T) {
 	if swapped, err := r.Reload(ctx); swapped || err == nil || !strings.Contains(err.Error(), "1 of its tests fail") {
 		t.Fatalf("set failing its tests: swapped %v, %v", swapped, err)
 	}
+	// Fixing only the tests lets the same policies in.
+	passing := "package guard\n\ntest_allows if decision.outcome == \"allow\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "decision_test.rego"), []byte(passing), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if swapped, err := r.Reload(ctx); !swapped || err != nil {
+		t.Fatalf("after the tests were fixed: swapped %v, %v", swapped, err)
+	}
+	second := r.Current()
 	os.Remove(filepath.Join(dir, "decision_test.rego"))
 	writePolicy(t, dir, "package guard\n", time.Hour) // half-written
 	if swapped, err := r.Reload(ctx); swapped || err == nil || !strings.Contains(err.Error(), "no valid decision") {
 		t.Fatalf("set without a decision: swapped %v, %v", swapped, err)
 	}
-	if r.Current() != first {
-		t.Fatal("the engine in service changed")
+	if r.Current() != second || second == first {
+		t.Fatal("the engine in service changed, or the set with fixed tests was not swapped in")
 	}
 }
