@@ -106,9 +106,7 @@ func (s *Store) ClaimComment(ctx context.Context, commentID int64, delivery stri
 			return err
 		} else if n == 1 {
 			mine = true
-			_, err := tx.ExecContext(ctx, `INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?)
-				ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, key, delivery, now)
-			return err
+			return setState(ctx, tx, key, delivery, now)
 		}
 		var by string
 		switch err := tx.QueryRowContext(ctx, "SELECT value FROM state WHERE key = ?", key).Scan(&by); {
@@ -332,13 +330,16 @@ func (s *Store) SetState(ctx context.Context, key, value string) error {
 	if key == "" {
 		return errors.New("set state: empty key")
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?)
-			ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, key, value, ns(s.nowUTC()))
-		return err
-	})
+	err := s.inTx(ctx, func(tx *sql.Tx) error { return setState(ctx, tx, key, value, ns(s.nowUTC())) })
 	if err != nil {
 		return fmt.Errorf("set state %q: %w", key, err)
 	}
 	return nil
+}
+
+// setState stores value under key in tx (now: Unix ns).
+func setState(ctx context.Context, tx *sql.Tx, key, value string, now int64) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, key, value, now)
+	return err
 }
