@@ -376,13 +376,15 @@ func MatchBranch(globs []string, branch string) bool {
 // alternatives, matched against the short branch name GitHub sends as a
 // pull request's base (main, not refs/heads/main).
 func CheckBranchGlob(g string) error {
+	_, err := compileBranchGlob(g)
+	return err
+}
+
+func compileBranchGlob(g string) (*glob.Pattern, error) {
 	if strings.HasPrefix(g, "refs/") {
-		return fmt.Errorf("%q starts with refs/: patterns match short branch names such as main or release/*; drop the refs/heads/", g)
+		return nil, fmt.Errorf("%q starts with refs/: patterns match short branch names such as main or release/*; drop the refs/heads/", g)
 	}
-	if _, err := glob.Compile(g, '/'); err != nil {
-		return err
-	}
-	return nil
+	return glob.Compile(g, '/')
 }
 
 // branchGlobs caches compiled branch patterns (a config holds few).
@@ -390,12 +392,11 @@ var branchGlobs sync.Map // string -> *glob.Pattern (nil: malformed)
 
 func branchGlob(g string) *glob.Pattern {
 	if v, ok := branchGlobs.Load(g); ok {
-		m, _ := v.(*glob.Pattern)
-		return m
+		return v.(*glob.Pattern)
 	}
-	var m *glob.Pattern
-	if CheckBranchGlob(g) == nil {
-		m, _ = glob.Compile(g, '/')
+	m, err := compileBranchGlob(g)
+	if err != nil {
+		m = nil
 	}
 	branchGlobs.Store(g, m)
 	return m
