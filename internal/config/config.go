@@ -616,9 +616,10 @@ func (p *parser) config(root *yaml.Node, c *Config) {
 	}
 }
 
-// zoneCase returns the zone name with the usual IANA capitalisation
-// (America/New_York, America/Port_of_Spain stays as written except for the
-// first letters) when that name loads and name does not; else "".
+// zoneCase returns name with IANA's usual capitalisation (each word of each
+// path segment capitalised, the particles of, es and au lower-case:
+// america/new_york → America/New_York, africa/dar_es_salaam →
+// Africa/Dar_es_Salaam) when that loads and name does not; else "".
 func zoneCase(name string) string {
 	parts := strings.Split(name, "/")
 	for i, part := range parts {

@@ -33,6 +33,7 @@ func TestParseMistakes(t *testing.T) {
 		{"duplicate nested key", "agents:\n  all_bots: true\n  all_bots: false\n", `guard.yaml:3:3: duplicate key "agents.all_bots" (first at line 2)`},
 		{"unknown zone", "timezone: America/New_Yrok\n", `guard.yaml:1:11: unknown time zone "America/New_Yrok": use an IANA name like "America/New_York" or "UTC"`},
 		{"zone in the wrong case", "timezone: america/new_york\n", `guard.yaml:1:11: unknown time zone "america/new_york": zone names are case-sensitive; did you mean "America/New_York"?`},
+		{"zone in the wrong case with a particle", "timezone: africa/dar_es_salaam\n", `did you mean "Africa/Dar_es_Salaam"?`},
 		{"local zone", "timezone: Local\n", `guard.yaml:1:11: timezone "Local" is not an IANA zone`},
 		{"empty zone", "timezone: \"\"\n", `guard.yaml:1:11: timezone "" is not an IANA zone`},
 		{"zone is a list", "timezone: [UTC]\n", "guard.yaml:1:11: timezone must be a string, not a list"},

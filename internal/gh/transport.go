@@ -300,8 +300,8 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // cacheEntry is a cached 200 answer: the headers a client reads from it and
 // the body, compressed with S2 (GitHub's JSON shrinks 5-8x; decoding a
-// 30 KB answer takes ~10 µs). An agent PR keeps about three answers cached
-// (commits, reviews, the PR), so the entry size is what bounds how many
+// 30 KB answer takes ~10 µs). An agent PR keeps three lists cached
+// (reviews, commits, files), so the entry size is what bounds how many
 // open agent PRs stay at their GitHub call budget.
 type cacheEntry struct {
 	etag   string
