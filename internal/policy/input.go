@@ -26,76 +26,194 @@ func inputValue(in *pr.Input) ast.Value {
 type field[T any] struct {
 	key   *ast.Term
 	build func(*builder, *T) *ast.Term
+	// omit reports that the field is left out of this value (an empty
+	// optional string); nil: the field is always there.
+	omit func(*T) bool
 }
 
+func (f *field[T]) present(src *T) bool { return f.omit == nil || !f.omit(src) }
+
 func buildAll[T any](b *builder, src *T, fields []field[T]) ast.Object {
-	items := make([][2]*ast.Term, len(fields))
-	for i, f := range fields {
-		items[i] = item(f.key, f.build(b, src))
+	items := make([][2]*ast.Term, 0, len(fields))
+	for i := range fields {
+		if f := &fields[i]; f.present(src) {
+			items = append(items, item(f.key, f.build(b, src)))
+		}
 	}
 	return ast.NewObject(items...)
 }
 
+// object converts a struct of the input: at once, or (for the plan
+// interpreter) as a lazyObject that converts a field when it is read.
+func object[T any](b *builder, src *T, fields []field[T]) *ast.Term {
+	if b.lazy {
+		return b.term(newLazyObject(b, src, fields))
+	}
+	return b.term(buildAll(b, src, fields))
+}
+
 // inputFields are the fields of the input document.
 var inputFields = []field[pr.Input]{
-	{kVersion, func(b *builder, in *pr.Input) *ast.Term { return b.num(int64(in.Version)) }},
-	{kEvent, func(b *builder, in *pr.Input) *ast.Term {
-		return b.obj(
-			item(kName, b.str(in.Event.Name)),
-			item(kAction, b.str(in.Event.Action)),
-			item(kSender, b.account(in.Event.Sender)),
-		)
-	}},
-	{kRepository, func(b *builder, in *pr.Input) *ast.Term {
-		return b.obj(
-			item(kOwner, b.str(in.Repository.Owner)),
-			item(kName, b.str(in.Repository.Name)),
-			item(kFullName, b.str(in.Repository.FullName)),
-			item(kDefaultBranch, b.str(in.Repository.DefaultBranch)),
-			item(kPrivate, ast.InternedTerm(in.Repository.Private)),
-		)
-	}},
-	{kPullRequest, func(b *builder, in *pr.Input) *ast.Term { return b.pullRequest(&in.PullRequest) }},
-	{kAgentPr, func(_ *builder, in *pr.Input) *ast.Term { return ast.InternedTerm(in.AgentPR) }},
-	{kAgentReasons, func(b *builder, in *pr.Input) *ast.Term { return b.strings(in.AgentReasons) }},
-	{kCommits, func(b *builder, in *pr.Input) *ast.Term { return list(b, in.Commits, (*builder).commit) }},
-	{kReviews, func(b *builder, in *pr.Input) *ast.Term { return list(b, in.Reviews, (*builder).review) }},
-	{kFiles, func(b *builder, in *pr.Input) *ast.Term {
-		if b.lazy && len(in.Files) > 0 {
-			return b.term(&lazyFiles{files: in.Files, b: b, elems: make([]*ast.Term, len(in.Files))})
-		}
-		return list(b, in.Files, (*builder).file)
-	}},
-	{kOverrides, func(b *builder, in *pr.Input) *ast.Term { return list(b, in.Overrides, (*builder).override) }},
-	{kTime, func(b *builder, in *pr.Input) *ast.Term { return b.clock(&in.Time) }},
-	{kQuarantineFiles, func(b *builder, in *pr.Input) *ast.Term { return b.strings(in.QuarantineFiles) }},
-	{kMarkedFiles, func(b *builder, in *pr.Input) *ast.Term {
+	{key: kVersion, build: func(b *builder, in *pr.Input) *ast.Term { return b.num(int64(in.Version)) }},
+	{key: kEvent, build: func(b *builder, in *pr.Input) *ast.Term { return object(b, &in.Event, eventFields) }},
+	{key: kRepository, build: func(b *builder, in *pr.Input) *ast.Term { return object(b, &in.Repository, repositoryFields) }},
+	{key: kPullRequest, build: func(b *builder, in *pr.Input) *ast.Term { return object(b, &in.PullRequest, pullRequestFields) }},
+	{key: kAgentPr, build: func(_ *builder, in *pr.Input) *ast.Term { return ast.InternedTerm(in.AgentPR) }},
+	{key: kAgentReasons, build: func(b *builder, in *pr.Input) *ast.Term { return b.strings(in.AgentReasons) }},
+	{key: kCommits, build: func(b *builder, in *pr.Input) *ast.Term { return objects(b, in.Commits, commitFields) }},
+	{key: kReviews, build: func(b *builder, in *pr.Input) *ast.Term { return objects(b, in.Reviews, reviewFields) }},
+	{key: kFiles, build: func(b *builder, in *pr.Input) *ast.Term { return objects(b, in.Files, fileFields) }},
+	{key: kOverrides, build: func(b *builder, in *pr.Input) *ast.Term { return objects(b, in.Overrides, overrideFields) }},
+	{key: kTime, build: func(b *builder, in *pr.Input) *ast.Term { return object(b, &in.Time, clockFields) }},
+	{key: kQuarantineFiles, build: func(b *builder, in *pr.Input) *ast.Term { return b.strings(in.QuarantineFiles) }},
+	{key: kMarkedFiles, build: func(b *builder, in *pr.Input) *ast.Term {
 		return list(b, in.MarkedFiles, func(b *builder, i *int) *ast.Term { return b.num(int64(*i)) })
 	}},
 }
 
+var eventFields = []field[pr.Event]{
+	{key: kName, build: func(b *builder, e *pr.Event) *ast.Term { return b.str(e.Name) }},
+	{key: kAction, build: func(b *builder, e *pr.Event) *ast.Term { return b.str(e.Action) }},
+	{key: kSender, build: func(b *builder, e *pr.Event) *ast.Term { return object(b, &e.Sender, accountFields) }},
+}
+
+var repositoryFields = []field[pr.Repository]{
+	{key: kOwner, build: func(b *builder, r *pr.Repository) *ast.Term { return b.str(r.Owner) }},
+	{key: kName, build: func(b *builder, r *pr.Repository) *ast.Term { return b.str(r.Name) }},
+	{key: kFullName, build: func(b *builder, r *pr.Repository) *ast.Term { return b.str(r.FullName) }},
+	{key: kDefaultBranch, build: func(b *builder, r *pr.Repository) *ast.Term { return b.str(r.DefaultBranch) }},
+	{key: kPrivate, build: func(_ *builder, r *pr.Repository) *ast.Term { return ast.InternedTerm(r.Private) }},
+}
+
+var accountFields = []field[pr.Account]{
+	{key: kLogin, build: func(b *builder, a *pr.Account) *ast.Term { return b.str(a.Login) }},
+	{key: kType, build: func(b *builder, a *pr.Account) *ast.Term { return b.str(a.Type) }},
+	{key: kAgent, build: func(_ *builder, a *pr.Account) *ast.Term { return ast.InternedTerm(a.Agent) }},
+}
+
+var pullRequestFields = []field[pr.PullRequest]{
+	{key: kNumber, build: func(b *builder, p *pr.PullRequest) *ast.Term { return b.num(int64(p.Number)) }},
+	{key: kTitle, build: func(b *builder, p *pr.PullRequest) *ast.Term { return b.str(p.Title) }},
+	{key: kState, build: func(b *builder, p *pr.PullRequest) *ast.Term { return b.str(p.State) }},
+	{key: kDraft, build: func(_ *builder, p *pr.PullRequest) *ast.Term { return ast.InternedTerm(p.Draft) }},
+	{key: kMerged, build: func(_ *builder, p *pr.PullRequest) *ast.Term { return ast.InternedTerm(p.Merged) }},
+	{key: kAuthor, build: func(b *builder, p *pr.PullRequest) *ast.Term { return object(b, &p.Author, accountFields) }},
+	{key: kHeadSHA, build: func(b *builder, p *pr.PullRequest) *ast.Term { return b.str(p.HeadSHA) }},
+	{key: kHeadRef, build: func(b *builder, p *pr.PullRequest) *ast.Term { return b.str(p.HeadRef) }},
+	{key: kHeadRepo, build: func(b *builder, p *pr.PullRequest) *ast.Term { return b.str(p.HeadRepo) }},
+	{key: kBaseRef, build: func(b *builder, p *pr.PullRequest) *ast.Term { return b.str(p.BaseRef) }},
+	{key: kBaseSHA, build: func(b *builder, p *pr.PullRequest) *ast.Term { return b.str(p.BaseSHA) }},
+	{key: kLabels, build: func(b *builder, p *pr.PullRequest) *ast.Term { return b.strings(p.Labels) }},
+	{key: kAutoMerge, build: func(b *builder, p *pr.PullRequest) *ast.Term {
+		if p.AutoMerge == nil {
+			return ast.NullTerm()
+		}
+		return object(b, p.AutoMerge, autoMergeFields)
+	}},
+	{key: kCreatedAt, build: func(b *builder, p *pr.PullRequest) *ast.Term { return b.timestamp(p.CreatedAt) }},
+	{key: kUpdatedAt, build: func(b *builder, p *pr.PullRequest) *ast.Term { return b.timestamp(p.UpdatedAt) }},
+}
+
+var autoMergeFields = []field[pr.AutoMerge]{
+	{key: kEnabledBy, build: func(b *builder, a *pr.AutoMerge) *ast.Term { return object(b, &a.EnabledBy, accountFields) }},
+	{key: kMergeMethod, build: func(b *builder, a *pr.AutoMerge) *ast.Term { return b.str(a.MergeMethod) }},
+}
+
+var personFields = []field[pr.Person]{
+	{key: kName, build: func(b *builder, p *pr.Person) *ast.Term { return b.str(p.Name) }},
+	{key: kEmail, build: func(b *builder, p *pr.Person) *ast.Term { return b.str(p.Email) }},
+	{key: kAccount, build: func(b *builder, p *pr.Person) *ast.Term { return object(b, &p.Account, accountFields) }},
+	{key: kDate, build: func(b *builder, p *pr.Person) *ast.Term { return b.timestamp(p.Date) }},
+}
+
+var commitFields = []field[pr.Commit]{
+	{key: kSHA, build: func(b *builder, c *pr.Commit) *ast.Term { return b.str(c.SHA) }},
+	{key: kMessage, build: func(b *builder, c *pr.Commit) *ast.Term { return b.str(c.Message) }},
+	{key: kAuthor, build: func(b *builder, c *pr.Commit) *ast.Term { return object(b, &c.Author, personFields) }},
+	{key: kCommitter, build: func(b *builder, c *pr.Commit) *ast.Term { return object(b, &c.Committer, personFields) }},
+}
+
+var reviewFields = []field[pr.Review]{
+	{key: kID, build: func(b *builder, r *pr.Review) *ast.Term { return b.num(r.ID) }},
+	{key: kUser, build: func(b *builder, r *pr.Review) *ast.Term { return object(b, &r.User, accountFields) }},
+	{key: kState, build: func(b *builder, r *pr.Review) *ast.Term { return b.str(r.State) }},
+	{key: kCommitID, build: func(b *builder, r *pr.Review) *ast.Term { return b.str(r.CommitID) }},
+	{key: kSubmittedAt, build: func(b *builder, r *pr.Review) *ast.Term { return b.timestamp(r.SubmittedAt) }},
+	{key: kApprover, build: func(_ *builder, r *pr.Review) *ast.Term { return ast.InternedTerm(r.Approver) }},
+}
+
 // fileFields are the fields of a changed file.
 var fileFields = []field[pr.File]{
-	{kFilename, func(b *builder, f *pr.File) *ast.Term { return b.str(f.Filename) }},
-	{kStatus, func(b *builder, f *pr.File) *ast.Term { return b.status(f.Status) }},
-	{kAdditions, func(b *builder, f *pr.File) *ast.Term { return b.num(int64(f.Additions)) }},
-	{kDeletions, func(b *builder, f *pr.File) *ast.Term { return b.num(int64(f.Deletions)) }},
-	{kAddedLines, func(b *builder, f *pr.File) *ast.Term { return list(b, f.AddedLines, (*builder).line) }},
-	{kTest, func(_ *builder, f *pr.File) *ast.Term { return ast.InternedTerm(f.Test) }},
-	{kQuarantineList, func(_ *builder, f *pr.File) *ast.Term { return ast.InternedTerm(f.QuarantineList) }},
-	{kMarkers, func(b *builder, f *pr.File) *ast.Term { return list(b, f.Markers, (*builder).marker) }},
+	{key: kFilename, build: func(b *builder, f *pr.File) *ast.Term { return b.str(f.Filename) }},
+	{key: kStatus, build: func(b *builder, f *pr.File) *ast.Term { return b.status(f.Status) }},
+	{key: kAdditions, build: func(b *builder, f *pr.File) *ast.Term { return b.num(int64(f.Additions)) }},
+	{key: kDeletions, build: func(b *builder, f *pr.File) *ast.Term { return b.num(int64(f.Deletions)) }},
+	{key: kAddedLines, build: func(b *builder, f *pr.File) *ast.Term { return objects(b, f.AddedLines, lineFields) }},
+	{key: kTest, build: func(_ *builder, f *pr.File) *ast.Term { return ast.InternedTerm(f.Test) }},
+	{key: kQuarantineList, build: func(_ *builder, f *pr.File) *ast.Term { return ast.InternedTerm(f.QuarantineList) }},
+	{key: kMarkers, build: func(b *builder, f *pr.File) *ast.Term { return objects(b, f.Markers, markerFields) }},
+}
+
+var lineFields = []field[pr.Line]{
+	{key: kNumber, build: func(b *builder, l *pr.Line) *ast.Term { return b.num(int64(l.Number)) }},
+	{key: kText, build: func(b *builder, l *pr.Line) *ast.Term { return b.str(l.Text) }},
+}
+
+var markerFields = []field[pr.Marker]{
+	{key: kLine, build: func(b *builder, m *pr.Marker) *ast.Term { return b.num(int64(m.Line)) }},
+	{key: kText, build: func(b *builder, m *pr.Marker) *ast.Term { return b.str(m.Text) }},
+	{key: kKind, build: func(b *builder, m *pr.Marker) *ast.Term { return b.str(m.Kind) }},
+}
+
+var overrideFields = []field[pr.Override]{
+	{key: kKind, build: func(b *builder, o *pr.Override) *ast.Term { return b.str(o.Kind) }},
+	{key: kActor, build: func(b *builder, o *pr.Override) *ast.Term { return b.str(o.Actor) }},
+	{key: kReason, build: func(b *builder, o *pr.Override) *ast.Term { return b.str(o.Reason) }},
+	{key: kHeadSHA, build: func(b *builder, o *pr.Override) *ast.Term { return b.str(o.HeadSHA) }},
+	{key: kBaseRef, build: func(b *builder, o *pr.Override) *ast.Term { return b.str(o.BaseRef) }},
+	{key: kRules, build: func(b *builder, o *pr.Override) *ast.Term { return b.strings(o.Rules) }},
+	{key: kFreezes, build: func(b *builder, o *pr.Override) *ast.Term { return b.strings(o.Freezes) }},
+	{key: kAt, build: func(b *builder, o *pr.Override) *ast.Term { return b.timestamp(o.At) }},
+}
+
+var clockFields = []field[pr.Clock]{
+	{key: kNow, build: func(b *builder, c *pr.Clock) *ast.Term { return b.str(c.Now) }},
+	{key: kLocal, build: func(b *builder, c *pr.Clock) *ast.Term { return b.str(c.Local) }},
+	{key: kTimezone, build: func(b *builder, c *pr.Clock) *ast.Term { return b.str(c.Timezone) }},
+	{key: kWeekday, build: func(b *builder, c *pr.Clock) *ast.Term { return b.str(c.Weekday) }},
+	{key: kBusinessHours, build: func(_ *builder, c *pr.Clock) *ast.Term { return ast.InternedTerm(c.BusinessHours) }},
+	{key: kHoliday, build: func(_ *builder, c *pr.Clock) *ast.Term { return ast.InternedTerm(c.Holiday) }},
+	{key: kFreezes, build: func(b *builder, c *pr.Clock) *ast.Term { return objects(b, c.Freezes, freezeFields) }},
+	{key: kNextBoundary, build: func(b *builder, c *pr.Clock) *ast.Term { return b.str(c.NextBoundary) },
+		omit: func(c *pr.Clock) bool { return c.NextBoundary == "" }},
+}
+
+// freezeFields: from, until, reason and by are left out when empty
+// (omitempty).
+var freezeFields = []field[pr.Freeze]{
+	{key: kName, build: func(b *builder, f *pr.Freeze) *ast.Term { return b.str(f.Name) }},
+	{key: kKind, build: func(b *builder, f *pr.Freeze) *ast.Term { return b.str(f.Kind) }},
+	{key: kAppliesTo, build: func(b *builder, f *pr.Freeze) *ast.Term { return b.str(f.AppliesTo) }},
+	{key: kFrom, build: func(b *builder, f *pr.Freeze) *ast.Term { return b.str(f.From) },
+		omit: func(f *pr.Freeze) bool { return f.From == "" }},
+	{key: kUntil, build: func(b *builder, f *pr.Freeze) *ast.Term { return b.str(f.Until) },
+		omit: func(f *pr.Freeze) bool { return f.Until == "" }},
+	{key: kReason, build: func(b *builder, f *pr.Freeze) *ast.Term { return b.str(f.Reason) },
+		omit: func(f *pr.Freeze) bool { return f.Reason == "" }},
+	{key: kBy, build: func(b *builder, f *pr.Freeze) *ast.Term { return b.str(f.By) },
+		omit: func(f *pr.Freeze) bool { return f.By == "" }},
 }
 
 // newLazyInput is the input document of in for the plan interpreter
-// (vm.go): a field is converted when the policy first reads it, and the
-// changed files one by one, field by field, so that a decision that looks
-// at the markers of a few of a hundred files converts little else. Anything
-// that needs a whole value (a comparison, a built-in function, a result)
-// gets it from force: the value inputValue builds. It belongs to one
-// evaluation.
+// (vm.go): every object is a lazyObject, converted field by field when the
+// policy reads it, and every list of objects a lazyList, converted element
+// by element, so that a decision that looks at the markers of a few of a
+// hundred files, or at the logins of a commit's author, converts little
+// else. Anything that needs a whole value (a comparison, a built-in
+// function, a collection, a result) gets it from force: the value
+// inputValue builds. It belongs to one evaluation.
 func newLazyInput(in *pr.Input) *ast.Term {
-	b := &builder{lazy: true}
-	return b.term(newLazyObject(b, in, inputFields))
+	return object(&builder{lazy: true}, in, inputFields)
 }
 
 // lazyValue is a value of the input document not converted yet.
@@ -134,25 +252,34 @@ func (v *lazyObject[T]) get(key *ast.Term) *ast.Term {
 		return nil
 	}
 	for i := range v.fields {
-		if v.fields[i].key.Value.(ast.String) == name {
-			if v.vals[i] == nil {
-				v.vals[i] = v.fields[i].build(v.b, v.src)
-			}
-			return v.vals[i]
+		f := &v.fields[i]
+		if f.key.Value.(ast.String) != name {
+			continue
 		}
+		if !f.present(v.src) {
+			return nil
+		}
+		if v.vals[i] == nil {
+			v.vals[i] = f.build(v.b, v.src)
+		}
+		return v.vals[i]
 	}
 	return nil
 }
 
 func (v *lazyObject[T]) object() ast.Object {
 	if v.full == nil {
-		items := make([][2]*ast.Term, len(v.fields))
-		for i, f := range v.fields {
+		items := make([][2]*ast.Term, 0, len(v.fields))
+		for i := range v.fields {
+			f := &v.fields[i]
+			if !f.present(v.src) {
+				continue
+			}
 			t := v.vals[i]
 			if t == nil {
 				t = f.build(v.b, v.src)
 			}
-			items[i] = item(f.key, materialize(t))
+			items = append(items, item(f.key, materialize(t)))
 		}
 		v.full = ast.NewObject(items...)
 	}
@@ -161,25 +288,45 @@ func (v *lazyObject[T]) object() ast.Object {
 
 func (v *lazyObject[T]) force() ast.Value { return v.object() }
 
-// lazyFiles is input.files converted file by file.
-type lazyFiles struct {
-	files []pr.File
-	b     *builder
-	elems []*ast.Term
-	full  *ast.Array
+// lazyListValue is a lazyList of any Go type.
+type lazyListValue interface {
+	lazyValue
+	len() int
+	elem(i int) *ast.Term
 }
 
-func (v *lazyFiles) elem(i int) *ast.Term {
+// lazyList is a list of objects of the input document (input.files,
+// input.reviews, ...) converted element by element.
+type lazyList[T any] struct {
+	xs     []T
+	b      *builder
+	fields []field[T]
+	elems  []*ast.Term
+	full   *ast.Array
+}
+
+// objects converts a list of structs like encoding/json does (nil is null):
+// at once, or as a lazyList of lazyObjects for the plan interpreter.
+func objects[T any](b *builder, xs []T, fields []field[T]) *ast.Term {
+	if !b.lazy || len(xs) == 0 {
+		return list(b, xs, func(b *builder, x *T) *ast.Term { return object(b, x, fields) })
+	}
+	return b.term(&lazyList[T]{xs: xs, b: b, fields: fields, elems: make([]*ast.Term, len(xs))})
+}
+
+func (v *lazyList[T]) len() int { return len(v.xs) }
+
+func (v *lazyList[T]) elem(i int) *ast.Term {
 	if v.elems[i] == nil {
-		v.elems[i] = v.b.term(newLazyObject(v.b, &v.files[i], fileFields))
+		v.elems[i] = object(v.b, &v.xs[i], v.fields)
 	}
 	return v.elems[i]
 }
 
-func (v *lazyFiles) force() ast.Value {
+func (v *lazyList[T]) force() ast.Value {
 	if v.full == nil {
-		terms := make([]*ast.Term, len(v.files))
-		for i := range v.files {
+		terms := make([]*ast.Term, len(v.xs))
+		for i := range v.xs {
 			terms[i] = materialize(v.elem(i))
 		}
 		v.full = ast.NewArray(terms...)
@@ -203,12 +350,12 @@ func (v *lazyObject[T]) Hash() int                            { return v.object(
 func (v *lazyObject[T]) IsGround() bool                       { return true }
 func (v *lazyObject[T]) String() string                       { return v.object().String() }
 func (v *lazyObject[T]) StringLength() int                    { return v.object().StringLength() }
-func (v *lazyFiles) Compare(other ast.Value) int              { return v.force().Compare(other) }
-func (v *lazyFiles) Find(path ast.Ref) (ast.Value, error)     { return v.force().Find(path) }
-func (v *lazyFiles) Hash() int                                { return v.force().Hash() }
-func (v *lazyFiles) IsGround() bool                           { return true }
-func (v *lazyFiles) String() string                           { return v.force().String() }
-func (v *lazyFiles) StringLength() int                        { return v.force().StringLength() }
+func (v *lazyList[T]) Compare(other ast.Value) int            { return v.force().Compare(other) }
+func (v *lazyList[T]) Find(path ast.Ref) (ast.Value, error)   { return v.force().Find(path) }
+func (v *lazyList[T]) Hash() int                              { return v.force().Hash() }
+func (v *lazyList[T]) IsGround() bool                         { return true }
+func (v *lazyList[T]) String() string                         { return v.force().String() }
+func (v *lazyList[T]) StringLength() int                      { return v.force().StringLength() }
 
 // builder hands out the terms of one input document from chunks of
 // termChunk, instead of allocating each *ast.Term on its own (a document has
@@ -216,14 +363,20 @@ func (v *lazyFiles) StringLength() int                        { return v.force()
 // never modified once built, and a chunk lives as long as the document.
 type builder struct {
 	chunk []ast.Term
-	lazy  bool // input.files as a lazyFiles (see newLazyInput)
+	lazy  bool // objects and lists of objects as lazy values (see newLazyInput)
 }
 
-const termChunk = 128
+// Chunks grow from firstTermChunk to termChunk terms, so that a small
+// document (or a decision that reads little of it) does not clear and
+// scan a large one.
+const (
+	firstTermChunk = 16
+	termChunk      = 128
+)
 
 func (b *builder) term(v ast.Value) *ast.Term {
 	if len(b.chunk) == cap(b.chunk) {
-		b.chunk = make([]ast.Term, 0, termChunk)
+		b.chunk = make([]ast.Term, 0, min(max(2*cap(b.chunk), firstTermChunk), termChunk))
 	}
 	b.chunk = append(b.chunk, ast.Term{Value: v})
 	return &b.chunk[len(b.chunk)-1]
@@ -315,8 +468,6 @@ var (
 
 func item(k, v *ast.Term) [2]*ast.Term { return [2]*ast.Term{k, v} }
 
-func (b *builder) obj(items ...[2]*ast.Term) *ast.Term { return b.term(ast.NewObject(items...)) }
-
 // emptyString is OPA's interned "".
 var emptyString = ast.InternedTerm("")
 
@@ -361,70 +512,6 @@ func (b *builder) strings(xs []string) *ast.Term {
 	return list(b, xs, func(b *builder, s *string) *ast.Term { return b.str(*s) })
 }
 
-func (b *builder) account(a pr.Account) *ast.Term {
-	return b.obj(
-		item(kLogin, b.str(a.Login)),
-		item(kType, b.str(a.Type)),
-		item(kAgent, ast.InternedTerm(a.Agent)),
-	)
-}
-
-func (b *builder) pullRequest(p *pr.PullRequest) *ast.Term {
-	autoMerge := ast.NullTerm()
-	if p.AutoMerge != nil {
-		autoMerge = b.obj(
-			item(kEnabledBy, b.account(p.AutoMerge.EnabledBy)),
-			item(kMergeMethod, b.str(p.AutoMerge.MergeMethod)),
-		)
-	}
-	return b.obj(
-		item(kNumber, b.num(int64(p.Number))),
-		item(kTitle, b.str(p.Title)),
-		item(kState, b.str(p.State)),
-		item(kDraft, ast.InternedTerm(p.Draft)),
-		item(kMerged, ast.InternedTerm(p.Merged)),
-		item(kAuthor, b.account(p.Author)),
-		item(kHeadSHA, b.str(p.HeadSHA)),
-		item(kHeadRef, b.str(p.HeadRef)),
-		item(kHeadRepo, b.str(p.HeadRepo)),
-		item(kBaseRef, b.str(p.BaseRef)),
-		item(kBaseSHA, b.str(p.BaseSHA)),
-		item(kLabels, b.strings(p.Labels)),
-		item(kAutoMerge, autoMerge),
-		item(kCreatedAt, b.timestamp(p.CreatedAt)),
-		item(kUpdatedAt, b.timestamp(p.UpdatedAt)),
-	)
-}
-
-func (b *builder) person(p pr.Person) *ast.Term {
-	return b.obj(
-		item(kName, b.str(p.Name)),
-		item(kEmail, b.str(p.Email)),
-		item(kAccount, b.account(p.Account)),
-		item(kDate, b.timestamp(p.Date)),
-	)
-}
-
-func (b *builder) commit(c *pr.Commit) *ast.Term {
-	return b.obj(
-		item(kSHA, b.str(c.SHA)),
-		item(kMessage, b.str(c.Message)),
-		item(kAuthor, b.person(c.Author)),
-		item(kCommitter, b.person(c.Committer)),
-	)
-}
-
-func (b *builder) review(r *pr.Review) *ast.Term {
-	return b.obj(
-		item(kID, b.num(r.ID)),
-		item(kUser, b.account(r.User)),
-		item(kState, b.str(r.State)),
-		item(kCommitID, b.str(r.CommitID)),
-		item(kSubmittedAt, b.timestamp(r.SubmittedAt)),
-		item(kApprover, ast.InternedTerm(r.Approver)),
-	)
-}
-
 // fileStatuses are the values of File.Status GitHub sends, converted once;
 // the map is never modified.
 var fileStatuses = map[string]*ast.Term{
@@ -439,62 +526,4 @@ func (b *builder) status(s string) *ast.Term {
 		return t
 	}
 	return b.str(s)
-}
-
-func (b *builder) file(f *pr.File) *ast.Term { return b.term(buildAll(b, f, fileFields)) }
-
-func (b *builder) line(l *pr.Line) *ast.Term {
-	return b.obj(item(kNumber, b.num(int64(l.Number))), item(kText, b.str(l.Text)))
-}
-
-func (b *builder) marker(m *pr.Marker) *ast.Term {
-	return b.obj(item(kLine, b.num(int64(m.Line))), item(kText, b.str(m.Text)), item(kKind, b.str(m.Kind)))
-}
-
-func (b *builder) override(o *pr.Override) *ast.Term {
-	return b.obj(
-		item(kKind, b.str(o.Kind)),
-		item(kActor, b.str(o.Actor)),
-		item(kReason, b.str(o.Reason)),
-		item(kHeadSHA, b.str(o.HeadSHA)),
-		item(kBaseRef, b.str(o.BaseRef)),
-		item(kRules, b.strings(o.Rules)),
-		item(kFreezes, b.strings(o.Freezes)),
-		item(kAt, b.timestamp(o.At)),
-	)
-}
-
-func (b *builder) clock(c *pr.Clock) *ast.Term {
-	items := make([][2]*ast.Term, 0, 8)
-	items = append(items,
-		item(kNow, b.str(c.Now)),
-		item(kLocal, b.str(c.Local)),
-		item(kTimezone, b.str(c.Timezone)),
-		item(kWeekday, b.str(c.Weekday)),
-		item(kBusinessHours, ast.InternedTerm(c.BusinessHours)),
-		item(kHoliday, ast.InternedTerm(c.Holiday)),
-		item(kFreezes, list(b, c.Freezes, (*builder).freeze)),
-	)
-	if c.NextBoundary != "" {
-		items = append(items, item(kNextBoundary, b.str(c.NextBoundary)))
-	}
-	return b.obj(items...)
-}
-
-func (b *builder) freeze(f *pr.Freeze) *ast.Term {
-	items := make([][2]*ast.Term, 0, 7)
-	items = append(items,
-		item(kName, b.str(f.Name)),
-		item(kKind, b.str(f.Kind)),
-		item(kAppliesTo, b.str(f.AppliesTo)),
-	)
-	for _, opt := range [...]struct {
-		k *ast.Term
-		v string
-	}{{kFrom, f.From}, {kUntil, f.Until}, {kReason, f.Reason}, {kBy, f.By}} {
-		if opt.v != "" {
-			items = append(items, item(opt.k, b.str(opt.v)))
-		}
-	}
-	return b.obj(items...)
 }

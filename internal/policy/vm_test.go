@@ -281,7 +281,7 @@ func TestLazyInputIsInputValue(t *testing.T) {
 		// Read a field and a file first, as a policy would.
 		lo := lazy.Value.(lazyObjectValue)
 		if f := lo.get(ast.StringTerm("files")); f != nil {
-			if lf, ok := f.Value.(*lazyFiles); ok {
+			if lf, ok := f.Value.(lazyListValue); ok {
 				lf.elem(0).Value.(lazyObjectValue).get(ast.StringTerm("markers"))
 			}
 		}
@@ -300,7 +300,7 @@ func TestDecideFallsBackOnInterpreterError(t *testing.T) {
 		t.Fatal(err)
 	}
 	for fault, stmts := range map[string][]ir.Stmt{
-		"append to a non-array": {
+		"append to an array the plan did not make": {
 			&ir.MakeObjectStmt{Target: 2},
 			&ir.ArrayAppendStmt{Value: ir.Operand{Value: ir.Bool(true)}, Array: 2},
 		},
