@@ -430,13 +430,13 @@ func (m *machine) stmt(fr *frame, s ir.Stmt) (int, error) {
 		}
 		l[s.Target] = v
 	case *ir.ArrayAppendStmt:
-		arr, ok := l[s.Array].Value.(*ast.Array)
-		if !ok {
-			return 0, m.internal(s.GetLocation(), "append to a non-array")
-		}
 		// In place, as OPA's Wasm appends: the planner appends only to
 		// arrays it made with MakeArrayStmt for the comprehension at hand.
-		*arr = *arr.Append(materialize(m.operand(l, s.Value)))
+		arr, ok := l[s.Array].Value.(*arrayBuilder)
+		if !ok {
+			return 0, m.internal(s.GetLocation(), "append to an array the plan did not make")
+		}
+		arr.append(materialize(m.operand(l, s.Value)))
 	case *ir.ResetLocalStmt:
 		l[s.Target] = nil
 	case *ir.IsDefinedStmt:
@@ -478,7 +478,7 @@ func (m *machine) stmt(fr *frame, s ir.Stmt) (int, error) {
 	case *ir.MakeObjectStmt:
 		l[s.Target] = ast.NewTerm(ast.NewObject())
 	case *ir.MakeArrayStmt:
-		l[s.Target] = ast.NewTerm(ast.NewArrayWithCapacity(int(max(s.Capacity, 0))))
+		l[s.Target] = ast.NewTerm(&arrayBuilder{elems: make([]*ast.Term, 0, max(s.Capacity, 0))})
 	case *ir.MakeSetStmt:
 		l[s.Target] = ast.NewTerm(ast.NewSet())
 	case *ir.MakeNullStmt:
@@ -574,9 +574,9 @@ func (m *machine) scan(fr *frame, s *ir.ScanStmt) (int, error) {
 		return next, nil
 	}
 	switch v := src.Value.(type) {
-	case *lazyFiles:
-		for i := range v.files {
-			if sig, done, err := m.iterate(fr, s, ast.InternedTerm(i), v.elem(i)); done {
+	case lazyListValue:
+		for i := range v.len() {
+			if sig, done, err := m.iterate(fr, s, intTerm(int64(i)), v.elem(i)); done {
 				return sig, err
 			}
 		}
@@ -709,8 +709,8 @@ func lazyCall(name string, args []*ast.Term) (*ast.Term, bool) {
 		}
 		return cmp.Or(curr, args[2]), true
 	case "count":
-		if f, lazy := args[0].Value.(*lazyFiles); lazy && len(args) == 1 {
-			return ast.InternedTerm(len(f.files)), true
+		if l, lazy := args[0].Value.(lazyListValue); lazy && len(args) == 1 {
+			return intTerm(int64(l.len())), true
 		}
 	}
 	return nil, false
@@ -798,8 +798,8 @@ func dot(src, key *ast.Term) *ast.Term {
 	switch v := src.Value.(type) {
 	case lazyObjectValue:
 		return v.get(key)
-	case *lazyFiles:
-		if i, ok := index(key, len(v.files)); ok {
+	case lazyListValue:
+		if i, ok := index(key, v.len()); ok {
 			return v.elem(i)
 		}
 		return nil
@@ -844,7 +844,7 @@ func isArray(t *ast.Term) bool {
 		return false
 	}
 	switch t.Value.(type) {
-	case *ast.Array, *lazyFiles:
+	case *ast.Array, lazyListValue:
 		return true
 	}
 	return false
@@ -867,8 +867,8 @@ func length(t *ast.Term) (int, bool) {
 		return 0, false
 	}
 	switch v := t.Value.(type) {
-	case *lazyFiles:
-		return len(v.files), true
+	case lazyListValue:
+		return v.len(), true
 	case lazyObjectValue:
 		return v.object().Len(), true
 	case *ast.Array:
@@ -882,3 +882,37 @@ func length(t *ast.Term) (int, bool) {
 	}
 	return 0, false
 }
+
+// arrayBuilder is an array the plan builds (MakeArrayStmt, then an
+// ArrayAppendStmt per element of a comprehension). Its elements are kept in
+// a slice and OPA's array is made once, when something needs the whole
+// value (see lazyValue), instead of a copy of the array's header for each
+// element as ast.Array.Append makes. Reading it element by element (a scan,
+// a lookup, count) needs no array at all.
+type arrayBuilder struct {
+	elems []*ast.Term
+	full  *ast.Array
+}
+
+func (a *arrayBuilder) append(t *ast.Term) {
+	a.elems = append(a.elems, t)
+	// An array made before stays as it was (it holds a prefix of elems).
+	a.full = nil
+}
+
+func (a *arrayBuilder) len() int             { return len(a.elems) }
+func (a *arrayBuilder) elem(i int) *ast.Term { return a.elems[i] }
+
+func (a *arrayBuilder) force() ast.Value {
+	if a.full == nil {
+		a.full = ast.NewArray(a.elems[:len(a.elems):len(a.elems)]...)
+	}
+	return a.full
+}
+
+func (a *arrayBuilder) Compare(other ast.Value) int          { return a.force().Compare(other) }
+func (a *arrayBuilder) Find(path ast.Ref) (ast.Value, error) { return a.force().Find(path) }
+func (a *arrayBuilder) Hash() int                            { return a.force().Hash() }
+func (a *arrayBuilder) IsGround() bool                       { return true }
+func (a *arrayBuilder) String() string                       { return a.force().String() }
+func (a *arrayBuilder) StringLength() int                    { return a.force().StringLength() }
