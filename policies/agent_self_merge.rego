@@ -19,19 +19,20 @@ package guard
 # variable first, compare with literals instead of small constant rules, and
 # compute what several rules need once.
 
-# latest_verdict[login] is the reviewer's last verdict review, that is of
-# state APPROVED, CHANGES_REQUESTED or DISMISSED (COMMENTED and PENDING change
-# no verdict): the latest by submitted_at, then id, then position in
-# input.reviews. verdicts are sorted [login, submitted, id, position, review]
-# tuples (positions differ, so reviews are never compared), so a reviewer's
-# last verdict is the one followed by another reviewer's (or by none).
-verdicts := sort([[lower(r.user.login), object.get(times, i, 0), r.id, i, r] |
+# latest_verdict[login] is the index in input.reviews of the reviewer's last
+# verdict review, that is of state APPROVED, CHANGES_REQUESTED or DISMISSED
+# (COMMENTED and PENDING change no verdict): the latest by submitted_at, then
+# id, then position in input.reviews. verdicts are sorted [login, submitted,
+# id, position] tuples, so a reviewer's last verdict is the one followed by
+# another reviewer's (or by none). (Positions, not the reviews themselves,
+# keep the tuples and the map small.)
+verdicts := sort([[lower(r.user.login), object.get(times, i, 0), r.id, i] |
 	times := review_times
 	some i, r in input.reviews
 	r.state in {"APPROVED", "CHANGES_REQUESTED", "DISMISSED"}
 ])
 
-latest_verdict := {v[0]: v[4] |
+latest_verdict := {v[0]: v[3] |
 	vs := verdicts
 	some k, v in vs
 	not vs[k + 1][0] == v[0]
@@ -45,10 +46,15 @@ review_times := {i: ns |
 }
 
 # Lowercased logins of everyone who authored or committed a commit of the PR.
-committers := {lower(login) |
+committers contains lower(login) if {
 	some c in input.commits
-	some p in [c.author, c.committer]
-	login := p.account.login
+	login := c.author.account.login
+	login != ""
+}
+
+committers contains lower(login) if {
+	some c in input.commits
+	login := c.committer.account.login
 	login != ""
 }
 
@@ -61,7 +67,8 @@ author_login := lower(object.get(input, ["pull_request", "author", "login"], "")
 # computed once per reviewer, for both the decision and the message.
 head_approvals := {r.user.login: why |
 	head := head_sha
-	some login, r in latest_verdict # login is lowercased
+	some login, i in latest_verdict # login is lowercased
+	r := input.reviews[i]
 	r.state == "APPROVED"
 	r.commit_id == head
 	why := {w |
@@ -127,7 +134,8 @@ self_merge_facts contains sprintf("approvals only from bots/the author/committer
 
 self_merge_facts contains sprintf("approval by @%s was for an older commit %s", [r.user.login, short_sha(r.commit_id)]) if {
 	head := head_sha
-	some r in latest_verdict
+	some i in latest_verdict
+	r := input.reviews[i]
 	r.state == "APPROVED"
 	r.commit_id != head
 }
@@ -138,6 +146,7 @@ self_merge_facts contains sprintf(format, [r.user.login]) if {
 		"CHANGES_REQUESTED": "@%s requested changes",
 		"DISMISSED": "the review by @%s was dismissed",
 	}
-	some r in latest_verdict
+	some i in latest_verdict
+	r := input.reviews[i]
 	format := formats[r.state]
 }
