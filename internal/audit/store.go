@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -136,23 +137,12 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 
 // Open opens (creating if needed) the database at path, sets its pragmas and
 // migrates it to SchemaVersion. path ":memory:" opens a private in-memory
-// database on a single connection.
+// database on a single connection. To read a database without ever writing
+// to it, use OpenReadOnly.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
-	if path == "" {
-		return nil, errors.New("open audit store: empty database path")
-	}
-	if strings.ContainsAny(path, "?#") {
-		return nil, fmt.Errorf("open audit store: database path %q must not contain '?' or '#'", path)
-	}
-	s := &Store{
-		now:        time.Now,
-		lingerMax:  lingerMax,
-		accepts:    make(chan acceptReq),
-		quit:       make(chan struct{}),
-		writerDone: make(chan struct{}),
-	}
-	for _, o := range opts {
-		o(s)
+	s, err := newStore(path, opts)
+	if err != nil {
+		return nil, err
 	}
 	memory := path == ":memory:"
 	conn := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=wal_autocheckpoint(%d)&_txlock=immediate",
@@ -173,13 +163,11 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if memory {
 		s.r = w
 	} else {
-		r, err := sql.Open("sqlite", path+fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=query_only(1)", busyTimeout.Milliseconds()))
+		r, err := openReaders(readerDSN(path))
 		if err != nil {
 			w.Close()
 			return nil, fmt.Errorf("open audit store %s: %w", path, err)
 		}
-		r.SetMaxOpenConns(4)
-		r.SetMaxIdleConns(2)
 		s.r = r
 	}
 	s.wq = stmts{db: s.w}
@@ -205,6 +193,47 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 	go s.writer()
 	return s, nil
+}
+
+// newStore checks path and makes a Store with opts applied, not yet
+// connected to its database (Open and OpenReadOnly connect it).
+func newStore(path string, opts []Option) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("open audit store: empty database path")
+	}
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("open audit store: database path %q must not contain '?' or '#'", path)
+	}
+	s := &Store{
+		now:        time.Now,
+		lingerMax:  lingerMax,
+		accepts:    make(chan acceptReq),
+		quit:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
+}
+
+// readerDSN is the data source of the readers' connections: name (a file
+// path, or a "file:" URI whose SQLite parameters are uriParams) with a busy
+// timeout, and query_only so that a reader never writes by mistake.
+func readerDSN(name string, uriParams ...string) string {
+	q := slices.Concat(uriParams, []string{fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeout.Milliseconds()), "_pragma=query_only(1)"})
+	return name + "?" + strings.Join(q, "&")
+}
+
+// openReaders opens the readers' pool on dsn.
+func openReaders(dsn string) (*sql.DB, error) {
+	r, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	r.SetMaxOpenConns(4)
+	r.SetMaxIdleConns(2)
+	return r, nil
 }
 
 // setup checks the schema version, switches to WAL and migrates.
