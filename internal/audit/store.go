@@ -22,6 +22,11 @@
 //     transaction, so each delivery is recorded exactly once.
 //   - Times are stored as Unix nanoseconds in UTC; the clock is injectable
 //     (WithClock).
+//   - OpenReadOnly reads an existing database without ever writing to it:
+//     no migration, no change of journal mode, no writer or checkpointer;
+//     writes return ErrReadOnly. `guard audit export|verify` and `guard
+//     freeze list` use it, on the live database beside `guard serve` or on
+//     a backup copy.
 //
 // A Store is safe for concurrent use. ":memory:" opens a private in-memory
 // database on a single connection (for tests).
@@ -61,9 +66,10 @@ const busyTimeout = 10 * time.Second
 // maxBatch bounds how many Accepts share one transaction.
 const maxBatch = 512
 
-// Store is the guard's SQLite database. Create it with Open.
+// Store is the guard's SQLite database. Create it with Open, or with
+// OpenReadOnly to read it without ever writing to it.
 type Store struct {
-	w   *sql.DB // the one writer connection (and, for ":memory:", the only one)
+	w   *sql.DB // the one writer connection (and, for ":memory:", the only one); nil if readOnly
 	r   *sql.DB // readers; == w for ":memory:"
 	wq  stmts   // prepared statements of w (hot write paths, prepared at Open)
 	rq  stmts   // prepared statements of r (hot reads, prepared on first use)
@@ -78,6 +84,9 @@ type Store struct {
 	ckpt       *checkpointer // nil for ":memory:"
 	wrote      atomic.Bool   // a transaction committed since the checkpointer last looked
 	closeErr   error
+
+	readOnly bool        // opened by OpenReadOnly: no writer, writes return ErrReadOnly
+	frozen   *frozenFile // the file as it was when opened immutable (see OpenReadOnly), or nil
 }
 
 // Option configures Open.
@@ -341,7 +350,9 @@ func (s *Store) Close() error {
 		if s.r != s.w {
 			errs = append(errs, s.r.Close())
 		}
-		errs = append(errs, s.w.Close())
+		if s.w != nil {
+			errs = append(errs, s.w.Close())
+		}
 		s.closeErr = errors.Join(errs...)
 	})
 	return s.closeErr
@@ -354,6 +365,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	case <-s.quit:
 		return ErrClosed
 	default:
+	}
+	if s.readOnly {
+		return fmt.Errorf("ping database: %w", ErrReadOnly)
 	}
 	tx, err := s.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE: needs write access
 	if err != nil {
@@ -386,6 +400,9 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	case <-s.quit:
 		return ErrClosed
 	default:
+	}
+	if s.readOnly {
+		return ErrReadOnly
 	}
 	s.yield(ctx)
 	tx, err := s.w.BeginTx(ctx, nil)
