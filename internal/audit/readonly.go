@@ -45,11 +45,13 @@ const oldestReadable = 1
 //     and leave them there, or fail in a read-only directory; it is opened
 //     immutable instead: read without locks and without those files. That
 //     is safe as long as nothing writes the file, and nothing can without
-//     creating the -wal file first (the file is in WAL mode), so each read
-//     ends by checking that no -wal file has appeared and that the file is
-//     the same, of the same size and modification time (see unchanged):
-//     otherwise the read is refused as possibly inconsistent, and running
-//     it again reads through the WAL.
+//     creating the -wal file first (the file is in WAL mode), so Verify,
+//     Export and ActiveFreezes (what the read-only commands run) end by
+//     checking that no -wal file has appeared and that the file is the
+//     same, of the same size and modification time (see unchanged):
+//     otherwise their result is refused as possibly inconsistent, and
+//     running them again reads through the WAL. Other reads are not
+//     checked.
 //   - A rollback-journal (e.g. DELETE mode) database is read in mode=ro
 //     with SQLite's usual locks: nothing is created beside it.
 func OpenReadOnly(ctx context.Context, path string, opts ...Option) (*Store, error) {
