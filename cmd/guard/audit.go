@@ -22,7 +22,9 @@ export writes the audit trail of a span: an ISO week (Monday 00:00 to Monday
 --from/--to in RFC 3339. Its last line on stderr names the chain head; keep it
 and pass it to 'verify --anchor' later to detect a truncated trail.
 verify checks the hash chain: exit 0 when intact, 3 naming the first broken
-record. Both work while 'guard serve' runs on the same database.`
+record. Both work while 'guard serve' runs on the same database, and never
+modify the database: they open it read-only, without migrating it or
+changing its journal mode, so they can check a backup copy kept as evidence.`
 
 func runAudit(ctx context.Context, args []string, s stdio) error {
 	return auditCommand(ctx, args, s, time.Now)
@@ -189,12 +191,13 @@ func auditVerify(ctx context.Context, args []string, s stdio) error {
 	return nil
 }
 
-// openAuditDB opens an existing database; it never creates one.
+// openAuditDB opens an existing database read-only: it never creates,
+// migrates or otherwise modifies one (see audit.OpenReadOnly).
 func openAuditDB(ctx context.Context, path string) (*audit.Store, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("database %s: %w (pass --db or GUARD_DB; 'guard serve' creates it)", path, err)
 	}
-	return audit.Open(ctx, path)
+	return audit.OpenReadOnly(ctx, path)
 }
 
 // auditLocation is the time zone weeks are cut in: timezone of the config

@@ -3,13 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -284,5 +290,230 @@ func TestAuditSubcommands(t *testing.T) {
 				t.Fatalf("exit %d, want %d: %s", code, tc.code, errOut.String())
 			}
 		})
+	}
+}
+
+// dbDirState is every file of dir (the database and whatever SQLite keeps
+// beside it) with the SHA-256 of its content.
+func dbDirState(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		if e.IsDir() {
+			out = append(out, e.Name()+"/")
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%s %x", e.Name(), sha256.Sum256(b)))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// dbHeader returns a database file's header fields that say what it is:
+// the read version (2: WAL mode, 1: rollback journal) and the schema
+// version (user_version).
+func dbHeader(t *testing.T, path string) (readVersion byte, userVersion uint32) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) < 100 {
+		t.Fatalf("read header of %s: %d bytes, %v", path, len(b), err)
+	}
+	return b[19], binary.BigEndian.Uint32(b[60:64])
+}
+
+// rawExec runs statements on the database file at path, closing it after.
+func rawExec(t *testing.T, path string, stmts ...string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	for _, q := range stmts {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+// 'guard audit export|verify' and 'guard freeze list' leave a database they
+// read byte for byte as it was, and create nothing beside it: a backup
+// copy, a rollback-journal backup, and a database of the older schema 1
+// (which is read as it is, not migrated).
+func TestAuditCommandsLeaveTheDatabaseAlone(t *testing.T) {
+	clearEnv(t)
+	f := newAuditFixture(t)
+	head := f.recs[len(f.recs)-1].Hash
+	copyOf := func(t *testing.T) string { // a file copy of the stopped guard's database
+		b, err := os.ReadFile(f.db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(f.db + "-wal"); err == nil {
+			t.Fatal("the fixture has a -wal file")
+		}
+		p := filepath.Join(t.TempDir(), "guard-backup.db")
+		if err := os.WriteFile(p, b, 0o400); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	vacuumed := func(t *testing.T) string { // sqlite3 guard.db "VACUUM INTO ..." (docs/install.md)
+		p := filepath.Join(t.TempDir(), "guard-backup.db")
+		rawExec(t, copyOf(t), "VACUUM INTO '"+p+"'")
+		return p
+	}
+	schema1 := func(t *testing.T) string { // what a guard of schema version 1 left
+		init1, err := os.ReadFile(filepath.Join("..", "..", "internal", "audit", "0001_init.sql"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(t.TempDir(), "guard-v1.db")
+		rawExec(t, p, "PRAGMA journal_mode=WAL", string(init1), "PRAGMA user_version = 1",
+			"ATTACH '"+f.db+"' AS src", "INSERT INTO records SELECT * FROM src.records", "DETACH src")
+		return p
+	}
+	for _, tc := range []struct {
+		name        string
+		db          func(t *testing.T) string
+		readVersion byte
+		userVersion uint32
+	}{
+		{"a copy of a WAL-mode database, without its -wal file", copyOf, 2, audit.SchemaVersion},
+		{"a VACUUM INTO backup, rollback journal", vacuumed, 1, audit.SchemaVersion},
+		{"a schema version 1 database", schema1, 2, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := tc.db(t)
+			if rv, uv := dbHeader(t, db); rv != tc.readVersion || uv != tc.userVersion {
+				t.Fatalf("fixture: read version %d, schema %d; want %d, %d", rv, uv, tc.readVersion, tc.userVersion)
+			}
+			dir := filepath.Dir(db)
+			before := dbDirState(t, dir)
+			now := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
+			code, out, errOut := guardAudit(t, now, "verify", "--db", db, "--anchor", head)
+			if code != 0 || !strings.Contains(out, "intact: 4 records") {
+				t.Fatalf("verify: exit %d, %q, %q", code, out, errOut)
+			}
+			code, out, errOut = guardAudit(t, now, "export", "--week", "2026-W13", "--db", db, "--config", f.cfg)
+			if rows, err := csv.NewReader(strings.NewReader(out)).ReadAll(); code != 0 || err != nil || len(rows) != 3 || lastLine(errOut) != "chain head: "+head {
+				t.Fatalf("export: exit %d, %d rows (%v), %q", code, len(rows), err, errOut)
+			}
+			outFile := filepath.Join(t.TempDir(), "trail.jsonl")
+			code, _, errOut = guardAudit(t, now, "export", "--from", "2026-03-01T00:00:00Z", "--to", "2026-04-01T00:00:00Z",
+				"--format", "jsonl", "--out", outFile, "--db", db)
+			if code != 0 {
+				t.Fatalf("export --out: exit %d, %q", code, errOut)
+			}
+			code, out, errOut = runGuard(t, "freeze", "list", "--db", db)
+			if code != 0 || !strings.Contains(out, "no active freezes") {
+				t.Fatalf("freeze list: exit %d, %q, %q", code, out, errOut)
+			}
+			if after := dbDirState(t, dir); !slices.Equal(before, after) {
+				t.Fatalf("the database or its directory changed:\nbefore %q\nafter  %q", before, after)
+			}
+			if rv, uv := dbHeader(t, db); rv != tc.readVersion || uv != tc.userVersion {
+				t.Fatalf("after: read version %d, schema %d; want %d, %d", rv, uv, tc.readVersion, tc.userVersion)
+			}
+		})
+	}
+}
+
+// export and verify run beside a guard that appends to the same database,
+// and see what it committed before they started.
+func TestAuditBesideAWritingGuard(t *testing.T) {
+	clearEnv(t)
+	f := newAuditFixture(t)
+	ctx := context.Background()
+	serve, err := audit.Open(ctx, f.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer serve.Close()
+	var committed atomic.Int64
+	committed.Store(int64(len(f.recs)))
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		at := time.Date(2026, 3, 25, 12, 0, 0, 0, time.UTC)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := serve.Append(ctx, audit.Record{Time: at, Kind: audit.KindDecision, Outcome: "allow", Repository: "o/r", PullRequest: i}); err != nil {
+				t.Error(err)
+				return
+			}
+			committed.Add(1)
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	start := committed.Load()
+	for committed.Load() < start+20 {
+		time.Sleep(time.Millisecond)
+	}
+	now := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
+	for i := 0; i < 10; i++ {
+		want := int(committed.Load())
+		code, out, errOut := guardAudit(t, now, "verify", "--db", f.db)
+		var n int
+		if code != 0 || !strings.HasPrefix(out, "audit chain intact: ") {
+			t.Fatalf("verify beside serve: exit %d, %q, %q", code, out, errOut)
+		}
+		fmt.Sscanf(strings.TrimPrefix(out, "audit chain intact: "), "%d", &n)
+		if n < want {
+			t.Fatalf("verify saw %d records, %d were committed before it", n, want)
+		}
+		want = int(committed.Load())
+		code, out, errOut = guardAudit(t, now, "export", "--db", f.db, "--format", "jsonl",
+			"--from", "2026-03-01T00:00:00Z", "--to", "2026-04-01T00:00:00Z")
+		if code != 0 || strings.Count(out, "\n") < want {
+			t.Fatalf("export beside serve: exit %d, %d lines, %d committed before: %q", code, strings.Count(out, "\n"), want, errOut)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if n := committed.Load() - start; n < 40 {
+		t.Fatalf("serve appended only %d records while export and verify ran", n)
+	}
+}
+
+func TestAuditRefusesWhatIsNotAGuardDatabase(t *testing.T) {
+	clearEnv(t)
+	now := time.Now()
+	junk := filepath.Join(t.TempDir(), "junk.db")
+	if err := os.WriteFile(junk, bytes.Repeat([]byte("not a database "), 100), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	newer := filepath.Join(t.TempDir(), "newer.db")
+	rawExec(t, newer, "PRAGMA journal_mode=WAL", "CREATE TABLE records (seq INTEGER)", fmt.Sprintf("PRAGMA user_version = %d", audit.SchemaVersion+1))
+	for _, tc := range []struct{ name, db, want string }{
+		{"a file that is not a database", junk, "file is not a database"},
+		{"a directory", t.TempDir(), "is a directory"},
+		{"a newer schema", newer, "newer than this guard"},
+	} {
+		for _, cmd := range [][]string{{"verify"}, {"export", "--week", "2026-W13"}} {
+			t.Run(cmd[0]+" refuses "+tc.name, func(t *testing.T) {
+				before := dbDirState(t, filepath.Dir(tc.db))
+				code, out, errOut := guardAudit(t, now, append(cmd, "--db", tc.db)...)
+				if code != 1 || out != "" || !strings.Contains(errOut, tc.want) {
+					t.Fatalf("exit %d, stdout %q, stderr %q; want exit 1 mentioning %q", code, out, errOut, tc.want)
+				}
+				if after := dbDirState(t, filepath.Dir(tc.db)); !slices.Equal(before, after) {
+					t.Fatalf("the directory changed:\nbefore %q\nafter  %q", before, after)
+				}
+			})
+		}
 	}
 }

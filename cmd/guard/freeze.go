@@ -15,7 +15,7 @@ import (
 
 func runFreeze(ctx context.Context, args []string, s stdio) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(s.err, "Usage:\n  guard freeze start --reason TEXT [--for DURATION] [--repo OWNER/NAME | --org ORG] [--branch GLOB]\n  guard freeze end [--repo OWNER/NAME | --org ORG]\n  guard freeze list\n\nA running 'guard serve' on the same database notices within seconds.")
+		fmt.Fprintln(s.err, "Usage:\n  guard freeze start --reason TEXT [--for DURATION] [--repo OWNER/NAME | --org ORG] [--branch GLOB]\n  guard freeze end [--repo OWNER/NAME | --org ORG]\n  guard freeze list\n\nA running 'guard serve' on the same database notices within seconds. list only reads the database.")
 		if len(args) == 0 {
 			return usageErr("missing subcommand: start, end or list")
 		}
@@ -150,7 +150,7 @@ func freezeList(ctx context.Context, args []string, s stdio) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	store, err := openDB(ctx, *db)
+	store, err := openAuditDB(ctx, *db) // only reads
 	if err != nil {
 		return err
 	}

@@ -33,8 +33,9 @@ import (
 // safetyCheckpointPages, should the checkpointer be unable to run. No
 // checkpoint copies past the snapshot of a read transaction under way (of
 // any process): the WAL grows while one lasts, which is why exports read
-// in short transactions. A store that never writes (the CLI's export,
-// verify and list commands) never checkpoints.
+// in short transactions. A store that never writes never checkpoints, and
+// one opened with OpenReadOnly (the CLI's export, verify and list commands)
+// has no checkpointer and cannot checkpoint.
 const (
 	checkpointEvery       = 5 * time.Millisecond
 	restartFrames         = 500

@@ -94,8 +94,9 @@ func TestCheckpointCopiesIntoTheDatabaseFile(t *testing.T) {
 	}
 }
 
-// A store that only reads (the CLI's export and verify beside a serving
-// guard) does not checkpoint: it would only compete with the writer's.
+// A read-write store that only reads (say `guard freeze end` finding
+// nothing to end, beside a serving guard) does not checkpoint: it would only
+// compete with the writer's. (OpenReadOnly has no checkpointer at all.)
 func TestReadOnlyStoreDoesNotCheckpoint(t *testing.T) {
 	s, path := mustOpenFile(t)
 	if _, _, err := s.Accept(context.Background(), Delivery{ID: "x", Event: "ping", Payload: []byte(`{}`)}); err != nil {

@@ -49,6 +49,14 @@ const (
 // proceed meanwhile; records are immutable, so chunks read in later
 // snapshots hold exactly what the first one saw for that Seq range.
 func (s *Store) Export(ctx context.Context, from, to time.Time, format string, w io.Writer) (head string, n int, err error) {
+	head, n, err = s.export(ctx, from, to, format, w)
+	if cerr := s.readConsistent(); cerr != nil {
+		return "", n, fmt.Errorf("export: %w", cerr)
+	}
+	return head, n, err
+}
+
+func (s *Store) export(ctx context.Context, from, to time.Time, format string, w io.Writer) (head string, n int, err error) {
 	if format == "" {
 		format = FormatCSV
 	}

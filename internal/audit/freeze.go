@@ -154,6 +154,9 @@ func (s *Store) ActiveFreezes(ctx context.Context, at time.Time) ([]ManualFreeze
 	t := ns(at)
 	fs, err := queryFreezes(ctx, &s.rq, `WHERE from_ns <= ? AND (until_ns IS NULL OR until_ns > ?)
 		AND (ended_at IS NULL OR ended_at > ?) ORDER BY id`, t, t, t)
+	if err == nil {
+		err = s.readConsistent()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("active freezes: %w", err)
 	}

@@ -127,6 +127,9 @@ func (s *Store) Accept(ctx context.Context, d Delivery) (seq int64, fresh bool, 
 	if d.Event == "" {
 		return 0, false, fmt.Errorf("accept delivery %s: empty event name", d.ID)
 	}
+	if s.readOnly {
+		return 0, false, fmt.Errorf("accept delivery %s: %w", d.ID, ErrReadOnly)
+	}
 	req := acceptReq{d: d, res: make(chan acceptRes, 1)}
 	s.intake.Add(1)
 	defer s.intake.Add(-1)

@@ -22,6 +22,11 @@
 //     transaction, so each delivery is recorded exactly once.
 //   - Times are stored as Unix nanoseconds in UTC; the clock is injectable
 //     (WithClock).
+//   - OpenReadOnly reads an existing database without ever writing to it:
+//     no migration, no change of journal mode, no writer or checkpointer;
+//     writes return ErrReadOnly. `guard audit export|verify` and `guard
+//     freeze list` use it, on the live database beside `guard serve` or on
+//     a backup copy.
 //
 // A Store is safe for concurrent use. ":memory:" opens a private in-memory
 // database on a single connection (for tests).
@@ -34,6 +39,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -60,9 +66,10 @@ const busyTimeout = 10 * time.Second
 // maxBatch bounds how many Accepts share one transaction.
 const maxBatch = 512
 
-// Store is the guard's SQLite database. Create it with Open.
+// Store is the guard's SQLite database. Create it with Open, or with
+// OpenReadOnly to read it without ever writing to it.
 type Store struct {
-	w   *sql.DB // the one writer connection (and, for ":memory:", the only one)
+	w   *sql.DB // the one writer connection (and, for ":memory:", the only one); nil if readOnly
 	r   *sql.DB // readers; == w for ":memory:"
 	wq  stmts   // prepared statements of w (hot write paths, prepared at Open)
 	rq  stmts   // prepared statements of r (hot reads, prepared on first use)
@@ -77,6 +84,9 @@ type Store struct {
 	ckpt       *checkpointer // nil for ":memory:"
 	wrote      atomic.Bool   // a transaction committed since the checkpointer last looked
 	closeErr   error
+
+	readOnly bool        // opened by OpenReadOnly: no writer, writes return ErrReadOnly
+	frozen   *frozenFile // the file as it was when opened immutable (see OpenReadOnly), or nil
 }
 
 // Option configures Open.
@@ -136,23 +146,12 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 
 // Open opens (creating if needed) the database at path, sets its pragmas and
 // migrates it to SchemaVersion. path ":memory:" opens a private in-memory
-// database on a single connection.
+// database on a single connection. To read a database without ever writing
+// to it, use OpenReadOnly.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
-	if path == "" {
-		return nil, errors.New("open audit store: empty database path")
-	}
-	if strings.ContainsAny(path, "?#") {
-		return nil, fmt.Errorf("open audit store: database path %q must not contain '?' or '#'", path)
-	}
-	s := &Store{
-		now:        time.Now,
-		lingerMax:  lingerMax,
-		accepts:    make(chan acceptReq),
-		quit:       make(chan struct{}),
-		writerDone: make(chan struct{}),
-	}
-	for _, o := range opts {
-		o(s)
+	s, err := newStore(path, opts)
+	if err != nil {
+		return nil, err
 	}
 	memory := path == ":memory:"
 	conn := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=wal_autocheckpoint(%d)&_txlock=immediate",
@@ -173,13 +172,11 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if memory {
 		s.r = w
 	} else {
-		r, err := sql.Open("sqlite", path+fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=query_only(1)", busyTimeout.Milliseconds()))
+		r, err := openReaders(readerDSN(path))
 		if err != nil {
 			w.Close()
 			return nil, fmt.Errorf("open audit store %s: %w", path, err)
 		}
-		r.SetMaxOpenConns(4)
-		r.SetMaxIdleConns(2)
 		s.r = r
 	}
 	s.wq = stmts{db: s.w}
@@ -205,6 +202,47 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 	go s.writer()
 	return s, nil
+}
+
+// newStore checks path and makes a Store with opts applied, not yet
+// connected to its database (Open and OpenReadOnly connect it).
+func newStore(path string, opts []Option) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("open audit store: empty database path")
+	}
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("open audit store: database path %q must not contain '?' or '#'", path)
+	}
+	s := &Store{
+		now:        time.Now,
+		lingerMax:  lingerMax,
+		accepts:    make(chan acceptReq),
+		quit:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
+}
+
+// readerDSN is the data source of the readers' connections: name (a file
+// path, or a "file:" URI whose SQLite parameters are uriParams) with a busy
+// timeout, and query_only so that a reader never writes by mistake.
+func readerDSN(name string, uriParams ...string) string {
+	q := slices.Concat(uriParams, []string{fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeout.Milliseconds()), "_pragma=query_only(1)"})
+	return name + "?" + strings.Join(q, "&")
+}
+
+// openReaders opens the readers' pool on dsn.
+func openReaders(dsn string) (*sql.DB, error) {
+	r, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	r.SetMaxOpenConns(4)
+	r.SetMaxIdleConns(2)
+	return r, nil
 }
 
 // setup checks the schema version, switches to WAL and migrates.
@@ -312,7 +350,9 @@ func (s *Store) Close() error {
 		if s.r != s.w {
 			errs = append(errs, s.r.Close())
 		}
-		errs = append(errs, s.w.Close())
+		if s.w != nil {
+			errs = append(errs, s.w.Close())
+		}
 		s.closeErr = errors.Join(errs...)
 	})
 	return s.closeErr
@@ -325,6 +365,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	case <-s.quit:
 		return ErrClosed
 	default:
+	}
+	if s.readOnly {
+		return fmt.Errorf("ping database: %w", ErrReadOnly)
 	}
 	tx, err := s.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE: needs write access
 	if err != nil {
@@ -357,6 +400,9 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	case <-s.quit:
 		return ErrClosed
 	default:
+	}
+	if s.readOnly {
+		return ErrReadOnly
 	}
 	s.yield(ctx)
 	tx, err := s.w.BeginTx(ctx, nil)

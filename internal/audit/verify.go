@@ -44,6 +44,15 @@ func (e *ChainError) Error() string {
 // it also detects a truncated tail: the anchor must be the hash of a record
 // in the chain. Memory stays flat; it runs beside a serving guard.
 func (s *Store) Verify(ctx context.Context, anchor string) (VerifyResult, error) {
+	res, err := s.verify(ctx, anchor)
+	if cerr := s.readConsistent(); cerr != nil {
+		// what was read may be torn: neither "intact" nor "broken" holds
+		return VerifyResult{}, fmt.Errorf("verify: %w", cerr)
+	}
+	return res, err
+}
+
+func (s *Store) verify(ctx context.Context, anchor string) (VerifyResult, error) {
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return VerifyResult{}, fmt.Errorf("verify: %w", err)
