@@ -1,17 +1,18 @@
 package policy
 
 import (
-	"encoding/json"
 	"fmt"
+
+	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/mergeguard/guard/internal/pr"
 )
 
-// decodeDecision checks and converts the JSON-like value of
-// data.guard.decision. Unknown keys are ignored; everything the guard relies
-// on must be present and well typed.
-func decodeDecision(v any) (pr.Decision, error) {
-	obj, ok := v.(map[string]any)
+// decodeDecision checks and converts the value of data.guard.decision (read
+// as OPA gives it, without a round trip through Go maps). Unknown keys are
+// ignored; everything the guard relies on must be present and well typed.
+func decodeDecision(v ast.Value) (pr.Decision, error) {
+	obj, ok := v.(ast.Object)
 	if !ok {
 		return pr.Decision{}, fmt.Errorf("want an object {\"outcome\", \"reasons\"}, got %s", kind(v))
 	}
@@ -21,18 +22,18 @@ func decodeDecision(v any) (pr.Decision, error) {
 		return pr.Decision{}, err
 	}
 	d.Outcome = o
-	raw, ok := obj["reasons"]
-	if !ok {
+	raw := obj.Get(ast.InternedTerm("reasons"))
+	if raw == nil {
 		return pr.Decision{}, fmt.Errorf("\"reasons\" is missing")
 	}
-	list, ok := raw.([]any)
+	list, ok := elems(raw.Value)
 	if !ok {
-		return pr.Decision{}, fmt.Errorf("\"reasons\" must be an array, got %s", kind(raw))
+		return pr.Decision{}, fmt.Errorf("\"reasons\" must be an array, got %s", kind(raw.Value))
 	}
 	d.Reasons = make([]pr.Reason, 0, len(list))
 	worst := pr.Allow
-	for i, r := range list {
-		reason, err := decodeReason(r)
+	for i, t := range list {
+		reason, err := decodeReason(t.Value)
 		if err != nil {
 			return pr.Decision{}, fmt.Errorf("reasons[%d]: %w", i, err)
 		}
@@ -50,8 +51,8 @@ func decodeDecision(v any) (pr.Decision, error) {
 	return d, nil
 }
 
-func decodeReason(v any) (pr.Reason, error) {
-	obj, ok := v.(map[string]any)
+func decodeReason(v ast.Value) (pr.Reason, error) {
+	obj, ok := v.(ast.Object)
 	if !ok {
 		return pr.Reason{}, fmt.Errorf("want an object, got %s", kind(v))
 	}
@@ -72,16 +73,16 @@ func decodeReason(v any) (pr.Reason, error) {
 	if r.Until, err = str(obj, "until", false); err != nil {
 		return pr.Reason{}, fmt.Errorf("rule %q: %w", r.Rule, err)
 	}
-	raw, ok := obj["matches"]
-	if !ok {
+	raw := obj.Get(ast.InternedTerm("matches"))
+	if raw == nil {
 		return r, nil
 	}
-	list, ok := raw.([]any)
+	list, ok := elems(raw.Value)
 	if !ok {
-		return pr.Reason{}, fmt.Errorf("rule %q: \"matches\" must be an array, got %s", r.Rule, kind(raw))
+		return pr.Reason{}, fmt.Errorf("rule %q: \"matches\" must be an array, got %s", r.Rule, kind(raw.Value))
 	}
-	for i, m := range list {
-		match, err := decodeMatch(m)
+	for i, t := range list {
+		match, err := decodeMatch(t.Value)
 		if err != nil {
 			return pr.Reason{}, fmt.Errorf("rule %q: matches[%d]: %w", r.Rule, i, err)
 		}
@@ -90,8 +91,8 @@ func decodeReason(v any) (pr.Reason, error) {
 	return r, nil
 }
 
-func decodeMatch(v any) (pr.Match, error) {
-	obj, ok := v.(map[string]any)
+func decodeMatch(v ast.Value) (pr.Match, error) {
+	obj, ok := v.(ast.Object)
 	if !ok {
 		return pr.Match{}, fmt.Errorf("want an object {\"file\", \"line\", \"text\"}, got %s", kind(v))
 	}
@@ -103,21 +104,44 @@ func decodeMatch(v any) (pr.Match, error) {
 	if m.Text, err = str(obj, "text", false); err != nil {
 		return pr.Match{}, err
 	}
-	n, ok := obj["line"].(json.Number)
-	if !ok {
-		return pr.Match{}, fmt.Errorf("\"line\" must be a number, got %s", kind(obj["line"]))
+	var line ast.Value
+	if t := obj.Get(ast.InternedTerm("line")); t != nil {
+		line = t.Value
 	}
-	line, err := n.Int64()
-	if err != nil || line < 0 {
+	n, ok := line.(ast.Number)
+	if !ok {
+		return pr.Match{}, fmt.Errorf("\"line\" must be a number, got %s", kind(line))
+	}
+	i, ok := n.Int64()
+	if !ok || i < 0 {
 		return pr.Match{}, fmt.Errorf("\"line\" must be a non-negative integer, got %s", n)
 	}
-	m.Line = int(line)
+	m.Line = int(i)
 	return m, nil
+}
+
+// elems are the elements of an array, or of a set in sorted order: a set
+// reads as an array, as it does in OPA's JSON (and so in topdown's results).
+func elems(v ast.Value) ([]*ast.Term, bool) {
+	var arr *ast.Array
+	switch v := v.(type) {
+	case *ast.Array:
+		arr = v
+	case ast.Set:
+		arr = v.Sorted()
+	default:
+		return nil, false
+	}
+	ts := make([]*ast.Term, arr.Len())
+	for i := range ts {
+		ts[i] = arr.Elem(i)
+	}
+	return ts, true
 }
 
 // outcome reads a policy outcome: allow, escalate or block ("error" is the
 // guard's own, never a policy's).
-func outcome(obj map[string]any, key string) (pr.Outcome, error) {
+func outcome(obj ast.Object, key string) (pr.Outcome, error) {
 	s, err := str(obj, key, true)
 	if err != nil {
 		return "", err
@@ -130,37 +154,41 @@ func outcome(obj map[string]any, key string) (pr.Outcome, error) {
 }
 
 // str reads a string field; a required one must be present and non-empty.
-func str(obj map[string]any, key string, required bool) (string, error) {
-	v, ok := obj[key]
-	if !ok {
+func str(obj ast.Object, key string, required bool) (string, error) {
+	t := obj.Get(ast.InternedTerm(key))
+	if t == nil {
 		if required {
 			return "", fmt.Errorf("%q is missing", key)
 		}
 		return "", nil
 	}
-	s, ok := v.(string)
+	s, ok := t.Value.(ast.String)
 	if !ok {
-		return "", fmt.Errorf("%q must be a string, got %s", key, kind(v))
+		return "", fmt.Errorf("%q must be a string, got %s", key, kind(t.Value))
 	}
 	if required && s == "" {
 		return "", fmt.Errorf("%q is empty", key)
 	}
-	return s, nil
+	return string(s), nil
 }
 
-func kind(v any) string {
+func kind(v ast.Value) string {
 	switch v.(type) {
 	case nil:
+		return "null" // absent
+	case ast.Null:
 		return "null"
-	case map[string]any:
+	case ast.Object:
 		return "an object"
-	case []any:
+	case *ast.Array:
 		return "an array"
-	case string:
+	case ast.Set:
+		return "a set"
+	case ast.String:
 		return "a string"
-	case json.Number:
+	case ast.Number:
 		return "a number"
-	case bool:
+	case ast.Boolean:
 		return "a boolean"
 	}
 	return fmt.Sprintf("%T", v)

@@ -220,6 +220,8 @@ func newLazyInput(in *pr.Input) *ast.Term {
 type lazyValue interface {
 	ast.Value
 	force() ast.Value
+	// forced is a term of the whole value, made once.
+	forced() *ast.Term
 }
 
 // lazyObjectValue is a lazyObject of any Go type.
@@ -236,6 +238,7 @@ type lazyObject[T any] struct {
 	fields []field[T]
 	vals   []*ast.Term
 	full   ast.Object
+	term   *ast.Term // of full
 }
 
 func newLazyObject[T any](b *builder, src *T, fields []field[T]) *lazyObject[T] {
@@ -288,6 +291,13 @@ func (v *lazyObject[T]) object() ast.Object {
 
 func (v *lazyObject[T]) force() ast.Value { return v.object() }
 
+func (v *lazyObject[T]) forced() *ast.Term {
+	if v.term == nil {
+		v.term = v.b.term(v.object())
+	}
+	return v.term
+}
+
 // lazyListValue is a lazyList of any Go type.
 type lazyListValue interface {
 	lazyValue
@@ -303,6 +313,7 @@ type lazyList[T any] struct {
 	fields []field[T]
 	elems  []*ast.Term
 	full   *ast.Array
+	term   *ast.Term // of full
 }
 
 // objects converts a list of structs like encoding/json does (nil is null):
@@ -334,10 +345,17 @@ func (v *lazyList[T]) force() ast.Value {
 	return v.full
 }
 
+func (v *lazyList[T]) forced() *ast.Term {
+	if v.term == nil {
+		v.term = v.b.term(v.force())
+	}
+	return v.term
+}
+
 // materialize returns t with a lazy value replaced by the whole value.
 func materialize(t *ast.Term) *ast.Term {
 	if v, ok := t.Value.(lazyValue); ok {
-		return ast.NewTerm(v.force())
+		return v.forced()
 	}
 	return t
 }

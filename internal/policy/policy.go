@@ -215,7 +215,11 @@ func (e *Engine) decideTopdown(ctx context.Context, in *pr.Input) (pr.Decision, 
 	if len(rs) > 1 {
 		return pr.Decision{}, fmt.Errorf("evaluate %s: %d results, want one", Query, len(rs))
 	}
-	d, err := decodeDecision(rs[0].Expressions[0].Value)
+	v, err := ast.InterfaceToValue(rs[0].Expressions[0].Value)
+	if err != nil {
+		return pr.Decision{}, fmt.Errorf("evaluate %s: %w", Query, err)
+	}
+	d, err := decodeDecision(v)
 	if err != nil {
 		return pr.Decision{}, fmt.Errorf("decision of policies %s: %w", e.revision, err)
 	}
@@ -241,11 +245,7 @@ func (e *Engine) decidePlan(ctx context.Context, in *pr.Input) (pr.Decision, err
 	}
 	var v ast.Value
 	obj.Foreach(func(_, t *ast.Term) { v = t.Value })
-	native, err := ast.JSON(v)
-	if err != nil {
-		return pr.Decision{}, fmt.Errorf("evaluate %s: %w", Query, err)
-	}
-	d, err := decodeDecision(native)
+	d, err := decodeDecision(v)
 	if err != nil {
 		return pr.Decision{}, fmt.Errorf("decision of policies %s: %w", e.revision, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -405,5 +406,30 @@ func TestTestRefusesBrokenPolicies(t *testing.T) {
 				t.Fatalf("error = %v, want one naming %s", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestDecideReadsSetsAsArrays: reasons and matches given as sets read as
+// arrays (in sorted order), as OPA's JSON gives them, with both evaluators.
+func TestDecideReadsSetsAsArrays(t *testing.T) {
+	body := `decision := {"outcome": "escalate", "reasons": {
+	{"rule": "r", "outcome": "escalate", "message": "m", "matches": {{"file": "b", "line": 2, "text": ""}, {"file": "a", "line": 1, "text": "t"}}},
+	{"rule": "n", "outcome": "allow", "message": "note"},
+}}`
+	e, err := Compile(context.Background(), policySet(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := pr.Decision{Outcome: pr.Escalate, Reasons: []pr.Reason{
+		{Rule: "r", Outcome: pr.Escalate, Message: "m", Matches: []pr.Match{{File: "a", Line: 1, Text: "t"}, {File: "b", Line: 2}}},
+		{Rule: "n", Outcome: pr.Allow, Message: "note"},
+	}}
+	for name, decide := range map[string]func(context.Context, *pr.Input) (pr.Decision, error){
+		"plan": e.decidePlan, "topdown": e.decideTopdown,
+	} {
+		d, err := decide(context.Background(), agentInput())
+		if err != nil || !reflect.DeepEqual(d, want) {
+			t.Errorf("%s: decision = %+v, %v; want %+v", name, d, err, want)
+		}
 	}
 }

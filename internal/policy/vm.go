@@ -318,6 +318,7 @@ type machine struct {
 	frames  []*frame    // frames of returned calls, for reuse
 	args    []*ast.Term // operands of built-in calls, for reuse
 	out     *ast.Term   // a built-in's result
+	chunk   []ast.Term  // terms for the values the plan makes (see term)
 	// captureFn is m.capture, bound once.
 	captureFn func(*ast.Term) error
 }
@@ -373,12 +374,25 @@ func (p *program) eval(ctx context.Context, input *ast.Term) (_ []*ast.Term, err
 	clear(m.memo)
 	clear(m.memoSet)
 	clear(m.args[:cap(m.args)])
-	m.results, m.out, m.ctx, m.bctx, m.steps = nil, nil, nil, topdown.BuiltinContext{}, 0
+	// The chunk's terms may be in the results: the next evaluation starts
+	// a new one.
+	m.results, m.out, m.ctx, m.bctx, m.steps, m.chunk = nil, nil, nil, topdown.BuiltinContext{}, 0, nil
 	p.machines.Put(m)
 	if err != nil {
 		return nil, err
 	}
 	return results, nil
+}
+
+// term is a term of v from the evaluation's chunks of terms (one
+// allocation for many; a plan makes a term for each collection it builds).
+// The terms are those of this evaluation: the chunks are never reused.
+func (m *machine) term(v ast.Value) *ast.Term {
+	if len(m.chunk) == cap(m.chunk) {
+		m.chunk = make([]ast.Term, 0, min(max(2*cap(m.chunk), firstTermChunk), termChunk))
+	}
+	m.chunk = append(m.chunk, ast.Term{Value: v})
+	return &m.chunk[len(m.chunk)-1]
 }
 
 // block runs the statements of b. It returns next when all were defined,
@@ -476,11 +490,11 @@ func (m *machine) stmt(fr *frame, s ir.Stmt) (int, error) {
 		}
 		set.Add(materialize(m.operand(l, s.Value)))
 	case *ir.MakeObjectStmt:
-		l[s.Target] = ast.NewTerm(ast.NewObject())
+		l[s.Target] = m.term(ast.NewObject())
 	case *ir.MakeArrayStmt:
-		l[s.Target] = ast.NewTerm(&arrayBuilder{elems: make([]*ast.Term, 0, max(s.Capacity, 0))})
+		l[s.Target] = m.term(&arrayBuilder{elems: make([]*ast.Term, 0, max(s.Capacity, 0))})
 	case *ir.MakeSetStmt:
-		l[s.Target] = ast.NewTerm(ast.NewSet())
+		l[s.Target] = m.term(ast.NewSet())
 	case *ir.MakeNullStmt:
 		l[s.Target] = ast.NullTerm()
 	case *ir.MakeNumberIntStmt:
@@ -892,12 +906,20 @@ func length(t *ast.Term) (int, bool) {
 type arrayBuilder struct {
 	elems []*ast.Term
 	full  *ast.Array
+	term  *ast.Term // of full
 }
 
 func (a *arrayBuilder) append(t *ast.Term) {
 	a.elems = append(a.elems, t)
 	// An array made before stays as it was (it holds a prefix of elems).
-	a.full = nil
+	a.full, a.term = nil, nil
+}
+
+func (a *arrayBuilder) forced() *ast.Term {
+	if a.term == nil {
+		a.term = ast.NewTerm(a.force())
+	}
+	return a.term
 }
 
 func (a *arrayBuilder) len() int             { return len(a.elems) }
