@@ -384,17 +384,14 @@ type builder struct {
 	lazy  bool // objects and lists of objects as lazy values (see newLazyInput)
 }
 
-// Chunks grow from firstTermChunk to termChunk terms, so that a small
-// document (or a decision that reads little of it) does not clear and
-// scan a large one.
-const (
-	firstTermChunk = 16
-	termChunk      = 128
-)
+// termChunk is small: a decision reads a few dozen values of the input
+// (and the plan makes a few hundred), and the unused rest of a chunk is
+// garbage all the same.
+const termChunk = 32
 
 func (b *builder) term(v ast.Value) *ast.Term {
 	if len(b.chunk) == cap(b.chunk) {
-		b.chunk = make([]ast.Term, 0, min(max(2*cap(b.chunk), firstTermChunk), termChunk))
+		b.chunk = make([]ast.Term, 0, termChunk)
 	}
 	b.chunk = append(b.chunk, ast.Term{Value: v})
 	return &b.chunk[len(b.chunk)-1]

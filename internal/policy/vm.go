@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -389,7 +391,7 @@ func (p *program) eval(ctx context.Context, input *ast.Term) (_ []*ast.Term, err
 // The terms are those of this evaluation: the chunks are never reused.
 func (m *machine) term(v ast.Value) *ast.Term {
 	if len(m.chunk) == cap(m.chunk) {
-		m.chunk = make([]ast.Term, 0, min(max(2*cap(m.chunk), firstTermChunk), termChunk))
+		m.chunk = make([]ast.Term, 0, termChunk)
 	}
 	m.chunk = append(m.chunk, ast.Term{Value: v})
 	return &m.chunk[len(m.chunk)-1]
@@ -726,8 +728,63 @@ func lazyCall(name string, args []*ast.Term) (*ast.Term, bool) {
 		if l, lazy := args[0].Value.(lazyListValue); lazy && len(args) == 1 {
 			return intTerm(int64(l.len())), true
 		}
+	case "sprintf":
+		// Messages: a format and an array literal of strings and integers.
+		if a, ok := args[1].Value.(*arrayBuilder); ok && len(args) == 2 {
+			if f, ok := args[0].Value.(ast.String); ok {
+				return sprintf(string(f), a.elems)
+			}
+		}
+	case "concat":
+		if a, ok := args[1].Value.(*arrayBuilder); ok && len(args) == 2 {
+			if sep, ok := args[0].Value.(ast.String); ok {
+				return concat(string(sep), a.elems)
+			}
+		}
 	}
 	return nil, false
+}
+
+// sprintf is OPA's sprintf (topdown's builtinSprintf) for arguments that
+// are strings and integers, which it gives to fmt.Sprintf as string and
+// int64, without making the array of arguments an OPA array (that hashes
+// every argument). ok is false for any other argument: the built-in runs.
+func sprintf(format string, elems []*ast.Term) (_ *ast.Term, ok bool) {
+	args := make([]any, len(elems))
+	for i, t := range elems {
+		switch v := t.Value.(type) {
+		case ast.String:
+			args[i] = string(v)
+		case ast.Number:
+			// As the built-in: a number written without fraction or
+			// exponent that fits an int64 is one.
+			if strings.ContainsAny(string(v), ".eE") {
+				return nil, false
+			}
+			n, err := strconv.ParseInt(string(v), 10, 64)
+			if err != nil {
+				return nil, false
+			}
+			args[i] = n
+		default:
+			return nil, false
+		}
+	}
+	return ast.StringTerm(fmt.Sprintf(format, args...)), true
+}
+
+// concat is OPA's concat of an array of strings; ok is false when an
+// element is not a string (the built-in then fails, as it must).
+func concat(sep string, elems []*ast.Term) (_ *ast.Term, ok bool) {
+	parts := make([]string, len(elems))
+	for i, t := range elems {
+		s, ok := t.Value.(ast.String)
+		if !ok {
+			return nil, false
+		}
+		parts[i] = string(s)
+	}
+	return ast.StringTerm(strings.Join(parts, sep)), true
 }
 
 // capture is the iterator built-ins give their result to.

@@ -199,6 +199,17 @@ objs := [v | some o in [{"k": 1}, {"j": 2}, {"k": 3, "z": 0}]; {"k": v} = o]
 from_input := [x | some [x, _] in [input.xs, input.o]]
 never if false
 decision := {"pairs": pairs, "objs": objs, "from_input": from_input, "never": [x | never; x := 1]}`,
+		"sprintf and concat of array literals": `package guard
+nums := [1, -2, 0, 1.5, 2.0, 1e3, 12345678901234567890123, -0]
+decision := {
+	"each": [sprintf("%d|%v|%s|%q|%x|%5.1f", [n, n, n, n, n, n]) | some n in nums],
+	"strs": sprintf("%s %q %v %d %10s|%-4s|", [input.s, input.s, input.s, input.s, "r", "l"]),
+	"mixed": sprintf("%v %v %v %v %v", [input.xs, input.o, input.n, input.flag, {1, 2}]),
+	"few": sprintf("%s %s", ["only"]), "many": sprintf("%s", ["a", "b"]), "one": sprintf("%d", [42]),
+	"concat": concat(", ", [input.s, "b", "c"]), "concat1": concat("", ["x"]), "concat0": concat("-", [x | some x in []]),
+	"concat_bad": [c | c := concat(",", ["a", input.xs[0]])], "concat_in": concat("/", [x | some x in input.xs; is_string(x)]),
+	"concat_s": [c | c := concat(",", [input.s, input.s])],
+}`,
 		"object literals with lazy parts": `package guard
 decision := {"same": input == input, "o_eq": input.o == {"a": 1, "b": 2, "c": [1, {"d": true}]}, "in_set": {input.o} == {input.o}, "xs": input.xs}`,
 	}
