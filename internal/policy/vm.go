@@ -42,6 +42,7 @@ type program struct {
 	nlocals int // locals of the plan
 	funcs   []*function
 	calls   map[*ir.CallStmt]callee
+	blocks  []*block // the plan's, translated (see translate)
 	// machines are evaluation states to reuse (their frames and buffers).
 	machines sync.Pool
 }
@@ -50,6 +51,7 @@ type function struct {
 	index   int
 	params  []ir.Local
 	blocks  []*ir.Block
+	code    []*block // blocks, translated
 	nlocals int
 	// memo: a function of input and data alone (a rule, not a Rego
 	// function) has one value per evaluation, as in OPA's Wasm.
@@ -144,7 +146,182 @@ func newProgram(pol *ir.Policy) (*program, error) {
 			return nil, err
 		}
 	}
+	p.blocks = p.translate(p.plan.Blocks)
+	for _, fn := range p.funcs {
+		fn.code = p.translate(fn.blocks)
+	}
 	return p, nil
+}
+
+// An instr is a plan statement as the interpreter runs it: its kind a small
+// integer (a jump table, not a type switch over interfaces), its operands
+// resolved to locals or constant terms, its callee looked up, its nested
+// blocks translated. Which fields a kind uses is in translate.
+type instr struct {
+	op     opcode
+	a, b   operand // sources
+	target int     // the local written, or the collection written to
+	key    int     // a scan's key local
+	n      int     // a break's index, an array's capacity
+	konst  *ast.Term
+	blocks []*block // a BlockStmt's blocks; a ScanStmt's or NotStmt's one
+	call   *callInstr
+	loc    *ir.Location
+}
+
+type block struct{ instrs []instr }
+
+type callInstr struct {
+	callee
+	args   []operand
+	params []int // a planned function's parameters
+}
+
+// operand is a local (local >= 0) or a constant term.
+type operand struct {
+	local int
+	konst *ast.Term
+}
+
+type opcode uint8
+
+const (
+	opNop opcode = iota
+	opAssignVar
+	opAssignVarOnce
+	opDot
+	opCall
+	opArrayAppend
+	opResetLocal
+	opIsDefined
+	opIsUndefined
+	opReturnLocal
+	opObjectInsert
+	opObjectInsertOnce
+	opSetAdd
+	opMakeObject
+	opMakeArray
+	opMakeSet
+	opMakeConst // MakeNullStmt, MakeNumberIntStmt, MakeNumberRefStmt, AssignIntStmt
+	opEqual
+	opNotEqual
+	opIsArray
+	opIsObject
+	opIsSet
+	opLen
+	opScan
+	opNot
+	opBlock
+	opBreak
+	opResultSetAdd
+	opUnknown // a statement newProgram let through but translate does not know: an internal error when run
+)
+
+func (p *program) operand(o ir.Operand) operand {
+	switch v := o.Value.(type) {
+	case ir.Local:
+		return operand{local: int(v)}
+	case ir.StringIndex:
+		return operand{local: -1, konst: p.strings[v]}
+	case ir.Bool:
+		return operand{local: -1, konst: ast.InternedTerm(bool(v))}
+	}
+	return operand{local: -1} // undefined
+}
+
+func local(l ir.Local) operand { return operand{local: int(l)} }
+
+// translate translates blocks (checked by newProgram) into instrs.
+func (p *program) translate(blocks []*ir.Block) []*block {
+	out := make([]*block, len(blocks))
+	for i, b := range blocks {
+		out[i] = &block{}
+		if b == nil {
+			continue
+		}
+		out[i].instrs = make([]instr, len(b.Stmts))
+		for j, st := range b.Stmts {
+			in := &out[i].instrs[j]
+			in.loc = st.GetLocation()
+			switch s := st.(type) {
+			case *ir.AssignVarStmt:
+				in.op, in.a, in.target = opAssignVar, p.operand(s.Source), int(s.Target)
+			case *ir.AssignVarOnceStmt:
+				in.op, in.a, in.target = opAssignVarOnce, p.operand(s.Source), int(s.Target)
+			case *ir.DotStmt:
+				in.op, in.a, in.b, in.target = opDot, p.operand(s.Source), p.operand(s.Key), int(s.Target)
+			case *ir.CallStmt:
+				c := &callInstr{callee: p.calls[s]}
+				for _, a := range s.Args {
+					c.args = append(c.args, p.operand(a))
+				}
+				if c.fn != nil {
+					for _, l := range c.fn.params {
+						c.params = append(c.params, int(l))
+					}
+				}
+				in.op, in.call, in.target = opCall, c, int(s.Result)
+			case *ir.ArrayAppendStmt:
+				in.op, in.a, in.target = opArrayAppend, p.operand(s.Value), int(s.Array)
+			case *ir.ResetLocalStmt:
+				in.op, in.target = opResetLocal, int(s.Target)
+			case *ir.IsDefinedStmt:
+				in.op, in.a = opIsDefined, local(s.Source)
+			case *ir.IsUndefinedStmt:
+				in.op, in.a = opIsUndefined, local(s.Source)
+			case *ir.ReturnLocalStmt:
+				in.op, in.a = opReturnLocal, local(s.Source)
+			case *ir.ObjectInsertStmt:
+				in.op, in.a, in.b, in.target = opObjectInsert, p.operand(s.Key), p.operand(s.Value), int(s.Object)
+			case *ir.ObjectInsertOnceStmt:
+				in.op, in.a, in.b, in.target = opObjectInsertOnce, p.operand(s.Key), p.operand(s.Value), int(s.Object)
+			case *ir.SetAddStmt:
+				in.op, in.a, in.target = opSetAdd, p.operand(s.Value), int(s.Set)
+			case *ir.MakeObjectStmt:
+				in.op, in.target = opMakeObject, int(s.Target)
+			case *ir.MakeArrayStmt:
+				in.op, in.target, in.n = opMakeArray, int(s.Target), int(max(s.Capacity, 0))
+			case *ir.MakeSetStmt:
+				in.op, in.target = opMakeSet, int(s.Target)
+			case *ir.MakeNullStmt:
+				in.op, in.target, in.konst = opMakeConst, int(s.Target), ast.InternedNullTerm
+			case *ir.MakeNumberIntStmt:
+				in.op, in.target, in.konst = opMakeConst, int(s.Target), intTerm(s.Value)
+			case *ir.MakeNumberRefStmt:
+				in.op, in.target, in.konst = opMakeConst, int(s.Target), p.numbers[s.Index] // numbers are never modified
+			case *ir.AssignIntStmt:
+				in.op, in.target, in.konst = opMakeConst, int(s.Target), intTerm(s.Value)
+			case *ir.EqualStmt:
+				in.op, in.a, in.b = opEqual, p.operand(s.A), p.operand(s.B)
+			case *ir.NotEqualStmt:
+				in.op, in.a, in.b = opNotEqual, p.operand(s.A), p.operand(s.B)
+			case *ir.IsArrayStmt:
+				in.op, in.a = opIsArray, p.operand(s.Source)
+			case *ir.IsObjectStmt:
+				in.op, in.a = opIsObject, p.operand(s.Source)
+			case *ir.IsSetStmt:
+				in.op, in.a = opIsSet, p.operand(s.Source)
+			case *ir.LenStmt:
+				in.op, in.a, in.target = opLen, p.operand(s.Source), int(s.Target)
+			case *ir.ScanStmt:
+				in.op, in.a, in.key, in.target = opScan, local(s.Source), int(s.Key), int(s.Value)
+				in.blocks = p.translate([]*ir.Block{s.Block})
+			case *ir.NotStmt:
+				in.op, in.blocks = opNot, p.translate([]*ir.Block{s.Block})
+			case *ir.BlockStmt:
+				in.op, in.blocks = opBlock, p.translate(s.Blocks)
+			case *ir.BreakStmt:
+				in.op, in.n = opBreak, int(s.Index)
+			case *ir.ResultSetAddStmt:
+				in.op, in.a = opResultSetAdd, local(s.Value)
+			case *ir.NopStmt:
+				in.op = opNop
+			default:
+				in.op, in.konst = opUnknown, ast.StringTerm(fmt.Sprintf("%T", st))
+			}
+		}
+	}
+	return out
 }
 
 // walkStmts calls f for every statement of blocks, nested ones included.
@@ -366,7 +543,7 @@ func (p *program) eval(ctx context.Context, input *ast.Term) (_ []*ast.Term, err
 	fr := &frame{locals: make([]*ast.Term, p.nlocals)}
 	fr.locals[ir.Input] = input
 	fr.locals[ir.Data] = emptyData
-	for _, b := range p.plan.Blocks {
+	for _, b := range p.blocks {
 		if _, err = m.block(fr, b); err != nil {
 			break
 		}
@@ -399,12 +576,9 @@ func (m *machine) term(v ast.Value) *ast.Term {
 
 // block runs the statements of b. It returns next when all were defined,
 // or the signal that stopped it, for the construct that owns b to handle.
-func (m *machine) block(fr *frame, b *ir.Block) (int, error) {
-	if b == nil {
-		return next, nil
-	}
-	for _, s := range b.Stmts {
-		sig, err := m.stmt(fr, s)
+func (m *machine) block(fr *frame, b *block) (int, error) {
+	for i := range b.instrs {
+		sig, err := m.exec(fr, &b.instrs[i])
 		if err != nil || sig != next {
 			return sig, err
 		}
@@ -424,119 +598,121 @@ func label(sig int) int {
 	return sig
 }
 
-func (m *machine) stmt(fr *frame, s ir.Stmt) (int, error) {
+// valueOf is o's term in l: a local's value (nil when unset) or a constant.
+func valueOf(l []*ast.Term, o *operand) *ast.Term {
+	if o.local >= 0 {
+		return l[o.local]
+	}
+	return o.konst
+}
+
+func (m *machine) exec(fr *frame, in *instr) (int, error) {
 	l := fr.locals
-	switch s := s.(type) {
-	case *ir.AssignVarStmt:
-		l[s.Target] = m.operand(l, s.Source)
-	case *ir.DotStmt:
-		v := dot(m.operand(l, s.Source), m.operand(l, s.Key))
+	switch in.op {
+	case opAssignVar:
+		l[in.target] = valueOf(l, &in.a)
+	case opDot:
+		v := dot(valueOf(l, &in.a), valueOf(l, &in.b))
 		if v == nil {
 			return undefined, nil
 		}
-		l[s.Target] = v
-	case *ir.CallStmt:
-		return m.call(fr, s)
-	case *ir.AssignVarOnceStmt:
-		v := m.operand(l, s.Source)
-		if old := l[s.Target]; old != nil {
+		l[in.target] = v
+	case opCall:
+		return m.call(fr, in)
+	case opAssignVarOnce:
+		v := valueOf(l, &in.a)
+		if old := l[in.target]; old != nil {
 			if compare(old, v) != 0 {
-				return 0, m.errorAt(s.GetLocation(), "eval_conflict_error: complete rules must not produce multiple outputs")
+				return 0, m.errorAt(in.loc, "eval_conflict_error: complete rules must not produce multiple outputs")
 			}
 		}
-		l[s.Target] = v
-	case *ir.ArrayAppendStmt:
+		l[in.target] = v
+	case opArrayAppend:
 		// In place, as OPA's Wasm appends: the planner appends only to
 		// arrays it made with MakeArrayStmt for the comprehension at hand.
-		arr, ok := l[s.Array].Value.(*arrayBuilder)
+		arr, ok := l[in.target].Value.(*arrayBuilder)
 		if !ok {
-			return 0, m.internal(s.GetLocation(), "append to an array the plan did not make")
+			return 0, m.internal(in.loc, "append to an array the plan did not make")
 		}
-		arr.append(materialize(m.operand(l, s.Value)))
-	case *ir.ResetLocalStmt:
-		l[s.Target] = nil
-	case *ir.IsDefinedStmt:
-		if l[s.Source] == nil {
+		arr.append(materialize(valueOf(l, &in.a)))
+	case opResetLocal:
+		l[in.target] = nil
+	case opIsDefined:
+		if valueOf(l, &in.a) == nil {
 			return undefined, nil
 		}
-	case *ir.IsUndefinedStmt:
-		if l[s.Source] != nil {
+	case opIsUndefined:
+		if valueOf(l, &in.a) != nil {
 			return undefined, nil
 		}
-	case *ir.ReturnLocalStmt:
-		fr.result = l[s.Source]
+	case opReturnLocal:
+		fr.result = valueOf(l, &in.a)
 		return ret, nil
-	case *ir.ObjectInsertStmt:
-		obj, ok := l[s.Object].Value.(ast.Object)
+	case opObjectInsert:
+		obj, ok := l[in.target].Value.(ast.Object)
 		if !ok {
-			return 0, m.internal(s.GetLocation(), "insert into a non-object")
+			return 0, m.internal(in.loc, "insert into a non-object")
 		}
-		obj.Insert(materialize(m.operand(l, s.Key)), materialize(m.operand(l, s.Value)))
-	case *ir.ObjectInsertOnceStmt:
-		obj, ok := l[s.Object].Value.(ast.Object)
+		obj.Insert(materialize(valueOf(l, &in.a)), materialize(valueOf(l, &in.b)))
+	case opObjectInsertOnce:
+		obj, ok := l[in.target].Value.(ast.Object)
 		if !ok {
-			return 0, m.internal(s.GetLocation(), "insert into a non-object")
+			return 0, m.internal(in.loc, "insert into a non-object")
 		}
-		k, v := materialize(m.operand(l, s.Key)), materialize(m.operand(l, s.Value))
+		k, v := materialize(valueOf(l, &in.a)), materialize(valueOf(l, &in.b))
 		if old := obj.Get(k); old != nil {
 			if old.Value.Compare(v.Value) != 0 {
-				return 0, m.errorAt(s.GetLocation(), "eval_conflict_error: object keys must be unique")
+				return 0, m.errorAt(in.loc, "eval_conflict_error: object keys must be unique")
 			}
 			break
 		}
 		obj.Insert(k, v)
-	case *ir.SetAddStmt:
-		set, ok := l[s.Set].Value.(ast.Set)
+	case opSetAdd:
+		set, ok := l[in.target].Value.(ast.Set)
 		if !ok {
-			return 0, m.internal(s.GetLocation(), "add to a non-set")
+			return 0, m.internal(in.loc, "add to a non-set")
 		}
-		set.Add(materialize(m.operand(l, s.Value)))
-	case *ir.MakeObjectStmt:
-		l[s.Target] = m.term(ast.NewObject())
-	case *ir.MakeArrayStmt:
-		l[s.Target] = m.term(&arrayBuilder{elems: make([]*ast.Term, 0, max(s.Capacity, 0))})
-	case *ir.MakeSetStmt:
-		l[s.Target] = m.term(ast.NewSet())
-	case *ir.MakeNullStmt:
-		l[s.Target] = ast.NullTerm()
-	case *ir.MakeNumberIntStmt:
-		l[s.Target] = intTerm(s.Value)
-	case *ir.MakeNumberRefStmt:
-		l[s.Target] = m.p.numbers[s.Index] // numbers are never modified
-	case *ir.AssignIntStmt:
-		l[s.Target] = intTerm(s.Value)
-	case *ir.EqualStmt:
-		if compare(m.operand(l, s.A), m.operand(l, s.B)) != 0 {
+		set.Add(materialize(valueOf(l, &in.a)))
+	case opMakeObject:
+		l[in.target] = m.term(ast.NewObject())
+	case opMakeArray:
+		l[in.target] = m.term(&arrayBuilder{elems: make([]*ast.Term, 0, in.n)})
+	case opMakeSet:
+		l[in.target] = m.term(ast.NewSet())
+	case opMakeConst:
+		l[in.target] = in.konst
+	case opEqual:
+		if compare(valueOf(l, &in.a), valueOf(l, &in.b)) != 0 {
 			return undefined, nil
 		}
-	case *ir.NotEqualStmt:
-		if compare(m.operand(l, s.A), m.operand(l, s.B)) == 0 {
+	case opNotEqual:
+		if compare(valueOf(l, &in.a), valueOf(l, &in.b)) == 0 {
 			return undefined, nil
 		}
-	case *ir.IsArrayStmt:
-		if !isArray(m.operand(l, s.Source)) {
+	case opIsArray:
+		if !isArray(valueOf(l, &in.a)) {
 			return undefined, nil
 		}
-	case *ir.IsObjectStmt:
-		if !isObject(m.operand(l, s.Source)) {
+	case opIsObject:
+		if !isObject(valueOf(l, &in.a)) {
 			return undefined, nil
 		}
-	case *ir.IsSetStmt:
-		if t := m.operand(l, s.Source); t == nil {
+	case opIsSet:
+		if t := valueOf(l, &in.a); t == nil {
 			return undefined, nil
 		} else if _, ok := t.Value.(ast.Set); !ok {
 			return undefined, nil
 		}
-	case *ir.LenStmt:
-		n, ok := length(m.operand(l, s.Source))
+	case opLen:
+		n, ok := length(valueOf(l, &in.a))
 		if !ok {
 			return undefined, nil
 		}
-		l[s.Target] = intTerm(int64(n))
-	case *ir.ScanStmt:
-		return m.scan(fr, s)
-	case *ir.NotStmt:
-		sig, err := m.block(fr, s.Block)
+		l[in.target] = intTerm(int64(n))
+	case opScan:
+		return m.scan(fr, in)
+	case opNot:
+		sig, err := m.block(fr, in.blocks[0])
 		if err != nil {
 			return 0, err
 		}
@@ -547,8 +723,8 @@ func (m *machine) stmt(fr *frame, s ir.Stmt) (int, error) {
 		default:
 			return label(sig), nil
 		}
-	case *ir.BlockStmt:
-		for _, b := range s.Blocks {
+	case opBlock:
+		for _, b := range in.blocks {
 			sig, err := m.block(fr, b)
 			if err != nil {
 				return 0, err
@@ -557,67 +733,55 @@ func (m *machine) stmt(fr *frame, s ir.Stmt) (int, error) {
 				return sig, nil
 			}
 		}
-	case *ir.BreakStmt:
-		return int(s.Index), nil
-	case *ir.ResultSetAddStmt:
-		m.results = append(m.results, materialize(l[s.Value]))
-	case *ir.NopStmt:
+	case opBreak:
+		return in.n, nil
+	case opResultSetAdd:
+		m.results = append(m.results, materialize(valueOf(l, &in.a)))
+	case opNop:
 	default:
-		return 0, m.internal(s.GetLocation(), fmt.Sprintf("statement %T", s))
+		return 0, m.internal(in.loc, fmt.Sprintf("statement %v", in.konst))
 	}
 	return next, nil
-}
-
-func (m *machine) operand(l []*ast.Term, o ir.Operand) *ast.Term {
-	switch v := o.Value.(type) {
-	case ir.Local:
-		return l[v]
-	case ir.StringIndex:
-		return m.p.strings[v]
-	case ir.Bool:
-		return ast.InternedTerm(bool(v))
-	}
-	return nil
 }
 
 // scan runs the block for each key and value of a collection (in OPA's
 // order: arrays by index, sets and objects sorted). Like OPA's Wasm, the
 // block sits in a loop inside a block: leaving the body (an undefined
 // statement) goes on with the next element, brk(1) ends the scan.
-func (m *machine) scan(fr *frame, s *ir.ScanStmt) (int, error) {
-	src := fr.locals[s.Source]
+func (m *machine) scan(fr *frame, in *instr) (int, error) {
+	src := valueOf(fr.locals, &in.a)
 	if src == nil {
 		return next, nil
 	}
 	switch v := src.Value.(type) {
+	case *ast.Array:
+		for i := range v.Len() {
+			if sig, done, err := m.iterate(fr, in, intTerm(int64(i)), v.Elem(i)); done {
+				return sig, err
+			}
+		}
 	case lazyListValue:
 		for i := range v.len() {
-			if sig, done, err := m.iterate(fr, s, intTerm(int64(i)), v.elem(i)); done {
+			if sig, done, err := m.iterate(fr, in, intTerm(int64(i)), v.elem(i)); done {
 				return sig, err
 			}
 		}
 	case lazyObjectValue:
 		obj := v.object()
 		for _, k := range obj.Keys() {
-			if sig, done, err := m.iterate(fr, s, k, obj.Get(k)); done {
-				return sig, err
-			}
-		}
-	case *ast.Array:
-		for i := range v.Len() {
-			if sig, done, err := m.iterate(fr, s, ast.InternedTerm(i), v.Elem(i)); done {
+			if sig, done, err := m.iterate(fr, in, k, obj.Get(k)); done {
 				return sig, err
 			}
 		}
 	case ast.Object:
 		for _, k := range v.Keys() {
-			if sig, done, err := m.iterate(fr, s, k, v.Get(k)); done {
+			if sig, done, err := m.iterate(fr, in, k, v.Get(k)); done {
 				return sig, err
 			}
 		}
 	case ast.Set:
 		for _, t := range v.Slice() {
-			if sig, done, err := m.iterate(fr, s, t, t); done {
+			if sig, done, err := m.iterate(fr, in, t, t); done {
 				return sig, err
 			}
 		}
@@ -627,12 +791,12 @@ func (m *machine) scan(fr *frame, s *ir.ScanStmt) (int, error) {
 
 // iterate runs a scan's block for one element; done reports that the scan
 // ends, with sig for the statement.
-func (m *machine) iterate(fr *frame, s *ir.ScanStmt, k, v *ast.Term) (sig int, done bool, err error) {
+func (m *machine) iterate(fr *frame, in *instr, k, v *ast.Term) (sig int, done bool, err error) {
 	if err = m.tick(); err != nil {
 		return 0, true, err
 	}
-	fr.locals[s.Key], fr.locals[s.Value] = k, v
-	sig, err = m.block(fr, s.Block)
+	fr.locals[in.key], fr.locals[in.target] = k, v
+	sig, err = m.block(fr, in.blocks[0])
 	switch {
 	case err != nil:
 		return 0, true, err
@@ -649,8 +813,8 @@ func (m *machine) iterate(fr *frame, s *ir.ScanStmt, k, v *ast.Term) (sig int, d
 // call runs a planned function or a built-in. An undefined result leaves
 // the block. A built-in's error makes the call undefined, as in topdown
 // without strict built-in errors, unless it halts evaluation.
-func (m *machine) call(fr *frame, s *ir.CallStmt) (int, error) {
-	c := m.p.calls[s]
+func (m *machine) call(fr *frame, in *instr) (int, error) {
+	c := in.call
 	if err := m.tick(); err != nil {
 		return 0, err
 	}
@@ -660,7 +824,7 @@ func (m *machine) call(fr *frame, s *ir.CallStmt) (int, error) {
 			v = m.memo[fn.index]
 		} else {
 			var err error
-			if v, err = m.invoke(fn, fr.locals, s.Args); err != nil {
+			if v, err = m.invoke(fn, fr.locals, c); err != nil {
 				return 0, err
 			}
 			if fn.memo {
@@ -669,15 +833,15 @@ func (m *machine) call(fr *frame, s *ir.CallStmt) (int, error) {
 		}
 	} else {
 		ops := m.args[:0]
-		for _, a := range s.Args {
-			t := m.operand(fr.locals, a)
+		for i := range c.args {
+			t := valueOf(fr.locals, &c.args[i])
 			if t == nil {
 				return undefined, nil
 			}
 			ops = append(ops, t)
 		}
 		if r, ok := lazyCall(c.name, ops); ok {
-			fr.locals[s.Result] = r
+			fr.locals[in.target] = r
 			return next, nil
 		}
 		for i, t := range ops {
@@ -698,7 +862,7 @@ func (m *machine) call(fr *frame, s *ir.CallStmt) (int, error) {
 	if v == nil {
 		return undefined, nil
 	}
-	fr.locals[s.Result] = v
+	fr.locals[in.target] = v
 	return next, nil
 }
 
@@ -794,7 +958,7 @@ func (m *machine) capture(t *ast.Term) error {
 }
 
 // invoke calls fn with the caller's operands as its parameters.
-func (m *machine) invoke(fn *function, caller []*ast.Term, args []ir.Operand) (*ast.Term, error) {
+func (m *machine) invoke(fn *function, caller []*ast.Term, c *callInstr) (*ast.Term, error) {
 	var fr *frame
 	if n := len(m.frames); n > 0 {
 		fr = m.frames[n-1]
@@ -806,11 +970,11 @@ func (m *machine) invoke(fn *function, caller []*ast.Term, args []ir.Operand) (*
 		fr.locals = make([]*ast.Term, fn.nlocals, max(fn.nlocals, 32))
 	}
 	fr.locals = fr.locals[:fn.nlocals]
-	for i, p := range fn.params {
-		fr.locals[p] = m.operand(caller, args[i])
+	for i, p := range c.params {
+		fr.locals[p] = valueOf(caller, &c.args[i])
 	}
 	var err error
-	for _, b := range fn.blocks {
+	for _, b := range fn.code {
 		var sig int
 		if sig, err = m.block(fr, b); err != nil || sig == ret {
 			break
