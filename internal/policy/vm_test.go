@@ -199,6 +199,14 @@ objs := [v | some o in [{"k": 1}, {"j": 2}, {"k": 3, "z": 0}]; {"k": v} = o]
 from_input := [x | some [x, _] in [input.xs, input.o]]
 never if false
 decision := {"pairs": pairs, "objs": objs, "from_input": from_input, "never": [x | never; x := 1]}`,
+		"sets built and added to": `package guard
+m[k] contains v if { some v in input.xs; k := "a" }
+m[k] contains v if { some k, v in input.o }
+m[k] contains 1 if { some k in ["a", "b"] }
+s1 := {x | some x in input.xs}
+s2 := {x | some x in [1, 1, 2]; x > 0}
+decision := {"m": m, "s1": s1, "n1": count(s1), "in": 3 in s1, "s1_2": s1 == s2, "empty": {x | some x in []},
+	"k": [x | some x in s1], "sorted": sort(s1), "u": s1 | s2, "of_sets": {s1, s2, {x | some x in input.xs}}}`,
 		"sprintf and concat of array literals": `package guard
 nums := [1, -2, 0, 1.5, 2.0, 1e3, 12345678901234567890123, -0]
 decision := {
