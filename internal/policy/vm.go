@@ -174,7 +174,8 @@ type block struct{ instrs []instr }
 type callInstr struct {
 	callee
 	args   []operand
-	params []int // a planned function's parameters
+	params []int  // a planned function's parameters
+	native native // a built-in's own implementation, if it has one
 }
 
 // operand is a local (local >= 0) or a constant term.
@@ -259,6 +260,8 @@ func (p *program) translate(blocks []*ir.Block) []*block {
 					for _, l := range c.fn.params {
 						c.params = append(c.params, int(l))
 					}
+				} else if n, ok := natives[c.name]; ok && len(c.args) == nativeArity(c.name) {
+					c.native = n
 				}
 				in.op, in.call, in.target = opCall, c, int(s.Result)
 			case *ir.ArrayAppendStmt:
@@ -840,9 +843,12 @@ func (m *machine) call(fr *frame, in *instr) (int, error) {
 			}
 			ops = append(ops, t)
 		}
-		if r, ok := lazyCall(c.name, ops); ok {
-			fr.locals[in.target] = r
-			return next, nil
+		if c.native != nil {
+			if r, ok := c.native(ops); ok {
+				m.args = ops[:0]
+				fr.locals[in.target] = r
+				return next, nil
+			}
 		}
 		for i, t := range ops {
 			ops[i] = materialize(t)
@@ -866,47 +872,113 @@ func (m *machine) call(fr *frame, in *instr) (int, error) {
 	return next, nil
 }
 
-// lazyCall runs the built-ins that policies apply to the whole input
-// document, or to input.files, without converting them: object.get on the
-// input (OPA's builtinObjectGet, with the lookups of a DotStmt) and count
-// of the files. ok is false for any other call.
-func lazyCall(name string, args []*ast.Term) (*ast.Term, bool) {
-	switch name {
-	case "object.get":
-		if _, lazy := args[0].Value.(lazyObjectValue); !lazy || len(args) != 3 {
+// nativeArity is the number of operands of the built-in name.
+func nativeArity(name string) int {
+	if b, ok := ast.BuiltinMap[name]; ok && b.Decl != nil {
+		return len(b.Decl.FuncArgs().Args)
+	}
+	return -1
+}
+
+// A native runs a built-in function without OPA's calling convention (a
+// wrapper, an iterator callback, every operand converted first): the
+// built-ins that policies call most, with the meaning OPA's implementation
+// gives them, for the operands it handles; ok is false for others, and the
+// built-in runs. args are the call's operands as they are (lazy values
+// included), never nil, as many as the built-in takes.
+type native func(args []*ast.Term) (_ *ast.Term, ok bool)
+
+// natives by built-in name; translate gives each call its own.
+var natives = map[string]native{
+	// object.get on the input document: OPA's builtinObjectGet, with the
+	// lookups of a DotStmt, without converting the document.
+	"object.get": func(args []*ast.Term) (*ast.Term, bool) {
+		if _, lazy := args[0].Value.(lazyObjectValue); !lazy {
 			return nil, false
 		}
-		path := materialize(args[1])
-		arr, ok := path.Value.(*ast.Array)
-		if !ok {
-			return cmp.Or(dot(args[0], path), args[2]), true
+		var path []*ast.Term
+		switch p := args[1].Value.(type) {
+		case *arrayBuilder:
+			path = p.elems
+		case *ast.Array:
+			path = make([]*ast.Term, p.Len())
+			for i := range path {
+				path[i] = p.Elem(i)
+			}
+		default:
+			return cmp.Or(dot(args[0], args[1]), args[2]), true
 		}
 		curr := args[0]
-		for i := range arr.Len() {
-			if curr = dot(curr, arr.Elem(i)); curr == nil {
+		for _, k := range path {
+			if curr = dot(curr, k); curr == nil {
 				break
 			}
 		}
 		return cmp.Or(curr, args[2]), true
-	case "count":
-		if l, lazy := args[0].Value.(lazyListValue); lazy && len(args) == 1 {
+	},
+	// count of a list of the input, without converting it.
+	"count": func(args []*ast.Term) (*ast.Term, bool) {
+		if l, lazy := args[0].Value.(lazyListValue); lazy {
 			return intTerm(int64(l.len())), true
 		}
-	case "sprintf":
-		// Messages: a format and an array literal of strings and integers.
-		if a, ok := args[1].Value.(*arrayBuilder); ok && len(args) == 2 {
+		return nil, false
+	},
+	// Messages: a format and an array literal of strings and integers.
+	"sprintf": func(args []*ast.Term) (*ast.Term, bool) {
+		if a, ok := args[1].Value.(*arrayBuilder); ok {
 			if f, ok := args[0].Value.(ast.String); ok {
 				return sprintf(string(f), a.elems)
 			}
 		}
-	case "concat":
-		if a, ok := args[1].Value.(*arrayBuilder); ok && len(args) == 2 {
+		return nil, false
+	},
+	"concat": func(args []*ast.Term) (*ast.Term, bool) {
+		if a, ok := args[1].Value.(*arrayBuilder); ok {
 			if sep, ok := args[0].Value.(ast.String); ok {
 				return concat(string(sep), a.elems)
 			}
 		}
-	}
-	return nil, false
+		return nil, false
+	},
+	// Comparisons and membership (topdown's comparison.go and
+	// builtinMember), on the whole values.
+	"equal": func(args []*ast.Term) (*ast.Term, bool) {
+		return ast.InternedTerm(compare(args[0], args[1]) == 0), true
+	},
+	"neq": func(args []*ast.Term) (*ast.Term, bool) {
+		return ast.InternedTerm(compare(args[0], args[1]) != 0), true
+	},
+	"gt": func(args []*ast.Term) (*ast.Term, bool) {
+		return ast.InternedTerm(compare(args[0], args[1]) > 0), true
+	},
+	"gte": func(args []*ast.Term) (*ast.Term, bool) {
+		return ast.InternedTerm(compare(args[0], args[1]) >= 0), true
+	},
+	"lt": func(args []*ast.Term) (*ast.Term, bool) {
+		return ast.InternedTerm(compare(args[0], args[1]) < 0), true
+	},
+	"lte": func(args []*ast.Term) (*ast.Term, bool) {
+		return ast.InternedTerm(compare(args[0], args[1]) <= 0), true
+	},
+	"is_string": func(args []*ast.Term) (*ast.Term, bool) {
+		_, ok := args[0].Value.(ast.String)
+		return ast.InternedTerm(ok), true
+	},
+	"internal.member_2": func(args []*ast.Term) (*ast.Term, bool) {
+		x := materialize(args[0])
+		switch c := args[1].Value.(type) {
+		case *arrayBuilder:
+			for _, e := range c.elems {
+				if compare(x, e) == 0 {
+					return ast.InternedTerm(true), true
+				}
+			}
+			return ast.InternedTerm(false), true
+		case ast.Set:
+			return ast.InternedTerm(c.Contains(x)), true
+		}
+		return nil, false
+	},
 }
 
 // sprintf is OPA's sprintf (topdown's builtinSprintf) for arguments that

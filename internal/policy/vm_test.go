@@ -207,6 +207,19 @@ s1 := {x | some x in input.xs}
 s2 := {x | some x in [1, 1, 2]; x > 0}
 decision := {"m": m, "s1": s1, "n1": count(s1), "in": 3 in s1, "s1_2": s1 == s2, "empty": {x | some x in []},
 	"k": [x | some x in s1], "sorted": sort(s1), "u": s1 | s2, "of_sets": {s1, s2, {x | some x in input.xs}}}`,
+		"comparisons and membership": `package guard
+vals := [1, 1.0, 2, "1", "a", null, true, false, [1], [1.0], {"a": 1}, {"a": 1.0}, {1}, {1.0}, input.xs, input.o, input.s]
+decision := {
+	"eq": [[i, j] | some i, a in vals; some j, b in vals; a == b],
+	"neq": count([1 | some a in vals; some b in vals; a != b]),
+	"lt": [[i, j] | some i, a in vals; some j, b in vals; a < b],
+	"gte": count([1 | some a in vals; some b in vals; a >= b]),
+	"gt": count([1 | some a in vals; some b in vals; a > b]), "lte": count([1 | some a in vals; some b in vals; a <= b]),
+	"str": [is_string(v) | some v in vals],
+	"in_arr": [b | some v in vals; b := v in [1, "a", [1], input.s]], "in_set": [b | some v in vals; b := v in {1, "a", [1]}],
+	"in_obj": [b | some v in vals; b := v in {"k": 1, "j": "a"}], "in_input": [b | some v in vals; b := v in input.xs],
+	"count": count([x | some x in vals]), "get": object.get({"a": {"b": [5]}}, ["a", "b", 0], "d"),
+}`,
 		"sprintf and concat of array literals": `package guard
 nums := [1, -2, 0, 1.5, 2.0, 1e3, 12345678901234567890123, -0]
 decision := {
