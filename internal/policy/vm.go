@@ -651,25 +651,23 @@ func (m *machine) exec(fr *frame, in *instr) (int, error) {
 	case opReturnLocal:
 		fr.result = valueOf(l, &in.a)
 		return ret, nil
-	case opObjectInsert:
-		obj, ok := l[in.target].Value.(ast.Object)
-		if !ok {
-			return 0, m.internal(in.loc, "insert into a non-object")
-		}
-		obj.Insert(materialize(valueOf(l, &in.a)), materialize(valueOf(l, &in.b)))
-	case opObjectInsertOnce:
-		obj, ok := l[in.target].Value.(ast.Object)
-		if !ok {
-			return 0, m.internal(in.loc, "insert into a non-object")
-		}
+	case opObjectInsert, opObjectInsertOnce:
+		once := in.op == opObjectInsertOnce
 		k, v := materialize(valueOf(l, &in.a)), materialize(valueOf(l, &in.b))
-		if old := obj.Get(k); old != nil {
-			if old.Value.Compare(v.Value) != 0 {
+		switch obj := l[in.target].Value.(type) {
+		case *objectBuilder:
+			if obj.insert(k, v, once) {
 				return 0, m.errorAt(in.loc, "eval_conflict_error: object keys must be unique")
 			}
-			break
+		case ast.Object:
+			// An object already in another one (partial rules of nested
+			// objects): in place, as OPA's Wasm inserts.
+			if !insert(obj, k, v, once) {
+				return 0, m.errorAt(in.loc, "eval_conflict_error: object keys must be unique")
+			}
+		default:
+			return 0, m.internal(in.loc, "insert into a non-object")
 		}
-		obj.Insert(k, v)
 	case opSetAdd:
 		set, ok := l[in.target].Value.(ast.Set)
 		if !ok {
@@ -677,7 +675,7 @@ func (m *machine) exec(fr *frame, in *instr) (int, error) {
 		}
 		set.Add(materialize(valueOf(l, &in.a)))
 	case opMakeObject:
-		l[in.target] = m.term(ast.NewObject())
+		l[in.target] = m.term(&objectBuilder{})
 	case opMakeArray:
 		l[in.target] = m.term(&arrayBuilder{elems: make([]*ast.Term, 0, in.n)})
 	case opMakeSet:
@@ -1231,3 +1229,99 @@ func (a *arrayBuilder) Hash() int                            { return a.force().
 func (a *arrayBuilder) IsGround() bool                       { return true }
 func (a *arrayBuilder) String() string                       { return a.force().String() }
 func (a *arrayBuilder) StringLength() int                    { return a.force().StringLength() }
+
+// insert inserts k: v into obj, and reports false for a conflict: once,
+// and k has another value.
+func insert(obj ast.Object, k, v *ast.Term, once bool) bool {
+	if once {
+		if old := obj.Get(k); old != nil {
+			return old.Value.Compare(v.Value) == 0
+		}
+	}
+	obj.Insert(k, v)
+	return true
+}
+
+// objectBuilder is an object the plan builds (MakeObjectStmt, then an
+// ObjectInsertStmt or ObjectInsertOnceStmt per key): while it is small its
+// keys and values are kept in slices, looked up one by one, and OPA's
+// object is made once, sized, when something needs it whole (see
+// lazyValue): inserting into OPA's object allocates per key and re-grows
+// its map and key slice. From then on, or from objectBuilderMax keys on,
+// it is that object, inserted into in place.
+type objectBuilder struct {
+	items [][2]*ast.Term
+	full  ast.Object
+	term  *ast.Term // of full
+}
+
+const objectBuilderMax = 16
+
+// insert inserts k: v (overwriting the value of an equal key, unless once)
+// and reports a conflict: once, and k has another value.
+func (b *objectBuilder) insert(k, v *ast.Term, once bool) (conflict bool) {
+	if b.full == nil && len(b.items) >= objectBuilderMax {
+		b.object()
+	}
+	if b.full != nil {
+		return !insert(b.full, k, v, once)
+	}
+	if i := b.find(k); i >= 0 {
+		if once {
+			return compare(b.items[i][1], v) != 0
+		}
+		b.items[i][1] = v
+		return false
+	}
+	if b.items == nil {
+		b.items = make([][2]*ast.Term, 0, 4)
+	}
+	b.items = append(b.items, [2]*ast.Term{k, v})
+	return false
+}
+
+// find is the index of the key equal to k (as OPA's object compares keys),
+// -1 for none.
+func (b *objectBuilder) find(k *ast.Term) int {
+	for i := range b.items {
+		if b.items[i][0].Value.Compare(k.Value) == 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+func (b *objectBuilder) get(k *ast.Term) *ast.Term {
+	k = materialize(k)
+	if b.full != nil {
+		return b.full.Get(k)
+	}
+	if i := b.find(k); i >= 0 {
+		return b.items[i][1]
+	}
+	return nil
+}
+
+func (b *objectBuilder) object() ast.Object {
+	if b.full == nil {
+		b.full = ast.NewObject(b.items...)
+		b.items = nil
+	}
+	return b.full
+}
+
+func (b *objectBuilder) force() ast.Value { return b.object() }
+
+func (b *objectBuilder) forced() *ast.Term {
+	if b.term == nil {
+		b.term = ast.NewTerm(b.object())
+	}
+	return b.term
+}
+
+func (b *objectBuilder) Compare(other ast.Value) int          { return b.object().Compare(other) }
+func (b *objectBuilder) Find(path ast.Ref) (ast.Value, error) { return b.object().Find(path) }
+func (b *objectBuilder) Hash() int                            { return b.object().Hash() }
+func (b *objectBuilder) IsGround() bool                       { return true }
+func (b *objectBuilder) String() string                       { return b.object().String() }
+func (b *objectBuilder) StringLength() int                    { return b.object().StringLength() }

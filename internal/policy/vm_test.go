@@ -207,6 +207,14 @@ s1 := {x | some x in input.xs}
 s2 := {x | some x in [1, 1, 2]; x > 0}
 decision := {"m": m, "s1": s1, "n1": count(s1), "in": 3 in s1, "s1_2": s1 == s2, "empty": {x | some x in []},
 	"k": [x | some x in s1], "sorted": sort(s1), "u": s1 | s2, "of_sets": {s1, s2, {x | some x in input.xs}}}`,
+		"objects built, small and large": `package guard
+big := {sprintf("k%d", [i]): i | some i in numbers.range(1, 40)}
+dup := {x: 1 | some x in [1, 1.0, 2, 2]}
+po[k] := v if { some k, v in big; v > 30 }
+po.extra := 0
+decision := {"big": big, "n": count(big), "k7": big.k7, "dup": dup, "keys": [k | some k, _ in big], "po": po,
+	"small": {"a": 1, "b": {"c": 2}}.b.c, "eq": big == {k: v | some k, v in big}, "in": 7 in big,
+	"nested": {k: {v: k} | some k, v in input.o}, "of_input": {k: v | some k, v in input}}`,
 		"comparisons and membership": `package guard
 vals := [1, 1.0, 2, "1", "a", null, true, false, [1], [1.0], {"a": 1}, {"a": 1.0}, {1}, {1.0}, input.xs, input.o, input.s]
 decision := {
@@ -259,6 +267,12 @@ decision := x`,
 o[k] := v if { input.a; some k, v in {"a": 1} }
 o[k] := v if { input.b; some k, v in {"a": 2} }
 decision := o`,
+		"object key of a large object": `package guard
+o[k] := v if { input.a; some v in numbers.range(1, 30); k := sprintf("%d", [v]) }
+o[k] := v if { input.b; some k, v in {"7": 8} }
+decision := o`,
+		"object comprehension key": `package guard
+decision := {k: v | some v in numbers.range(1, 3); k := "same"; input.b}`,
 	} {
 		_, _, planErr, topErr, prog := evalBoth(t, module, `{"a": true, "b": true}`)
 		if prog == nil || planErr == nil || topErr == nil {
