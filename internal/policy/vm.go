@@ -483,6 +483,7 @@ func maxLocal(blocks []*ir.Block, extra []ir.Local) int {
 const (
 	next = -1
 	ret  = -2
+	fail = -3 // an error stops the evaluation: m.err says which
 )
 
 // undefined leaves the current block.
@@ -501,6 +502,7 @@ type machine struct {
 	args    []*ast.Term // operands of built-in calls, for reuse
 	out     *ast.Term   // a built-in's result
 	chunk   []ast.Term  // terms for the values the plan makes (see term)
+	err     error       // why the evaluation stopped (signal fail)
 	// captureFn is m.capture, bound once.
 	captureFn func(*ast.Term) error
 }
@@ -547,7 +549,8 @@ func (p *program) eval(ctx context.Context, input *ast.Term) (_ []*ast.Term, err
 	fr.locals[ir.Input] = input
 	fr.locals[ir.Data] = emptyData
 	for _, b := range p.blocks {
-		if _, err = m.block(fr, b); err != nil {
+		if m.block(fr, b) == fail {
+			err = m.err
 			break
 		}
 	}
@@ -558,7 +561,7 @@ func (p *program) eval(ctx context.Context, input *ast.Term) (_ []*ast.Term, err
 	clear(m.args[:cap(m.args)])
 	// The chunk's terms may be in the results: the next evaluation starts
 	// a new one.
-	m.results, m.out, m.ctx, m.bctx, m.steps, m.chunk = nil, nil, nil, topdown.BuiltinContext{}, 0, nil
+	m.results, m.out, m.ctx, m.bctx, m.steps, m.chunk, m.err = nil, nil, nil, topdown.BuiltinContext{}, 0, nil, nil
 	p.machines.Put(m)
 	if err != nil {
 		return nil, err
@@ -579,18 +582,17 @@ func (m *machine) term(v ast.Value) *ast.Term {
 
 // block runs the statements of b. It returns next when all were defined,
 // or the signal that stopped it, for the construct that owns b to handle.
-func (m *machine) block(fr *frame, b *block) (int, error) {
+func (m *machine) block(fr *frame, b *block) int {
 	for i := range b.instrs {
-		sig, err := m.exec(fr, &b.instrs[i])
-		if err != nil || sig != next {
-			return sig, err
+		if sig := m.exec(fr, &b.instrs[i]); sig != next {
+			return sig
 		}
 	}
-	return next, nil
+	return next
 }
 
 // label handles sig at a block boundary: a break that ends here, or one to
-// pass on (decremented); next and ret pass as they are.
+// pass on (decremented); next, ret and fail pass as they are.
 func label(sig int) int {
 	switch {
 	case sig == 0:
@@ -609,7 +611,15 @@ func valueOf(l []*ast.Term, o *operand) *ast.Term {
 	return o.konst
 }
 
-func (m *machine) exec(fr *frame, in *instr) (int, error) {
+// fail stops the evaluation with err.
+func (m *machine) fail(err error) int {
+	m.err = err
+	return fail
+}
+
+// exec runs one instruction. The frequent, simple ones are here; the others
+// have functions of their own, so that this one stays small.
+func (m *machine) exec(fr *frame, in *instr) int {
 	l := fr.locals
 	switch in.op {
 	case opAssignVar:
@@ -617,17 +627,15 @@ func (m *machine) exec(fr *frame, in *instr) (int, error) {
 	case opDot:
 		v := dot(valueOf(l, &in.a), valueOf(l, &in.b))
 		if v == nil {
-			return undefined, nil
+			return undefined
 		}
 		l[in.target] = v
 	case opCall:
 		return m.call(fr, in)
 	case opAssignVarOnce:
 		v := valueOf(l, &in.a)
-		if old := l[in.target]; old != nil {
-			if compare(old, v) != 0 {
-				return 0, m.errorAt(in.loc, "eval_conflict_error: complete rules must not produce multiple outputs")
-			}
+		if old := l[in.target]; old != nil && compare(old, v) != 0 {
+			return m.fail(m.errorAt(in.loc, "eval_conflict_error: complete rules must not produce multiple outputs"))
 		}
 		l[in.target] = v
 	case opArrayAppend:
@@ -635,45 +643,26 @@ func (m *machine) exec(fr *frame, in *instr) (int, error) {
 		// arrays it made with MakeArrayStmt for the comprehension at hand.
 		arr, ok := l[in.target].Value.(*arrayBuilder)
 		if !ok {
-			return 0, m.internal(in.loc, "append to an array the plan did not make")
+			return m.fail(m.internal(in.loc, "append to an array the plan did not make"))
 		}
 		arr.append(materialize(valueOf(l, &in.a)))
 	case opResetLocal:
 		l[in.target] = nil
 	case opIsDefined:
 		if valueOf(l, &in.a) == nil {
-			return undefined, nil
+			return undefined
 		}
 	case opIsUndefined:
 		if valueOf(l, &in.a) != nil {
-			return undefined, nil
+			return undefined
 		}
 	case opReturnLocal:
 		fr.result = valueOf(l, &in.a)
-		return ret, nil
+		return ret
 	case opObjectInsert, opObjectInsertOnce:
-		once := in.op == opObjectInsertOnce
-		k, v := materialize(valueOf(l, &in.a)), materialize(valueOf(l, &in.b))
-		switch obj := l[in.target].Value.(type) {
-		case *objectBuilder:
-			if obj.insert(k, v, once) {
-				return 0, m.errorAt(in.loc, "eval_conflict_error: object keys must be unique")
-			}
-		case ast.Object:
-			// An object already in another one (partial rules of nested
-			// objects): in place, as OPA's Wasm inserts.
-			if !insert(obj, k, v, once) {
-				return 0, m.errorAt(in.loc, "eval_conflict_error: object keys must be unique")
-			}
-		default:
-			return 0, m.internal(in.loc, "insert into a non-object")
-		}
+		return m.insert(l, in)
 	case opSetAdd:
-		set, ok := l[in.target].Value.(ast.Set)
-		if !ok {
-			return 0, m.internal(in.loc, "add to a non-set")
-		}
-		set.Add(materialize(valueOf(l, &in.a)))
+		return m.setAdd(l, in)
 	case opMakeObject:
 		l[in.target] = m.term(&objectBuilder{})
 	case opMakeArray:
@@ -684,149 +673,176 @@ func (m *machine) exec(fr *frame, in *instr) (int, error) {
 		l[in.target] = in.konst
 	case opEqual:
 		if compare(valueOf(l, &in.a), valueOf(l, &in.b)) != 0 {
-			return undefined, nil
+			return undefined
 		}
 	case opNotEqual:
 		if compare(valueOf(l, &in.a), valueOf(l, &in.b)) == 0 {
-			return undefined, nil
+			return undefined
 		}
+	case opScan:
+		return m.scan(fr, in)
+	case opNot:
+		switch sig := m.block(fr, in.blocks[0]); sig {
+		case next: // the negated block holds: the NotStmt is undefined
+			return undefined
+		case 0: // it does not: go on
+		default:
+			return label(sig)
+		}
+	case opBlock:
+		for _, b := range in.blocks {
+			if sig := label(m.block(fr, b)); sig != next {
+				return sig
+			}
+		}
+	case opBreak:
+		return in.n
+	case opNop:
+	default:
+		return m.rare(l, in)
+	}
+	return next
+}
+
+// rare runs the instructions exec leaves out.
+func (m *machine) rare(l []*ast.Term, in *instr) int {
+	switch in.op {
 	case opIsArray:
 		if !isArray(valueOf(l, &in.a)) {
-			return undefined, nil
+			return undefined
 		}
 	case opIsObject:
 		if !isObject(valueOf(l, &in.a)) {
-			return undefined, nil
+			return undefined
 		}
 	case opIsSet:
 		if t := valueOf(l, &in.a); t == nil {
-			return undefined, nil
+			return undefined
 		} else if _, ok := t.Value.(ast.Set); !ok {
-			return undefined, nil
+			return undefined
 		}
 	case opLen:
 		n, ok := length(valueOf(l, &in.a))
 		if !ok {
-			return undefined, nil
+			return undefined
 		}
 		l[in.target] = intTerm(int64(n))
-	case opScan:
-		return m.scan(fr, in)
-	case opNot:
-		sig, err := m.block(fr, in.blocks[0])
-		if err != nil {
-			return 0, err
-		}
-		switch {
-		case sig == next: // the negated block holds: the NotStmt is undefined
-			return undefined, nil
-		case sig == 0: // it does not: go on
-		default:
-			return label(sig), nil
-		}
-	case opBlock:
-		for _, b := range in.blocks {
-			sig, err := m.block(fr, b)
-			if err != nil {
-				return 0, err
-			}
-			if sig = label(sig); sig != next {
-				return sig, nil
-			}
-		}
-	case opBreak:
-		return in.n, nil
 	case opResultSetAdd:
 		m.results = append(m.results, materialize(valueOf(l, &in.a)))
-	case opNop:
 	default:
-		return 0, m.internal(in.loc, fmt.Sprintf("statement %v", in.konst))
+		return m.fail(m.internal(in.loc, fmt.Sprintf("statement %v", in.konst)))
 	}
-	return next, nil
+	return next
+}
+
+func (m *machine) insert(l []*ast.Term, in *instr) int {
+	once := in.op == opObjectInsertOnce
+	k, v := materialize(valueOf(l, &in.a)), materialize(valueOf(l, &in.b))
+	switch obj := l[in.target].Value.(type) {
+	case *objectBuilder:
+		if obj.insert(k, v, once) {
+			return m.fail(m.errorAt(in.loc, "eval_conflict_error: object keys must be unique"))
+		}
+	case ast.Object:
+		// An object already in another one (partial rules of nested
+		// objects): in place, as OPA's Wasm inserts.
+		if !insert(obj, k, v, once) {
+			return m.fail(m.errorAt(in.loc, "eval_conflict_error: object keys must be unique"))
+		}
+	default:
+		return m.fail(m.internal(in.loc, "insert into a non-object"))
+	}
+	return next
+}
+
+func (m *machine) setAdd(l []*ast.Term, in *instr) int {
+	set, ok := l[in.target].Value.(ast.Set)
+	if !ok {
+		return m.fail(m.internal(in.loc, "add to a non-set"))
+	}
+	set.Add(materialize(valueOf(l, &in.a)))
+	return next
 }
 
 // scan runs the block for each key and value of a collection (in OPA's
 // order: arrays by index, sets and objects sorted). Like OPA's Wasm, the
 // block sits in a loop inside a block: leaving the body (an undefined
 // statement) goes on with the next element, brk(1) ends the scan.
-func (m *machine) scan(fr *frame, in *instr) (int, error) {
+func (m *machine) scan(fr *frame, in *instr) int {
 	src := valueOf(fr.locals, &in.a)
 	if src == nil {
-		return next, nil
+		return next
 	}
 	switch v := src.Value.(type) {
 	case *ast.Array:
 		for i := range v.Len() {
-			if sig, done, err := m.iterate(fr, in, intTerm(int64(i)), v.Elem(i)); done {
-				return sig, err
+			if sig, done := m.iterate(fr, in, intTerm(int64(i)), v.Elem(i)); done {
+				return sig
 			}
 		}
 	case lazyListValue:
 		for i := range v.len() {
-			if sig, done, err := m.iterate(fr, in, intTerm(int64(i)), v.elem(i)); done {
-				return sig, err
+			if sig, done := m.iterate(fr, in, intTerm(int64(i)), v.elem(i)); done {
+				return sig
 			}
 		}
 	case lazyObjectValue:
 		obj := v.object()
 		for _, k := range obj.Keys() {
-			if sig, done, err := m.iterate(fr, in, k, obj.Get(k)); done {
-				return sig, err
+			if sig, done := m.iterate(fr, in, k, obj.Get(k)); done {
+				return sig
 			}
 		}
 	case ast.Object:
 		for _, k := range v.Keys() {
-			if sig, done, err := m.iterate(fr, in, k, v.Get(k)); done {
-				return sig, err
+			if sig, done := m.iterate(fr, in, k, v.Get(k)); done {
+				return sig
 			}
 		}
 	case ast.Set:
 		for _, t := range v.Slice() {
-			if sig, done, err := m.iterate(fr, in, t, t); done {
-				return sig, err
+			if sig, done := m.iterate(fr, in, t, t); done {
+				return sig
 			}
 		}
 	}
-	return next, nil
+	return next
 }
 
 // iterate runs a scan's block for one element; done reports that the scan
 // ends, with sig for the statement.
-func (m *machine) iterate(fr *frame, in *instr, k, v *ast.Term) (sig int, done bool, err error) {
-	if err = m.tick(); err != nil {
-		return 0, true, err
+func (m *machine) iterate(fr *frame, in *instr, k, v *ast.Term) (sig int, done bool) {
+	if err := m.tick(); err != nil {
+		return m.fail(err), true
 	}
 	fr.locals[in.key], fr.locals[in.target] = k, v
-	sig, err = m.block(fr, in.blocks[0])
-	switch {
-	case err != nil:
-		return 0, true, err
+	switch sig = m.block(fr, in.blocks[0]); {
 	case sig == next || sig == 0:
-		return next, false, nil
+		return next, false
 	case sig == 1:
-		return next, true, nil
-	case sig == ret:
-		return ret, true, nil
+		return next, true
+	case sig == ret || sig == fail:
+		return sig, true
 	}
-	return sig - 2, true, nil
+	return sig - 2, true
 }
 
 // call runs a planned function or a built-in. An undefined result leaves
 // the block. A built-in's error makes the call undefined, as in topdown
 // without strict built-in errors, unless it halts evaluation.
-func (m *machine) call(fr *frame, in *instr) (int, error) {
+func (m *machine) call(fr *frame, in *instr) int {
 	c := in.call
 	if err := m.tick(); err != nil {
-		return 0, err
+		return m.fail(err)
 	}
 	var v *ast.Term
 	if fn := c.fn; fn != nil {
 		if fn.memo && m.memoSet[fn.index] {
 			v = m.memo[fn.index]
 		} else {
-			var err error
-			if v, err = m.invoke(fn, fr.locals, c); err != nil {
-				return 0, err
+			var sig int
+			if v, sig = m.invoke(fn, fr.locals, c); sig == fail {
+				return fail
 			}
 			if fn.memo {
 				m.memo[fn.index], m.memoSet[fn.index] = v, true
@@ -837,7 +853,7 @@ func (m *machine) call(fr *frame, in *instr) (int, error) {
 		for i := range c.args {
 			t := valueOf(fr.locals, &c.args[i])
 			if t == nil {
-				return undefined, nil
+				return undefined
 			}
 			ops = append(ops, t)
 		}
@@ -845,7 +861,7 @@ func (m *machine) call(fr *frame, in *instr) (int, error) {
 			if r, ok := c.native(ops); ok {
 				m.args = ops[:0]
 				fr.locals[in.target] = r
-				return next, nil
+				return next
 			}
 		}
 		for i, t := range ops {
@@ -858,16 +874,16 @@ func (m *machine) call(fr *frame, in *instr) (int, error) {
 		m.out = nil
 		if err != nil {
 			if h, ok := err.(topdown.Halt); ok {
-				return 0, h.Err
+				return m.fail(h.Err)
 			}
-			return undefined, nil
+			return undefined
 		}
 	}
 	if v == nil {
-		return undefined, nil
+		return undefined
 	}
 	fr.locals[in.target] = v
-	return next, nil
+	return next
 }
 
 // nativeArity is the number of operands of the built-in name.
@@ -1027,8 +1043,9 @@ func (m *machine) capture(t *ast.Term) error {
 	return nil
 }
 
-// invoke calls fn with the caller's operands as its parameters.
-func (m *machine) invoke(fn *function, caller []*ast.Term, c *callInstr) (*ast.Term, error) {
+// invoke calls fn with the caller's operands as its parameters; sig is
+// fail when an error stopped it.
+func (m *machine) invoke(fn *function, caller []*ast.Term, c *callInstr) (_ *ast.Term, sig int) {
 	var fr *frame
 	if n := len(m.frames); n > 0 {
 		fr = m.frames[n-1]
@@ -1043,10 +1060,8 @@ func (m *machine) invoke(fn *function, caller []*ast.Term, c *callInstr) (*ast.T
 	for i, p := range c.params {
 		fr.locals[p] = valueOf(caller, &c.args[i])
 	}
-	var err error
 	for _, b := range fn.code {
-		var sig int
-		if sig, err = m.block(fr, b); err != nil || sig == ret {
+		if sig = m.block(fr, b); sig == ret || sig == fail {
 			break
 		}
 	}
@@ -1054,7 +1069,7 @@ func (m *machine) invoke(fn *function, caller []*ast.Term, c *callInstr) (*ast.T
 	clear(fr.locals)
 	fr.result = nil
 	m.frames = append(m.frames, fr)
-	return result, err
+	return result, sig
 }
 
 // tick checks the context now and then (every 1,024 calls and loop steps;
