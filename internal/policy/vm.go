@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -886,6 +889,12 @@ func (m *machine) call(fr *frame, in *instr) int {
 	return next
 }
 
+// The times time.parse_rfc3339_ns gives (int64 nanoseconds since 1970).
+var (
+	minNanoTime = time.Unix(0, math.MinInt64)
+	maxNanoTime = time.Unix(0, math.MaxInt64)
+)
+
 // nativeArity is the number of operands of the built-in name.
 func nativeArity(name string) int {
 	if b, ok := ast.BuiltinMap[name]; ok && b.Decl != nil {
@@ -947,12 +956,52 @@ var natives = map[string]native{
 		return nil, false
 	},
 	"concat": func(args []*ast.Term) (*ast.Term, bool) {
-		if a, ok := args[1].Value.(*arrayBuilder); ok {
-			if sep, ok := args[0].Value.(ast.String); ok {
-				return concat(string(sep), a.elems)
+		sep, ok := args[0].Value.(ast.String)
+		if !ok {
+			return nil, false
+		}
+		switch a := args[1].Value.(type) {
+		case *arrayBuilder:
+			return concat(string(sep), a.elems)
+		case *ast.Array:
+			elems := make([]*ast.Term, a.Len())
+			for i := range elems {
+				elems[i] = a.Elem(i)
 			}
+			return concat(string(sep), elems)
+		case ast.Set:
+			return concat(string(sep), a.Slice()) // sorted, as the built-in joins
 		}
 		return nil, false
+	},
+	// sort of an array the plan built, or of a set (OPA's order, by
+	// ast.Compare), as an array the plan built: no OPA array is made, and
+	// nothing hashed, unless something needs it whole.
+	"sort": func(args []*ast.Term) (*ast.Term, bool) {
+		var elems []*ast.Term
+		switch a := args[0].Value.(type) {
+		case *arrayBuilder:
+			elems = slices.Clone(a.elems)
+			slices.SortFunc(elems, ast.TermValueCompare)
+		case ast.Set:
+			elems = slices.Clone(a.Slice()) // sorted already
+		default:
+			return nil, false
+		}
+		return ast.NewTerm(&arrayBuilder{elems: elems}), true
+	},
+	// time.parse_rfc3339_ns (topdown's builtinTimeParseRFC3339Nanos) of a
+	// time it can represent; anything else goes to the built-in.
+	"time.parse_rfc3339_ns": func(args []*ast.Term) (*ast.Term, bool) {
+		s, ok := args[0].Value.(ast.String)
+		if !ok {
+			return nil, false
+		}
+		t, err := time.Parse(time.RFC3339, string(s))
+		if err != nil || t.Before(minNanoTime) || t.After(maxNanoTime) {
+			return nil, false
+		}
+		return intTerm(t.UnixNano()), true
 	},
 	// Comparisons and membership (topdown's comparison.go and
 	// builtinMember), on the whole values.

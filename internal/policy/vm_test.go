@@ -215,6 +215,18 @@ po.extra := 0
 decision := {"big": big, "n": count(big), "k7": big.k7, "dup": dup, "keys": [k | some k, _ in big], "po": po,
 	"small": {"a": 1, "b": {"c": 2}}.b.c, "eq": big == {k: v | some k, v in big}, "in": 7 in big,
 	"nested": {k: {v: k} | some k, v in input.o}, "of_input": {k: v | some k, v in input}}`,
+		"sort, concat of sorted values and time parsing": `package guard
+mixed := [3, "b", [1], {"a": 1}, null, true, 1.5, "a", {2}, [0, 1], false, 3]
+decision := {
+	"sort_arr": sort([x | some x in mixed]), "sort_set": sort({x | some x in mixed}), "sort_lit": sort(["b", "a", "c"]),
+	"sort_input": [s | s := sort(input.xs)], "first": sort([x | some x in ["z", "y"]])[0],
+	"concat_sorted": concat(",", sort(["b", "a"])), "concat_set": concat("+", {"b", "a", "c"}),
+	"concat_set_bad": [c | c := concat("+", {"b", input.xs[0]})], "concat_arr_bad": [c | c := concat("+", sort([x | some x in ["b", 1]]))],
+	"times": [[s, n] | some s in ["2026-03-07T18:00:00Z", "2026-03-07T18:00:00.123456789+05:30", "1600-01-01T00:00:00Z",
+		"2300-01-01T00:00:00Z", "2262-04-11T23:47:16.854775807Z", "1677-09-21T00:12:43.145224192Z", "nope", "2026-03-07", "2026-03-07t18:00:00z"];
+		n := time.parse_rfc3339_ns(s)],
+	"time_input": [n | n := time.parse_rfc3339_ns(input.s)],
+}`,
 		"comparisons and membership": `package guard
 vals := [1, 1.0, 2, "1", "a", null, true, false, [1], [1.0], {"a": 1}, {"a": 1.0}, {1}, {1.0}, input.xs, input.o, input.s]
 decision := {
