@@ -22,7 +22,7 @@ func decodeDecision(v ast.Value) (pr.Decision, error) {
 		return pr.Decision{}, err
 	}
 	d.Outcome = o
-	raw := obj.Get(ast.InternedTerm("reasons"))
+	raw := obj.Get(kReasons)
 	if raw == nil {
 		return pr.Decision{}, fmt.Errorf("\"reasons\" is missing")
 	}
@@ -73,7 +73,7 @@ func decodeReason(v ast.Value) (pr.Reason, error) {
 	if r.Until, err = str(obj, "until", false); err != nil {
 		return pr.Reason{}, fmt.Errorf("rule %q: %w", r.Rule, err)
 	}
-	raw := obj.Get(ast.InternedTerm("matches"))
+	raw := obj.Get(kMatches)
 	if raw == nil {
 		return r, nil
 	}
@@ -105,7 +105,7 @@ func decodeMatch(v ast.Value) (pr.Match, error) {
 		return pr.Match{}, err
 	}
 	var line ast.Value
-	if t := obj.Get(ast.InternedTerm("line")); t != nil {
+	if t := obj.Get(kLine); t != nil {
 		line = t.Value
 	}
 	n, ok := line.(ast.Number)
@@ -139,6 +139,19 @@ func elems(v ast.Value) ([]*ast.Term, bool) {
 	return ts, true
 }
 
+// The keys decode reads, converted once.
+var (
+	kReasons   = ast.StringTerm("reasons")
+	kMatches   = ast.StringTerm("matches")
+	decodeKeys = map[string]*ast.Term{}
+)
+
+func init() {
+	for _, k := range []string{"outcome", "rule", "message", "freeze", "until", "file", "text"} {
+		decodeKeys[k] = ast.StringTerm(k)
+	}
+}
+
 // outcome reads a policy outcome: allow, escalate or block ("error" is the
 // guard's own, never a policy's).
 func outcome(obj ast.Object, key string) (pr.Outcome, error) {
@@ -155,7 +168,7 @@ func outcome(obj ast.Object, key string) (pr.Outcome, error) {
 
 // str reads a string field; a required one must be present and non-empty.
 func str(obj ast.Object, key string, required bool) (string, error) {
-	t := obj.Get(ast.InternedTerm(key))
+	t := obj.Get(decodeKeys[key])
 	if t == nil {
 		if required {
 			return "", fmt.Errorf("%q is missing", key)

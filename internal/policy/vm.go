@@ -913,11 +913,13 @@ type native func(args []*ast.Term) (_ *ast.Term, ok bool)
 
 // natives by built-in name; translate gives each call its own.
 var natives = map[string]native{
-	// object.get on the input document: OPA's builtinObjectGet, with the
-	// lookups of a DotStmt, without converting the document.
+	// object.get: OPA's builtinObjectGet, with the lookups of a DotStmt,
+	// without converting the input document or an object the plan built.
 	"object.get": func(args []*ast.Term) (*ast.Term, bool) {
-		if _, lazy := args[0].Value.(lazyObjectValue); !lazy {
-			return nil, false
+		switch args[0].Value.(type) {
+		case lazyObjectValue, ast.Object:
+		default:
+			return nil, false // not an object: the built-in fails
 		}
 		var path []*ast.Term
 		switch p := args[1].Value.(type) {

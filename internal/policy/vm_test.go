@@ -239,6 +239,9 @@ decision := {
 	"in_arr": [b | some v in vals; b := v in [1, "a", [1], input.s]], "in_set": [b | some v in vals; b := v in {1, "a", [1]}],
 	"in_obj": [b | some v in vals; b := v in {"k": 1, "j": "a"}], "in_input": [b | some v in vals; b := v in input.xs],
 	"count": count([x | some x in vals]), "get": object.get({"a": {"b": [5]}}, ["a", "b", 0], "d"),
+	"gets": [object.get(o, p, "dflt") | some o in [{"a": {"b": [5, {"c": false}], "s": {"x"}}}, input.o, {k: v | some k, v in input.o}]
+		some p in [["a", "b", 1, "c"], ["a", "s", "x"], ["a", "b", 9], [], "a", ["c", 1, "d"], ["a", "b", "0"], 1]],
+	"get_not_object": [g | g := object.get(input.xs, 0, "d")],
 }`,
 		"sprintf and concat of array literals": `package guard
 nums := [1, -2, 0, 1.5, 2.0, 1e3, 12345678901234567890123, -0]
