@@ -45,7 +45,8 @@ type program struct {
 	nlocals int // locals of the plan
 	funcs   []*function
 	calls   map[*ir.CallStmt]callee
-	blocks  []*block // the plan's, translated (see translate)
+	blocks  []*block         // the plan's, translated (see translate)
+	adds    map[ir.Local]int // while translating a function: see translateFunc
 	// machines are evaluation states to reuse (their frames and buffers).
 	machines sync.Pool
 }
@@ -149,11 +150,95 @@ func newProgram(pol *ir.Policy) (*program, error) {
 			return nil, err
 		}
 	}
-	p.blocks = p.translate(p.plan.Blocks)
+	p.blocks = p.translateFunc(p.plan.Blocks)
 	for _, fn := range p.funcs {
-		fn.code = p.translate(fn.blocks)
+		fn.code = p.translateFunc(fn.blocks)
 	}
 	return p, nil
+}
+
+// translateFunc translates the blocks of a function (or of the plan).
+func (p *program) translateFunc(blocks []*ir.Block) []*block {
+	// How many statements of the function add to or insert into each
+	// local (locals are reused across its blocks): a literal collection
+	// is folded into a constant only when its own statements are all.
+	p.adds = map[ir.Local]int{}
+	_ = walkStmts(blocks, func(st ir.Stmt) error {
+		switch s := st.(type) {
+		case *ir.SetAddStmt:
+			p.adds[s.Set]++
+		case *ir.ObjectInsertStmt:
+			p.adds[s.Object]++
+		case *ir.ObjectInsertOnceStmt:
+			p.adds[s.Object]++
+		}
+		return nil
+	})
+	return p.translate(blocks)
+}
+
+// constLoc marks the terms of constant collections (see constant): they are
+// shared by every evaluation, so nothing may add to them (setAdd and insert
+// copy one first, should a plan ever do it).
+var constLoc = &ast.Location{}
+
+// constant folds a literal set or object of constant strings and booleans
+// made by stmts[j:] (MakeSetStmt or MakeObjectStmt, then only SetAddStmts
+// or ObjectInsertStmts of constants to it, and no other statement of the
+// function adding to it) into one term made now, instead of a new
+// collection per evaluation (OPA plans `x in {"a", "b"}` in a loop so, and
+// `s != set()` makes a set each time). next is the index of the first
+// statement after it; t is nil when stmts[j] starts no such literal.
+func (p *program) constant(stmts []ir.Stmt, j int) (target ir.Local, t *ast.Term, next int) {
+	konst := func(o ir.Operand) *ast.Term {
+		switch v := o.Value.(type) {
+		case ir.StringIndex:
+			return p.strings[v]
+		case ir.Bool:
+			return ast.InternedTerm(bool(v))
+		}
+		return nil
+	}
+	k := j + 1
+	switch s := stmts[j].(type) {
+	case *ir.MakeSetStmt:
+		target = s.Target
+		var elems []*ast.Term
+		for ; k < len(stmts); k++ {
+			add, ok := stmts[k].(*ir.SetAddStmt)
+			if !ok || add.Set != target {
+				break
+			}
+			v := konst(add.Value)
+			if v == nil {
+				return 0, nil, 0
+			}
+			elems = append(elems, v)
+		}
+		t = ast.NewTerm(ast.NewSet(elems...))
+	case *ir.MakeObjectStmt:
+		target = s.Target
+		obj := ast.NewObject()
+		for ; k < len(stmts); k++ {
+			ins, ok := stmts[k].(*ir.ObjectInsertStmt)
+			if !ok || ins.Object != target {
+				break
+			}
+			key, v := konst(ins.Key), konst(ins.Value)
+			if key == nil || v == nil {
+				return 0, nil, 0
+			}
+			obj.Insert(key, v)
+		}
+		t = ast.NewTerm(obj)
+	default:
+		return 0, nil, 0
+	}
+	if p.adds[target] != k-j-1 {
+		return 0, nil, 0
+	}
+	t.Location = constLoc
+	return target, t, k
 }
 
 // An instr is a plan statement as the interpreter runs it: its kind a small
@@ -243,9 +328,16 @@ func (p *program) translate(blocks []*ir.Block) []*block {
 		if b == nil {
 			continue
 		}
-		out[i].instrs = make([]instr, len(b.Stmts))
-		for j, st := range b.Stmts {
-			in := &out[i].instrs[j]
+		out[i].instrs = make([]instr, 0, len(b.Stmts))
+		for j := 0; j < len(b.Stmts); j++ {
+			st := b.Stmts[j]
+			if target, t, next := p.constant(b.Stmts, j); t != nil {
+				out[i].instrs = append(out[i].instrs, instr{op: opMakeConst, target: int(target), konst: t, loc: st.GetLocation()})
+				j = next - 1
+				continue
+			}
+			out[i].instrs = append(out[i].instrs, instr{})
+			in := &out[i].instrs[len(out[i].instrs)-1]
 			in.loc = st.GetLocation()
 			switch s := st.(type) {
 			case *ir.AssignVarStmt:
@@ -749,6 +841,10 @@ func (m *machine) insert(l []*ast.Term, in *instr) int {
 	case ast.Object:
 		// An object already in another one (partial rules of nested
 		// objects): in place, as OPA's Wasm inserts.
+		if l[in.target].Location == constLoc {
+			obj = obj.Copy()
+			l[in.target] = m.term(obj)
+		}
 		if !insert(obj, k, v, once) {
 			return m.fail(m.errorAt(in.loc, "eval_conflict_error: object keys must be unique"))
 		}
@@ -762,6 +858,10 @@ func (m *machine) setAdd(l []*ast.Term, in *instr) int {
 	set, ok := l[in.target].Value.(ast.Set)
 	if !ok {
 		return m.fail(m.internal(in.loc, "add to a non-set"))
+	}
+	if l[in.target].Location == constLoc {
+		set = set.Copy()
+		l[in.target] = m.term(set)
 	}
 	set.Add(materialize(valueOf(l, &in.a)))
 	return next

@@ -227,6 +227,17 @@ decision := {
 		n := time.parse_rfc3339_ns(s)],
 	"time_input": [n | n := time.parse_rfc3339_ns(input.s)],
 }`,
+		"literal collections": `package guard
+kinds := {"weekly", "window"}
+decision := {
+	"in_lit": [x | some x in input.xs; x in {1, "a", 3}], "s_in": [s | some s in ["weekly", "x", "window"]; s in {"weekly", "window"}],
+	"empty": [x | some x in input.xs; {y | some y in input.xs; y > 100} != set()], "is_empty": {y | some y in input.xs; y > 100} == set(),
+	"obj_lit": [m | some k in ["CHANGES_REQUESTED", "DISMISSED", "X"]; m := {"CHANGES_REQUESTED": "c", "DISMISSED": "d"}[k]],
+	"nested": {"a": {"b", "c"}, "e": set(), "o": {"k": "v"}}, "rule": kinds, "twice": [kinds, kinds],
+	"partial": p, "bools": {true, false, "t"},
+}
+p[k] contains "fixed" if some k in ["a", "b"]
+p[k] contains v if { some v in ["x", "y"]; k := "a" }`,
 		"comparisons and membership": `package guard
 vals := [1, 1.0, 2, "1", "a", null, true, false, [1], [1.0], {"a": 1}, {"a": 1.0}, {1}, {1.0}, input.xs, input.o, input.s]
 decision := {
@@ -445,6 +456,46 @@ func TestDecideHonoursCancellation(t *testing.T) {
 	for name, e := range map[string]*Engine{"plan": plan, "topdown": top} {
 		if d, err := e.Decide(ctx, agentInput()); !errors.Is(err, context.Canceled) {
 			t.Errorf("%s: Decide with a cancelled context = %+v, %v; want context.Canceled", name, d, err)
+		}
+	}
+}
+
+// TestConstantCollectionsStayConstant: a literal set folded into a constant
+// is never changed by an evaluation, even one that adds to a copy of it.
+func TestConstantCollectionsStayConstant(t *testing.T) {
+	stmts := []ir.Stmt{
+		&ir.MakeSetStmt{Target: 2}, // nothing adds to local 2: folded
+		&ir.AssignVarStmt{Source: ir.Operand{Value: ir.Local(2)}, Target: 3},
+		&ir.SetAddStmt{Value: ir.Operand{Value: ir.Bool(true)}, Set: 3},
+		&ir.MakeObjectStmt{Target: 4},
+		&ir.AssignVarStmt{Source: ir.Operand{Value: ir.Local(4)}, Target: 5},
+		&ir.ObjectInsertStmt{Key: ir.Operand{Value: ir.Bool(true)}, Value: ir.Operand{Value: ir.Bool(false)}, Object: 5},
+		&ir.MakeArrayStmt{Target: 6},
+		&ir.ArrayAppendStmt{Value: ir.Operand{Value: ir.Local(2)}, Array: 6},
+		&ir.ArrayAppendStmt{Value: ir.Operand{Value: ir.Local(3)}, Array: 6},
+		&ir.ArrayAppendStmt{Value: ir.Operand{Value: ir.Local(4)}, Array: 6},
+		&ir.ArrayAppendStmt{Value: ir.Operand{Value: ir.Local(5)}, Array: 6},
+		&ir.ResultSetAddStmt{Value: 6},
+	}
+	prog, err := newProgram(&ir.Policy{Plans: &ir.Plans{Plans: []*ir.Plan{{Name: "eval", Blocks: []*ir.Block{{Stmts: stmts}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if op := prog.blocks[0].instrs[0].op; op != opMakeConst {
+		t.Fatalf("the empty set literal is not folded (op %d)", op)
+	}
+	want := ast.MustParseTerm(`[set(), {true}, {}, {true: false}]`)
+	for range 2 {
+		res, err := prog.eval(context.Background(), ast.NewTerm(ast.NewObject()))
+		if err != nil || len(res) != 1 || res[0].Value.Compare(want.Value) != 0 {
+			t.Fatalf("eval = %v, %v; want %v", res, err, want)
+		}
+	}
+	for _, in := range prog.blocks[0].instrs {
+		if in.op == opMakeConst && in.konst.Location == constLoc {
+			if n, _ := length(in.konst); n != 0 {
+				t.Errorf("constant %v was changed", in.konst)
+			}
 		}
 	}
 }
