@@ -1151,6 +1151,9 @@ var natives = map[string]native{
 // int64, without making the array of arguments an OPA array (that hashes
 // every argument). ok is false for any other argument: the built-in runs.
 func sprintf(format string, elems []*ast.Term) (_ *ast.Term, ok bool) {
+	if out, ok := format1(format, elems); ok {
+		return ast.StringTerm(out), true
+	}
 	args := make([]any, len(elems))
 	for i, t := range elems {
 		switch v := t.Value.(type) {
@@ -1172,6 +1175,62 @@ func sprintf(format string, elems []*ast.Term) (_ *ast.Term, ok bool) {
 		}
 	}
 	return ast.StringTerm(fmt.Sprintf(format, args...)), true
+}
+
+// format1 formats as fmt.Sprintf does with string and int64 arguments, for
+// the formats messages use: %s and %q of strings, %d of integers, %v of
+// either, %%, each argument used once. ok is false for anything else (a
+// flag, a width, another verb, another argument, a count that does not
+// match), which fmt.Sprintf formats.
+func format1(format string, elems []*ast.Term) (string, bool) {
+	b := make([]byte, 0, len(format)+16*len(elems))
+	next := 0
+	for i := 0; i < len(format); i++ {
+		c := format[i]
+		if c != '%' {
+			b = append(b, c)
+			continue
+		}
+		if i++; i == len(format) {
+			return "", false
+		}
+		verb := format[i]
+		if verb == '%' {
+			b = append(b, '%')
+			continue
+		}
+		if next == len(elems) {
+			return "", false
+		}
+		arg := elems[next].Value
+		next++
+		switch v := arg.(type) {
+		case ast.String:
+			switch verb {
+			case 's', 'v':
+				b = append(b, v...)
+			case 'q':
+				b = strconv.AppendQuote(b, string(v))
+			default:
+				return "", false
+			}
+		case ast.Number:
+			if verb != 'd' && verb != 'v' || strings.ContainsAny(string(v), ".eE") {
+				return "", false
+			}
+			n, err := strconv.ParseInt(string(v), 10, 64)
+			if err != nil {
+				return "", false
+			}
+			b = strconv.AppendInt(b, n, 10)
+		default:
+			return "", false
+		}
+	}
+	if next != len(elems) {
+		return "", false
+	}
+	return string(b), true
 }
 
 // concat is OPA's concat of an array of strings; ok is false when an
