@@ -677,10 +677,52 @@ func (m *machine) term(v ast.Value) *ast.Term {
 
 // block runs the statements of b. It returns next when all were defined,
 // or the signal that stopped it, for the construct that owns b to handle.
+//
+// The most frequent instructions run here, in the loop; exec runs any.
 func (m *machine) block(fr *frame, b *block) int {
+	l := fr.locals
 	for i := range b.instrs {
-		if sig := m.exec(fr, &b.instrs[i]); sig != next {
-			return sig
+		in := &b.instrs[i]
+		switch in.op {
+		case opAssignVar:
+			l[in.target] = valueOf(l, &in.a)
+		case opDot:
+			v := dot(valueOf(l, &in.a), valueOf(l, &in.b))
+			if v == nil {
+				return undefined
+			}
+			l[in.target] = v
+		case opResetLocal:
+			l[in.target] = nil
+		case opIsDefined:
+			if valueOf(l, &in.a) == nil {
+				return undefined
+			}
+		case opIsUndefined:
+			if valueOf(l, &in.a) != nil {
+				return undefined
+			}
+		case opEqual:
+			if compare(valueOf(l, &in.a), valueOf(l, &in.b)) != 0 {
+				return undefined
+			}
+		case opNotEqual:
+			if compare(valueOf(l, &in.a), valueOf(l, &in.b)) == 0 {
+				return undefined
+			}
+		case opMakeConst:
+			l[in.target] = in.konst
+		case opReturnLocal:
+			fr.result = valueOf(l, &in.a)
+			return ret
+		case opCall:
+			if sig := m.call(fr, in); sig != next {
+				return sig
+			}
+		default:
+			if sig := m.exec(fr, in); sig != next {
+				return sig
+			}
 		}
 	}
 	return next
@@ -1186,11 +1228,13 @@ func format1(format string, elems []*ast.Term) (string, bool) {
 	b := make([]byte, 0, len(format)+16*len(elems))
 	next := 0
 	for i := 0; i < len(format); i++ {
-		c := format[i]
-		if c != '%' {
-			b = append(b, c)
-			continue
+		j := strings.IndexByte(format[i:], '%')
+		if j < 0 {
+			b = append(b, format[i:]...)
+			break
 		}
+		b = append(b, format[i:i+j]...)
+		i += j
 		if i++; i == len(format) {
 			return "", false
 		}
