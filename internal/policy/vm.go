@@ -803,7 +803,7 @@ func (m *machine) exec(fr *frame, in *instr) int {
 	case opMakeObject:
 		l[in.target] = m.term(&objectBuilder{})
 	case opMakeArray:
-		l[in.target] = m.term(&arrayBuilder{elems: make([]*ast.Term, 0, in.n)})
+		l[in.target] = m.term(newArrayBuilder(in.n))
 	case opMakeSet:
 		l[in.target] = m.term(ast.NewSet())
 	case opMakeConst:
@@ -1467,6 +1467,19 @@ type arrayBuilder struct {
 	elems []*ast.Term
 	full  *ast.Array
 	term  *ast.Term // of full
+	small [4]*ast.Term
+}
+
+// newArrayBuilder is an arrayBuilder for n elements, in itself when they
+// are few (one allocation, not two).
+func newArrayBuilder(n int) *arrayBuilder {
+	a := &arrayBuilder{}
+	if n <= len(a.small) {
+		a.elems = a.small[:0]
+	} else {
+		a.elems = make([]*ast.Term, 0, n)
+	}
+	return a
 }
 
 func (a *arrayBuilder) append(t *ast.Term) {
@@ -1522,6 +1535,7 @@ type objectBuilder struct {
 	items [][2]*ast.Term
 	full  ast.Object
 	term  *ast.Term // of full
+	small [4][2]*ast.Term
 }
 
 const objectBuilderMax = 16
@@ -1543,7 +1557,7 @@ func (b *objectBuilder) insert(k, v *ast.Term, once bool) (conflict bool) {
 		return false
 	}
 	if b.items == nil {
-		b.items = make([][2]*ast.Term, 0, 4)
+		b.items = b.small[:0] // in itself while it is small
 	}
 	b.items = append(b.items, [2]*ast.Term{k, v})
 	return false
