@@ -242,7 +242,7 @@ type lazyObject[T any] struct {
 }
 
 func newLazyObject[T any](b *builder, src *T, fields []field[T]) *lazyObject[T] {
-	return &lazyObject[T]{src: src, b: b, fields: fields, vals: make([]*ast.Term, len(fields))}
+	return &lazyObject[T]{src: src, b: b, fields: fields, vals: b.slots(len(fields))}
 }
 
 // get is the field named by key, nil when there is none.
@@ -322,7 +322,7 @@ func objects[T any](b *builder, xs []T, fields []field[T]) *ast.Term {
 	if !b.lazy || len(xs) == 0 {
 		return list(b, xs, func(b *builder, x *T) *ast.Term { return object(b, x, fields) })
 	}
-	return b.term(&lazyList[T]{xs: xs, b: b, fields: fields, elems: make([]*ast.Term, len(xs))})
+	return b.term(&lazyList[T]{xs: xs, b: b, fields: fields, elems: b.slots(len(xs))})
 }
 
 func (v *lazyList[T]) len() int { return len(v.xs) }
@@ -381,13 +381,30 @@ func (v *lazyList[T]) StringLength() int                      { return v.force()
 // never modified once built, and a chunk lives as long as the document.
 type builder struct {
 	chunk []ast.Term
-	lazy  bool // objects and lists of objects as lazy values (see newLazyInput)
+	slot  []*ast.Term // see slots
+	lazy  bool        // objects and lists of objects as lazy values (see newLazyInput)
 }
 
 // termChunk is small: a decision reads a few dozen values of the input
 // (and the plan makes a few hundred), and the unused rest of a chunk is
 // garbage all the same.
 const termChunk = 32
+
+// slots are n nil term pointers for a lazy value's fields or elements, from
+// chunks of slotChunk (a decision reads a dozen or two objects of the
+// input, each with its own slots).
+func (b *builder) slots(n int) []*ast.Term {
+	if n > slotChunk/4 {
+		return make([]*ast.Term, n)
+	}
+	if len(b.slot)+n > cap(b.slot) {
+		b.slot = make([]*ast.Term, 0, slotChunk)
+	}
+	b.slot = b.slot[:len(b.slot)+n]
+	return b.slot[len(b.slot)-n : len(b.slot) : len(b.slot)]
+}
+
+const slotChunk = 128
 
 func (b *builder) term(v ast.Value) *ast.Term {
 	if len(b.chunk) == cap(b.chunk) {
