@@ -1003,7 +1003,7 @@ func (m *machine) call(fr *frame, in *instr) int {
 			ops = append(ops, t)
 		}
 		if c.native != nil {
-			if r, ok := c.native(ops); ok {
+			if r, ok := c.native(m, ops); ok {
 				m.args = ops[:0]
 				fr.locals[in.target] = r
 				return next
@@ -1051,13 +1051,13 @@ func nativeArity(name string) int {
 // gives them, for the operands it handles; ok is false for others, and the
 // built-in runs. args are the call's operands as they are (lazy values
 // included), never nil, as many as the built-in takes.
-type native func(args []*ast.Term) (_ *ast.Term, ok bool)
+type native func(m *machine, args []*ast.Term) (_ *ast.Term, ok bool)
 
 // natives by built-in name; translate gives each call its own.
 var natives = map[string]native{
 	// object.get: OPA's builtinObjectGet, with the lookups of a DotStmt,
 	// without converting the input document or an object the plan built.
-	"object.get": func(args []*ast.Term) (*ast.Term, bool) {
+	"object.get": func(m *machine, args []*ast.Term) (*ast.Term, bool) {
 		switch args[0].Value.(type) {
 		case lazyObjectValue, ast.Object:
 		default:
@@ -1084,44 +1084,44 @@ var natives = map[string]native{
 		return cmp.Or(curr, args[2]), true
 	},
 	// count of a list of the input, without converting it.
-	"count": func(args []*ast.Term) (*ast.Term, bool) {
+	"count": func(m *machine, args []*ast.Term) (*ast.Term, bool) {
 		if l, lazy := args[0].Value.(lazyListValue); lazy {
 			return intTerm(int64(l.len())), true
 		}
 		return nil, false
 	},
 	// Messages: a format and an array literal of strings and integers.
-	"sprintf": func(args []*ast.Term) (*ast.Term, bool) {
+	"sprintf": func(m *machine, args []*ast.Term) (*ast.Term, bool) {
 		if a, ok := args[1].Value.(*arrayBuilder); ok {
 			if f, ok := args[0].Value.(ast.String); ok {
-				return sprintf(string(f), a.elems)
+				return m.sprintf(string(f), a.elems)
 			}
 		}
 		return nil, false
 	},
-	"concat": func(args []*ast.Term) (*ast.Term, bool) {
+	"concat": func(m *machine, args []*ast.Term) (*ast.Term, bool) {
 		sep, ok := args[0].Value.(ast.String)
 		if !ok {
 			return nil, false
 		}
 		switch a := args[1].Value.(type) {
 		case *arrayBuilder:
-			return concat(string(sep), a.elems)
+			return m.concat(string(sep), a.elems)
 		case *ast.Array:
 			elems := make([]*ast.Term, a.Len())
 			for i := range elems {
 				elems[i] = a.Elem(i)
 			}
-			return concat(string(sep), elems)
+			return m.concat(string(sep), elems)
 		case ast.Set:
-			return concat(string(sep), a.Slice()) // sorted, as the built-in joins
+			return m.concat(string(sep), a.Slice()) // sorted, as the built-in joins
 		}
 		return nil, false
 	},
 	// sort of an array the plan built, or of a set (OPA's order, by
 	// ast.Compare), as an array the plan built: no OPA array is made, and
 	// nothing hashed, unless something needs it whole.
-	"sort": func(args []*ast.Term) (*ast.Term, bool) {
+	"sort": func(m *machine, args []*ast.Term) (*ast.Term, bool) {
 		var elems []*ast.Term
 		switch a := args[0].Value.(type) {
 		case *arrayBuilder:
@@ -1132,11 +1132,11 @@ var natives = map[string]native{
 		default:
 			return nil, false
 		}
-		return ast.NewTerm(&arrayBuilder{elems: elems}), true
+		return m.term(&arrayBuilder{elems: elems}), true
 	},
 	// time.parse_rfc3339_ns (topdown's builtinTimeParseRFC3339Nanos) of a
 	// time it can represent; anything else goes to the built-in.
-	"time.parse_rfc3339_ns": func(args []*ast.Term) (*ast.Term, bool) {
+	"time.parse_rfc3339_ns": func(m *machine, args []*ast.Term) (*ast.Term, bool) {
 		s, ok := args[0].Value.(ast.String)
 		if !ok {
 			return nil, false
@@ -1149,29 +1149,29 @@ var natives = map[string]native{
 	},
 	// Comparisons and membership (topdown's comparison.go and
 	// builtinMember), on the whole values.
-	"equal": func(args []*ast.Term) (*ast.Term, bool) {
+	"equal": func(m *machine, args []*ast.Term) (*ast.Term, bool) {
 		return ast.InternedTerm(compare(args[0], args[1]) == 0), true
 	},
-	"neq": func(args []*ast.Term) (*ast.Term, bool) {
+	"neq": func(m *machine, args []*ast.Term) (*ast.Term, bool) {
 		return ast.InternedTerm(compare(args[0], args[1]) != 0), true
 	},
-	"gt": func(args []*ast.Term) (*ast.Term, bool) {
+	"gt": func(m *machine, args []*ast.Term) (*ast.Term, bool) {
 		return ast.InternedTerm(compare(args[0], args[1]) > 0), true
 	},
-	"gte": func(args []*ast.Term) (*ast.Term, bool) {
+	"gte": func(m *machine, args []*ast.Term) (*ast.Term, bool) {
 		return ast.InternedTerm(compare(args[0], args[1]) >= 0), true
 	},
-	"lt": func(args []*ast.Term) (*ast.Term, bool) {
+	"lt": func(m *machine, args []*ast.Term) (*ast.Term, bool) {
 		return ast.InternedTerm(compare(args[0], args[1]) < 0), true
 	},
-	"lte": func(args []*ast.Term) (*ast.Term, bool) {
+	"lte": func(m *machine, args []*ast.Term) (*ast.Term, bool) {
 		return ast.InternedTerm(compare(args[0], args[1]) <= 0), true
 	},
-	"is_string": func(args []*ast.Term) (*ast.Term, bool) {
+	"is_string": func(m *machine, args []*ast.Term) (*ast.Term, bool) {
 		_, ok := args[0].Value.(ast.String)
 		return ast.InternedTerm(ok), true
 	},
-	"internal.member_2": func(args []*ast.Term) (*ast.Term, bool) {
+	"internal.member_2": func(m *machine, args []*ast.Term) (*ast.Term, bool) {
 		x := materialize(args[0])
 		switch c := args[1].Value.(type) {
 		case *arrayBuilder:
@@ -1192,9 +1192,9 @@ var natives = map[string]native{
 // are strings and integers, which it gives to fmt.Sprintf as string and
 // int64, without making the array of arguments an OPA array (that hashes
 // every argument). ok is false for any other argument: the built-in runs.
-func sprintf(format string, elems []*ast.Term) (_ *ast.Term, ok bool) {
+func (m *machine) sprintf(format string, elems []*ast.Term) (_ *ast.Term, ok bool) {
 	if out, ok := format1(format, elems); ok {
-		return ast.StringTerm(out), true
+		return m.term(ast.String(out)), true
 	}
 	args := make([]any, len(elems))
 	for i, t := range elems {
@@ -1216,7 +1216,7 @@ func sprintf(format string, elems []*ast.Term) (_ *ast.Term, ok bool) {
 			return nil, false
 		}
 	}
-	return ast.StringTerm(fmt.Sprintf(format, args...)), true
+	return m.term(ast.String(fmt.Sprintf(format, args...))), true
 }
 
 // format1 formats as fmt.Sprintf does with string and int64 arguments, for
@@ -1279,7 +1279,7 @@ func format1(format string, elems []*ast.Term) (string, bool) {
 
 // concat is OPA's concat of an array of strings; ok is false when an
 // element is not a string (the built-in then fails, as it must).
-func concat(sep string, elems []*ast.Term) (_ *ast.Term, ok bool) {
+func (m *machine) concat(sep string, elems []*ast.Term) (_ *ast.Term, ok bool) {
 	parts := make([]string, len(elems))
 	for i, t := range elems {
 		s, ok := t.Value.(ast.String)
@@ -1288,7 +1288,7 @@ func concat(sep string, elems []*ast.Term) (_ *ast.Term, ok bool) {
 		}
 		parts[i] = string(s)
 	}
-	return ast.StringTerm(strings.Join(parts, sep)), true
+	return m.term(ast.String(strings.Join(parts, sep))), true
 }
 
 // capture is the iterator built-ins give their result to.
