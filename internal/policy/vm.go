@@ -931,6 +931,23 @@ func (m *machine) scan(fr *frame, in *instr) int {
 				return sig
 			}
 		}
+	case *objectBuilder:
+		if v.full == nil {
+			// In key order, as OPA iterates objects, without making one.
+			items := slices.Clone(v.items)
+			slices.SortFunc(items, func(a, b [2]*ast.Term) int { return a[0].Value.Compare(b[0].Value) })
+			for _, kv := range items {
+				if sig, done := m.iterate(fr, in, kv[0], kv[1]); done {
+					return sig
+				}
+			}
+			return next
+		}
+		for _, k := range v.full.Keys() {
+			if sig, done := m.iterate(fr, in, k, v.full.Get(k)); done {
+				return sig
+			}
+		}
 	case lazyObjectValue:
 		obj := v.object()
 		for _, k := range obj.Keys() {

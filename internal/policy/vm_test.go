@@ -214,7 +214,9 @@ po[k] := v if { some k, v in big; v > 30 }
 po.extra := 0
 decision := {"big": big, "n": count(big), "k7": big.k7, "dup": dup, "keys": [k | some k, _ in big], "po": po,
 	"small": {"a": 1, "b": {"c": 2}}.b.c, "eq": big == {k: v | some k, v in big}, "in": 7 in big,
-	"nested": {k: {v: k} | some k, v in input.o}, "of_input": {k: v | some k, v in input}}`,
+	"nested": {k: {v: k} | some k, v in input.o}, "of_input": {k: v | some k, v in input},
+	"scan_small": [[k, v] | some k, v in {"b": 1, "a": input.s, "c": 3, 1: "n", [1]: "arr"}],
+	"scan_built": [[k, v] | some k, v in {x: 1 | some x in ["z", "y", "x", "y"]}]}`,
 		"sort, concat of sorted values and time parsing": `package guard
 mixed := [3, "b", [1], {"a": 1}, null, true, 1.5, "a", {2}, [0, 1], false, 3]
 decision := {
