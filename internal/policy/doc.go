@@ -9,8 +9,9 @@
 //     depends only on its input.
 //   - Compile also has OPA plan the query (its intermediate representation,
 //     package ir) for the interpreter in vm.go, which Decide then uses: it
-//     runs the plan over a lazily converted input (input.go) with OPA's own
-//     built-in functions. A plan the interpreter does not run (`with`,
+//     runs the plan over a lazily converted input (input.go) with OPA's
+//     built-in functions (a few of them, the most called, run natively with
+//     OPA's meaning). A plan the interpreter does not run (`with`,
 //     dynamic data references, object merges, walk) leaves the engine on OPA's topdown
 //     evaluator, and so does one that decides any of 64 sample inputs
 //     (selfcheck.go) other than topdown does; Evaluator says which. Both

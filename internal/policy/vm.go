@@ -25,18 +25,25 @@ import (
 // representation (package ir: the imperative plan OPA also compiles to
 // Wasm), run by the small interpreter below instead of OPA's topdown
 // evaluator. Rego semantics stay OPA's: OPA parses, compiles and type-checks
-// the policies and plans them; every built-in function is OPA's own
-// implementation; the interpreter only executes the plan's statements
-// (assignments, lookups, loops, blocks, calls), with the meaning OPA's Wasm
-// compiler gives them (internal/compiler/wasm in OPA). Plans that use what it
-// does not run (`with` statements, dynamic data calls, object merges,
-// built-ins that give other than one result) are refused at compile time and the engine keeps
-// topdown; TestProgramMatchesTopdown and FuzzProgramMatchesTopdown compare
-// the two evaluators.
+// the policies and plans them; the interpreter only executes the plan's
+// statements (assignments, lookups, loops, blocks, calls), with the meaning
+// OPA's Wasm compiler gives them (internal/compiler/wasm in OPA), and calls
+// OPA's own built-in functions, except the few policies call most
+// (comparisons, membership, object.get, count, sprintf, concat, sort,
+// time.parse_rfc3339_ns; see natives), which it runs itself with the
+// meaning OPA's implementations give them, for the operands they handle.
+// Plans that use what it does not run (`with` statements, dynamic data
+// calls, object merges, built-ins that give other than one result) are
+// refused at compile time and the engine keeps topdown;
+// TestProgramMatchesTopdown, FuzzProgramMatchesTopdown and
+// TestProgramStatements compare the two evaluators.
 //
 // Why: topdown unifies terms and binds variables for each expression, about
 // 2 µs each here; the plan does the same work with direct reads and writes
-// of numbered locals.
+// of numbered locals. For the same reason the plan is translated once into
+// instrs (see translate), the collections it builds stay slices until
+// something needs OPA's value (arrayBuilder, objectBuilder), and literal
+// collections of constants are made once (see constant).
 type program struct {
 	strings []*ast.Term // the plan's string constants
 	numbers []*ast.Term // the string constants that MakeNumberRefStmt reads, as numbers
