@@ -504,3 +504,65 @@ func TestConstantCollectionsStayConstant(t *testing.T) {
 		}
 	}
 }
+
+// TestLazyInputMatchesTopdown: a policy that reads the input document in
+// every way (whole objects and lists of it in collections, compared,
+// formatted, sorted, iterated, looked up) decides the same with the plan
+// over the lazy input as with topdown over the whole value.
+func TestLazyInputMatchesTopdown(t *testing.T) {
+	const module = `package guard
+decision := {
+	"reviews": input.reviews, "first": [r | r := input.reviews[0]], "users": {r.user | some r in input.reviews},
+	"eq": input.pull_request.author == input.pull_request.author, "authors": [c.author | some c in input.commits],
+	"count": [n | n := count(input.files)], "names": sort([f.filename | some f in input.files]), "files": input.files,
+	"freezes": [f | some f in input.time.freezes], "get": object.get(input, ["pull_request", "author", "login"], "none"),
+	"time": input.time, "by_index": {i: f | some i, f in input.time.freezes}, "markers": {m | some f in input.files; some m in f.markers},
+	"in": [b | b := input.pull_request.author in [r.user | some r in input.reviews]], "str": sprintf("%v", [input.pull_request.author]),
+	"keys": [k | some k, _ in input.pull_request], "nb": object.get(input.time, "next_boundary", "none"),
+	"sorted_reviews": sort([r | some r in input.reviews]), "overrides": {o | some o in input.overrides},
+	"lines": [l | some f in input.files; some l in f.added_lines], "n_lines": [count(f.added_lines) | some f in input.files],
+	"all": [input | true][0] == input,
+}`
+	ctx := context.Background()
+	srcs := []source{{name: "p.rego", text: module}}
+	opts, err := regoOptions(srcs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := rego.New(opts...).PrepareForEval(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := planSources(ctx, srcs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := range 100 {
+		in := randomInput(r)
+		rs, err := q.Eval(ctx, rego.EvalParsedInput(inputValue(in)))
+		if err != nil || len(rs) != 1 {
+			t.Fatalf("input %d: topdown %v, %v", i, rs, err)
+		}
+		top, err := ast.InterfaceToValue(rs[0].Expressions[0].Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := prog.eval(ctx, newLazyInput(in))
+		if err != nil || len(res) != 1 {
+			t.Fatalf("input %d: plan %v, %v", i, res, err)
+		}
+		var plan ast.Value
+		res[0].Value.(ast.Object).Foreach(func(_, t *ast.Term) { plan = t.Value })
+		native, err := ast.JSON(plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if plan, err = ast.InterfaceToValue(native); err != nil {
+			t.Fatal(err)
+		}
+		if plan.Compare(top) != 0 {
+			t.Fatalf("input %d: plan\n%v\ntopdown\n%v", i, plan, top)
+		}
+	}
+}
