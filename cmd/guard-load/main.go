@@ -222,10 +222,15 @@ type world struct {
 	o     *options
 	pulls []*pull
 	rnd   *rand.Rand
+	// updated is every pull request's updated_at, in the fake and in the
+	// payloads alike, as GitHub sends it: a payload older than the pull
+	// request the guard last read is one it must read afresh (a late
+	// event), which costs a (conditional) call.
+	updated time.Time
 }
 
 func newWorld(o *options) *world {
-	return &world{o: o, rnd: rand.New(rand.NewPCG(1, 2))}
+	return &world{o: o, rnd: rand.New(rand.NewPCG(1, 2)), updated: time.Now().Add(-time.Hour).UTC().Truncate(time.Second)}
 }
 
 var (
@@ -251,7 +256,7 @@ func (w *world) seed(fake *githubtest.Server) error {
 				p.author = agentAccount
 			}
 			fake.AddPull(repo, pr.PullRequest{Number: n, Title: fmt.Sprintf("change %d", n), Author: p.author,
-				HeadSHA: p.head, BaseRef: "main", BaseSHA: strings.Repeat("0", 40)})
+				HeadSHA: p.head, BaseRef: "main", BaseSHA: strings.Repeat("0", 40), CreatedAt: w.updated, UpdatedAt: w.updated})
 			when := time.Now().Add(-2 * time.Hour)
 			for c := range 2 {
 				person := pr.Person{Name: p.author.Login, Email: p.author.Login + "@example.com", Account: p.author, Date: when}
@@ -313,7 +318,7 @@ func (w *world) bodies(dir string) ([]delivery, error) {
 			"pull_request.base.ref":            "main",
 			"pull_request.state":               "open",
 			"pull_request.draft":               false,
-			"pull_request.updated_at":          time.Now().Add(-time.Hour).UTC().Format(time.RFC3339),
+			"pull_request.updated_at":          w.updated.Format(time.RFC3339),
 			"pull_request.auto_merge":          nil,
 			"pull_request.head.repo.full_name": p.repo,
 			"pull_request.base.repo.full_name": p.repo,
