@@ -1249,22 +1249,23 @@ func (m *machine) sprintf(format string, elems []*ast.Term) (_ *ast.Term, ok boo
 // flag, a width, another verb, another argument, a count that does not
 // match), which fmt.Sprintf formats.
 func format1(format string, elems []*ast.Term) (string, bool) {
-	b := make([]byte, 0, len(format)+16*len(elems))
+	var b strings.Builder
+	b.Grow(len(format) + 24*len(elems))
 	next := 0
 	for i := 0; i < len(format); i++ {
 		j := strings.IndexByte(format[i:], '%')
 		if j < 0 {
-			b = append(b, format[i:]...)
+			b.WriteString(format[i:])
 			break
 		}
-		b = append(b, format[i:i+j]...)
+		b.WriteString(format[i : i+j])
 		i += j
 		if i++; i == len(format) {
 			return "", false
 		}
 		verb := format[i]
 		if verb == '%' {
-			b = append(b, '%')
+			b.WriteByte('%')
 			continue
 		}
 		if next == len(elems) {
@@ -1276,9 +1277,9 @@ func format1(format string, elems []*ast.Term) (string, bool) {
 		case ast.String:
 			switch verb {
 			case 's', 'v':
-				b = append(b, v...)
+				b.WriteString(string(v))
 			case 'q':
-				b = strconv.AppendQuote(b, string(v))
+				b.WriteString(strconv.Quote(string(v)))
 			default:
 				return "", false
 			}
@@ -1290,7 +1291,8 @@ func format1(format string, elems []*ast.Term) (string, bool) {
 			if err != nil {
 				return "", false
 			}
-			b = strconv.AppendInt(b, n, 10)
+			var digits [20]byte
+			b.Write(strconv.AppendInt(digits[:0], n, 10))
 		default:
 			return "", false
 		}
@@ -1298,21 +1300,29 @@ func format1(format string, elems []*ast.Term) (string, bool) {
 	if next != len(elems) {
 		return "", false
 	}
-	return string(b), true
+	return b.String(), true
 }
 
 // concat is OPA's concat of an array of strings; ok is false when an
 // element is not a string (the built-in then fails, as it must).
 func (m *machine) concat(sep string, elems []*ast.Term) (_ *ast.Term, ok bool) {
-	parts := make([]string, len(elems))
-	for i, t := range elems {
+	n := len(sep) * max(len(elems)-1, 0)
+	for _, t := range elems {
 		s, ok := t.Value.(ast.String)
 		if !ok {
 			return nil, false
 		}
-		parts[i] = string(s)
+		n += len(s)
 	}
-	return m.term(ast.String(strings.Join(parts, sep))), true
+	var b strings.Builder
+	b.Grow(n)
+	for i, t := range elems {
+		if i > 0 {
+			b.WriteString(sep)
+		}
+		b.WriteString(string(t.Value.(ast.String)))
+	}
+	return m.term(ast.String(b.String())), true
 }
 
 // capture is the iterator built-ins give their result to.
