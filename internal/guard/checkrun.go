@@ -2,6 +2,8 @@ package guard
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -79,7 +81,7 @@ func title(in *pr.Input, d pr.Decision) string {
 	case pr.Escalate:
 		t = "Held for a human: " + firstMessage(d, pr.Escalate)
 	case pr.Block:
-		t = "Blocked: " + firstMessage(d, pr.Block)
+		t = "Blocked: " + blockTitle(in, d)
 	default:
 		t = "Merge Guard could not decide (failing closed)"
 	}
@@ -87,6 +89,63 @@ func title(in *pr.Input, d pr.Decision) string {
 		t = t[:252] + "..."
 	}
 	return t
+}
+
+// blockTitle names the freezes that block and when the last of them ends
+// (a policy's message names one freeze and its own end, which is not when
+// the pull request can merge when freezes overlap), and the first block
+// reason bound to no freeze; without freezes, the first block reason.
+func blockTitle(in *pr.Input, d pr.Decision) string {
+	var names []string
+	var other string
+	byHand := false
+	var last time.Time
+	lastText := ""
+	for _, r := range d.Reasons {
+		if r.Outcome != pr.Block {
+			continue
+		}
+		if r.Freeze == "" {
+			if other == "" {
+				other = r.Message
+			}
+			continue
+		}
+		if q := strconv.Quote(r.Freeze); !slices.Contains(names, q) {
+			names = append(names, q)
+		}
+		if r.Until == "" {
+			byHand = true
+			continue
+		}
+		if t, err := time.Parse(time.RFC3339, r.Until); err == nil && t.After(last) {
+			last, lastText = t, r.Until
+		} else if err != nil && lastText == "" {
+			lastText = r.Until
+		}
+	}
+	if len(names) == 0 {
+		return firstMessage(d, pr.Block)
+	}
+	var b strings.Builder
+	if len(names) == 1 {
+		b.WriteString("freeze " + names[0])
+	} else {
+		b.WriteString("freezes " + strings.Join(names, ", "))
+	}
+	switch {
+	case byHand:
+		b.WriteString(" until ended by hand")
+	case lastText != "":
+		b.WriteString(" until " + localTime(lastText, in.Time.Timezone))
+		if len(names) > 1 {
+			b.WriteString(" (the last to end)")
+		}
+	}
+	if other != "" {
+		b.WriteString("; " + other)
+	}
+	return b.String()
 }
 
 func firstMessage(d pr.Decision, o pr.Outcome) string {
