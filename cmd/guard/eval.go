@@ -12,6 +12,7 @@ import (
 	"github.com/mergeguard/guard/internal/config"
 	"github.com/mergeguard/guard/internal/guard"
 	"github.com/mergeguard/guard/internal/policy"
+	"github.com/mergeguard/guard/internal/pr"
 	"github.com/mergeguard/guard/policies"
 )
 
@@ -95,6 +96,9 @@ func runEval(ctx context.Context, args []string, s stdio) error {
 	if err != nil {
 		return err
 	}
+	for _, n := range servedNotes(cfg, in, d) {
+		fmt.Fprintln(s.err, "note:", n)
+	}
 	out := evalOutput{Outcome: string(d.Outcome), Reasons: d.Reasons}
 	if *withInput {
 		out.Input = in
@@ -103,6 +107,24 @@ func runEval(ctx context.Context, args []string, s stdio) error {
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	return enc.Encode(out)
+}
+
+// servedNotes say where `guard serve` would not publish the decision as it
+// is printed: a repository the configuration leaves out, a closed pull
+// request, advisory mode. eval prints them on stderr, so that stdout stays
+// the decision JSON.
+func servedNotes(cfg *config.Config, in *pr.Input, d pr.Decision) []string {
+	var notes []string
+	if repo := in.Repository.FullName; repo != "" && !cfg.RepoIncluded(repo) {
+		notes = append(notes, fmt.Sprintf("repos.include/repos.exclude leave out %s: `guard serve` would not evaluate this pull request or post a check run", repo))
+	}
+	if in.PullRequest.State == "closed" {
+		notes = append(notes, "the pull request is closed: `guard serve` would post no check run (a merge is recorded, as a bypass when the last decision was not allow)")
+	}
+	if cfg.Mode == config.Advisory && d.Outcome != pr.Allow {
+		notes = append(notes, fmt.Sprintf("mode: advisory: `guard serve` would post this %s as a passing check run (conclusion success)", d.Outcome))
+	}
+	return notes
 }
 
 // policyFS is the policy set: dir, or the embedded one. A dir that is not

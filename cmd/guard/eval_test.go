@@ -112,3 +112,63 @@ func emptyPolicies(t *testing.T) string {
 	}
 	return dir
 }
+
+// TestEvalNotesWhatServeWouldNotPublish: eval prints the policies' decision
+// on stdout and says on stderr when `guard serve` would not publish it so.
+func TestEvalNotesWhatServeWouldNotPublish(t *testing.T) {
+	clearEnv(t)
+	dir := filepath.Join("..", "..", "testdata", "eval")
+	base, err := os.ReadFile(filepath.Join(dir, "guard.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(tmp, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	payload, err := os.ReadFile(filepath.Join(dir, "agent_pr.pull_request.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(payload, &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["pull_request"].(map[string]any)["state"] = "closed"
+	closed, _ := json.Marshal(doc)
+	open := filepath.Join(dir, "agent_pr.pull_request.json")
+	facts := filepath.Join(dir, "quarantine.facts.json")
+	const night = "2026-11-24T03:17:00-05:00" // escalates
+	for _, tt := range []struct {
+		name, config, event, want string
+	}{
+		{"enforced, included, open", write("plain.yaml", string(base)), open, ""},
+		{"excluded repository", write("excluded.yaml", string(base)+"repos:\n  exclude: [\"octo-org/*\"]\n"), open, "leave out octo-org/shop"},
+		{"advisory mode", write("advisory.yaml", string(base)+"mode: advisory\n"), open, "as a passing check run"},
+		{"closed pull request", write("plain2.yaml", string(base)), write("closed.pull_request.json", string(closed)), "the pull request is closed"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runGuard(t, "eval", "--config", tt.config, "--event", tt.event, "--event-name", "pull_request", "--facts", facts, "--at", night)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			var got struct{ Outcome string }
+			if err := json.Unmarshal([]byte(out), &got); err != nil || got.Outcome != "escalate" {
+				t.Fatalf("stdout is not the policies' decision (escalate): %v\n%s", err, out)
+			}
+			if tt.want == "" {
+				if strings.Contains(errOut, "note:") {
+					t.Errorf("unexpected note: %s", errOut)
+				}
+				return
+			}
+			if !strings.Contains(errOut, "note: ") || !strings.Contains(errOut, tt.want) {
+				t.Errorf("stderr %q does not note %q", errOut, tt.want)
+			}
+		})
+	}
+}
