@@ -1,7 +1,7 @@
 // Package doctor checks an installed Merge Guard (SPEC §2, `guard doctor`):
 // that the app's credentials work, that every installation granted the
-// permissions and events the app needs, that the configuration loads, and,
-// for every repository the guard acts on, that the check (config
+// permissions and events the app needs, that the configuration loads, that
+// the teams it names exist, and, for every repository the guard acts on, that the check (config
 // check_name, default merge-guard) is a required status check on the
 // default branch, by classic branch protection or by a ruleset, pinned to
 // this app (app_id / integration_id). A required check that is not pinned
@@ -17,7 +17,8 @@
 //     concerns.
 //   - Report.OK is true exactly when every included repository has the check
 //     required and pinned to this app, no installation is suspended or short
-//     of a permission or event, and the configuration loads. Repositories
+//     of a permission or event, every configured team exists, and the
+//     configuration loads. Repositories
 //     that repos.include/exclude leave out are listed, not checked, and do
 //     not count, and neither do archived repositories (read-only, no pull
 //     requests). mode: advisory is a problem too: SPEC §2 promises a non-zero
@@ -27,6 +28,13 @@
 //     administration: read permission is missing): the repository is
 //     "cannot tell" unless a ruleset already pins the check, and counts as a
 //     problem, since the doctor cannot vouch for it.
+//   - Teams (agents.teams, escalation.approvers.teams and the
+//     escalation.reviewers.teams of the installation's own organisation) are
+//     looked up as the guard looks them up: GET /orgs/{org}/teams/{slug} with
+//     the token of each installation that has an included repository, a bare
+//     slug in the installation's organisation. A 404 is a problem (the guard
+//     fails closed on pull requests that need the team); a 403 is "cannot
+//     tell" (members: read is missing).
 //   - Rendering (WriteText, WriteJSON) is separate from checking; messages
 //     never contain tokens, JWTs or key material.
 package doctor
@@ -201,6 +209,9 @@ func Run(ctx context.Context, g GitHub, o Options) (*Report, error) {
 		}
 		slices.SortFunc(repos, func(a, b RepositoryInfo) int { return strings.Compare(a.FullName, b.FullName) })
 		inst.Repos = checkRepos(ctx, g, ii.ID, app.ID, cfg, repos, o.Concurrency)
+		if slices.ContainsFunc(inst.Repos, func(r Repo) bool { return r.Included }) {
+			inst.Findings = append(inst.Findings, teamFindings(ctx, g, ii, cfg)...)
+		}
 		for _, r := range repos {
 			installed = append(installed, r.FullName)
 		}

@@ -488,3 +488,92 @@ func TestRunSkipsArchivedRepositories(t *testing.T) {
 		t.Errorf("the archived repository was read %d times", n)
 	}
 }
+
+// teamFindings returns the findings of the only installation that mention
+// teams.
+func teamFindings(rep *doctor.Report) []doctor.Finding {
+	var out []doctor.Finding
+	for _, inst := range rep.Installations {
+		for _, f := range inst.Findings {
+			if strings.Contains(f.Message, "team") {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+func TestRunChecksConfiguredTeams(t *testing.T) {
+	const teamForbidden = `{"message":"Resource not accessible by integration"}`
+	tests := []struct {
+		name   string
+		config string
+		setup  func(fake *githubtest.Server)
+		ok     bool
+		want   []doctor.Finding // Message and Fix are substrings
+		calls  int              // GET /orgs/{org}/teams/{team}
+	}{
+		{name: "every team exists",
+			config: "agents: {teams: [ai-bots]}\nescalation: {approvers: {teams: [acme/release]}, reviewers: {teams: [release, other/reviewers]}}\n",
+			setup:  func(fake *githubtest.Server) { fake.AddTeam("acme", "ai-bots"); fake.AddTeam("acme", "release") },
+			ok:     true,
+			want:   []doctor.Finding{{Status: doctor.StatusOK, Message: "teams: every configured team exists (acme/ai-bots, acme/release)"}},
+			// acme/release once for both keys; a reviewer team of another
+			// organisation is never asked, so not looked up.
+			calls: 2},
+		{name: "a team that does not exist",
+			config: "agents: {teams: [acme/ai-bots]}\n",
+			want: []doctor.Finding{{Status: doctor.StatusProblem,
+				Message: `agents.teams: team "acme/ai-bots" does not exist (or the app cannot see it: members: read permission)`,
+				Fix:     "check the team slug"}},
+			calls: 1},
+		{name: "one name under two keys, missing",
+			config: "agents: {teams: [ai-bots]}\nescalation: {approvers: {teams: [ai-bots, release]}}\n",
+			setup:  func(fake *githubtest.Server) { fake.AddTeam("acme", "release") },
+			want: []doctor.Finding{{Status: doctor.StatusProblem,
+				Message: `agents.teams, escalation.approvers.teams: team "acme/ai-bots" does not exist`}},
+			calls: 2},
+		{name: "GitHub refuses to show the team",
+			config: "escalation: {reviewers: {teams: [release]}}\n",
+			setup: func(fake *githubtest.Server) {
+				fake.AddTeam("acme", "release")
+				fake.FailNext("GET", "/orgs/{org}/teams/{team}", 0, http.StatusForbidden, nil, teamForbidden)
+			},
+			want: []doctor.Finding{{Status: doctor.StatusUnknown,
+				Message: `escalation.reviewers.teams: cannot tell whether team "acme/release" exists: GitHub refused to show it (403 Resource not accessible by integration)`,
+				Fix:     "members: read"}},
+			calls: 1},
+		{name: "no teams configured", config: "agents: {logins: [robot]}\n", ok: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := githubtest.New(t)
+			fake.AddInstallation(3, "acme")
+			fake.AddRepo(3, "acme/api")
+			fake.SetProtection("acme/api", "main", false, githubtest.RequiredCheck{Context: "merge-guard", AppID: fake.AppID()})
+			if tt.setup != nil {
+				tt.setup(fake)
+			}
+			rep, err := doctor.Run(context.Background(), doctor.FromApp(newApp(t, fake, fake.AppID(), fake.PrivateKeyPEM())),
+				doctor.Options{ConfigPath: writeConfig(t, tt.config)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK() != tt.ok {
+				t.Errorf("OK = %v, want %v (summary %+v)", rep.OK(), tt.ok, rep.Summary)
+			}
+			got := teamFindings(rep)
+			if len(got) != len(tt.want) {
+				t.Fatalf("team findings %+v, want %d", got, len(tt.want))
+			}
+			for i, w := range tt.want {
+				if got[i].Status != w.Status || !strings.Contains(got[i].Message, w.Message) || !strings.Contains(got[i].Fix, w.Fix) {
+					t.Errorf("finding %+v, want %s with %q (fix with %q)", got[i], w.Status, w.Message, w.Fix)
+				}
+			}
+			if n := fake.CallCount("GET", "/orgs/{org}/teams/{team}"); n != tt.calls {
+				t.Errorf("%d team lookups, want %d", n, tt.calls)
+			}
+		})
+	}
+}
