@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -14,6 +15,8 @@ import (
 type doctorConfig struct {
 	cred       *appCredentials
 	configPath string
+	policyDir  string
+	policies   fs.FS // policyDir, or the embedded policies
 	json       bool
 }
 
@@ -27,9 +30,11 @@ func (e *doctorFailed) Error() string { return e.msg }
 func (e *doctorFailed) ExitCode() int { return e.code }
 
 // runDoctor checks an installed guard (SPEC §2): exit 0 when every
-// repository the guard acts on requires the check pinned to this app, 1
-// when the guard would be advisory only somewhere or the credentials fail,
-// 2 for usage errors.
+// repository the guard acts on requires the check pinned to this app and
+// nothing else is wrong (configuration, configured teams, the policy set of
+// --policy-dir or the embedded one), 1 when the guard would be advisory only
+// somewhere, something else is wrong, the credentials fail or --policy-dir
+// is no directory, 2 for usage errors.
 func runDoctor(ctx context.Context, args []string, s stdio) error {
 	c, err := parseDoctor(args, s)
 	if err != nil {
@@ -39,7 +44,9 @@ func runDoctor(ctx context.Context, args []string, s stdio) error {
 	if err != nil {
 		return err
 	}
-	rep, err := doctor.Run(ctx, doctor.FromApp(app), doctor.Options{ConfigPath: c.configPath})
+	rep, err := doctor.Run(ctx, doctor.FromApp(app), doctor.Options{
+		ConfigPath: c.configPath, Policies: c.policies, PolicyDir: c.policyDir,
+	})
 	if err != nil {
 		return fmt.Errorf("%w (app id %d on %s)", err, c.cred.AppID, c.cred.GitHubURL)
 	}
@@ -62,7 +69,7 @@ func runDoctor(ctx context.Context, args []string, s stdio) error {
 		fix = "require " + rep.CheckName + " pinned to this app (Settings → Rules → Rulesets, or Settings → Branches; docs/install.md section 4) and " + fix
 	}
 	if n := sum.OtherProblems; n > 0 {
-		why = append(why, fmt.Sprintf("%d installation or configuration %s", n, plural(n, "problem", "problems")))
+		why = append(why, fmt.Sprintf("%d installation, configuration or policy %s", n, plural(n, "problem", "problems")))
 	}
 	return &doctorFailed{code: 1, msg: strings.Join(why, " and ") + ": " + fix}
 }
@@ -77,16 +84,17 @@ func plural(n int, one, many string) string {
 // parseDoctor reads the flags and environment; the credentials resolve as
 // for serve.
 func parseDoctor(args []string, s stdio) (*doctorConfig, error) {
-	fs := newFlagSet("doctor", "doctor [flags]   (credentials as for 'guard serve': flags, environment or the credentials file)", s)
-	cf := addCredentialFlags(fs)
+	fl := newFlagSet("doctor", "doctor [--config FILE] [--policy-dir DIR] [--json] [flags]   (credentials as for 'guard serve': flags, environment or the credentials file)", s)
+	cf := addCredentialFlags(fl)
 	c := &doctorConfig{}
-	fs.StringVar(&c.configPath, "config", envOr("GUARD_CONFIG", ""), "policy settings `file` (GUARD_CONFIG; default guard.yaml if present, else built-in defaults)")
-	fs.BoolVar(&c.json, "json", false, "write the report as JSON")
-	if err := parseFlags(fs, args); err != nil {
+	fl.StringVar(&c.configPath, "config", envOr("GUARD_CONFIG", ""), "policy settings `file` (GUARD_CONFIG; default guard.yaml if present, else built-in defaults)")
+	fl.StringVar(&c.policyDir, "policy-dir", envOr("GUARD_POLICY_DIR", ""), "`dir` of Rego policies to check instead of the embedded ones, as 'guard serve --policy-dir' loads them: compiled and their tests run (GUARD_POLICY_DIR)")
+	fl.BoolVar(&c.json, "json", false, "write the report as JSON")
+	if err := parseFlags(fl, args); err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, usageErr("unexpected argument %q", fs.Arg(0))
+	if fl.NArg() > 0 {
+		return nil, usageErr("unexpected argument %q", fl.Arg(0))
 	}
 	if c.configPath == "" {
 		if _, err := os.Stat("guard.yaml"); err == nil {
@@ -94,6 +102,9 @@ func parseDoctor(args []string, s stdio) (*doctorConfig, error) {
 		}
 	}
 	var err error
+	if c.policies, err = policyFS(c.policyDir); err != nil {
+		return nil, err
+	}
 	if c.cred, err = cf.resolve(""); err != nil {
 		return nil, err
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/mergeguard/guard/internal/githubtest"
+	"github.com/mergeguard/guard/internal/policy"
+	"github.com/mergeguard/guard/policies"
 )
 
 // doctorFake is a fake GitHub with one installation whose repositories all
@@ -54,6 +56,19 @@ func TestDoctor(t *testing.T) {
 	}
 	notPEM := writeFile(t, "bad.pem", []byte("-----BEGIN RSA PRIVATE KEY-----\nbm90IGEga2V5\n-----END RSA PRIVATE KEY-----\n"), 0o600)
 	badConfig := writeFile(t, "guard.yaml", []byte("check_name: merge-guard\nmode: sometimes\n"), 0o644)
+	good.AddTeam("acme", "release")
+	teamConfig := func(team string) string {
+		return writeFile(t, "guard.yaml", []byte("agents: {teams: ["+team+"]}\n"), 0o644)
+	}
+	embedded, err := policy.Compile(t.Context(), policies.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	goodPolicies := policyDir(t, nil)
+	brokenPolicies := policyDir(t, map[string]string{"broken.rego": "package guard\n\nallow if {\n\tinput.x ==\n}\n"})
+	failingPolicies := policyDir(t, map[string]string{"extra_test.rego": "package guard\n\ntest_extra_passes if { true }\n\n" +
+		"test_agent_pr_is_allowed_always if {\n\tdecision.outcome == \"allow\" with input as agent_input\n}\n"})
+	missing := filepath.Join(t.TempDir(), "no-such-dir")
 
 	tests := []struct {
 		name           string
@@ -72,7 +87,7 @@ func TestDoctor(t *testing.T) {
 		{name: "an unpinned check", args: flags(bad), code: 1, stdout: "✗ acme/tools (main)",
 			stderr: "guard doctor: the guard is advisory only in 1 repository: require merge-guard pinned to this app (Settings → Rules → Rulesets, or Settings → Branches"},
 		{name: "a config that does not load", args: append(flags(good), "--config", badConfig), code: 1, stdout: "guard.yaml:2",
-			stderr: "1 installation or configuration problem"},
+			stderr: "1 installation, configuration or policy problem"},
 		{name: "a private key that is not one", args: []string{"doctor", "--github-url", good.URL(), "--app-id", "1", "--private-key-file", notPEM}, code: 1,
 			stderr: "github app private key"},
 		{name: "the key of another app", args: []string{"doctor", "--github-url", good.URL(), "--app-id", strconv.FormatInt(good.AppID(), 10), "--private-key-file", testKeyPEM(t)},
@@ -81,6 +96,25 @@ func TestDoctor(t *testing.T) {
 		{name: "an app id that is not a number", args: []string{"doctor", "--app-id", "merge-guard", "--private-key-file", notPEM}, code: 2, stderr: "is not a GitHub App id"},
 		{name: "no private key", args: []string{"doctor", "--app-id", "1"}, code: 2, stderr: "private key is required"},
 		{name: "an unexpected argument", args: []string{"doctor", "acme"}, code: 2, stderr: `unexpected argument "acme"`},
+		{name: "the embedded policies", args: flags(good), code: 0, stdout: "✓ policies: the embedded policies compile, revision " + embedded.Revision()},
+		{name: "a configured team that exists", args: append(flags(good), "--config", teamConfig("acme/release")), code: 0,
+			stdout: "✓ teams: every configured team exists (acme/release)"},
+		{name: "a configured team that does not exist", args: append(flags(good), "--config", teamConfig("ai-bots")), code: 1,
+			stdout: `✗ agents.teams: team "acme/ai-bots" does not exist (or the app cannot see it: members: read permission)`,
+			stderr: "1 installation, configuration or policy problem"},
+		{name: "a policy dir whose tests pass", args: append(flags(good), "--policy-dir", goodPolicies), code: 0,
+			stdout: "✓ policies: the policies in " + goodPolicies + " compile, revision " + embedded.Revision() + ", "},
+		{name: "a policy dir from the environment", args: flags(good), env: map[string]string{"GUARD_POLICY_DIR": brokenPolicies}, code: 1,
+			stdout: "broken.rego:5:1: rego_parse_error"},
+		{name: "a policy dir that does not compile", args: append(flags(good), "--policy-dir", brokenPolicies), code: 1,
+			stdout: "✗ the policies in " + brokenPolicies + " do not compile (guard serve refuses to start with them): ",
+			stderr: "1 installation, configuration or policy problem"},
+		{name: "a policy dir whose tests fail", args: append(flags(good), "--policy-dir", failingPolicies), code: 1,
+			stdout: "tests fail: FAIL test_agent_pr_is_allowed_always (extra_test.rego:5)"},
+		{name: "a policy dir that does not exist", args: append(flags(good), "--policy-dir", missing), code: 1,
+			stderr: "guard doctor: --policy-dir " + missing + ": stat " + missing + ": no such file or directory"},
+		{name: "a policy dir that is a file", args: append(flags(good), "--policy-dir", badConfig), code: 1,
+			stderr: "--policy-dir " + badConfig + " is not a directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -96,6 +130,22 @@ func TestDoctor(t *testing.T) {
 			}
 		})
 	}
+}
+
+// policyDir writes the embedded policies and files (name → text) to a
+// directory.
+func policyDir(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, policies.FS); err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
 
 func TestDoctorJSON(t *testing.T) {
@@ -123,12 +173,19 @@ func TestDoctorJSON(t *testing.T) {
 				} `json:"branch_protection"`
 			} `json:"repositories"`
 		} `json:"installations"`
+		Policies struct {
+			Source   string `json:"source"`
+			Revision string `json:"revision"`
+		} `json:"policies"`
 	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("stdout is not JSON: %v\n%s", err, out)
 	}
 	if rep.Summary.OK || rep.Summary.Enforced != 2 || strings.Join(rep.Summary.AdvisoryOnly, ",") != "acme/tools" {
 		t.Fatalf("summary %+v", rep.Summary)
+	}
+	if rep.Policies.Source != "embedded" || rep.Policies.Revision == "" {
+		t.Fatalf("policies %+v, want the embedded ones with their revision", rep.Policies)
 	}
 	// acme/web's protection is unreadable, but its ruleset pins the check.
 	web := rep.Installations[0].Repos[2]

@@ -38,7 +38,7 @@ func commands() []command {
 		{"audit", "audit trail: 'guard audit export' and 'guard audit verify'", runAudit},
 		{"freeze", "incident freezes: 'guard freeze start|end|list'", runFreeze},
 		{"setup", "create the GitHub App from app-manifest.yml (manifest flow)", runSetup},
-		{"doctor", "check an installed guard: credentials, required check, permissions, config", runDoctor},
+		{"doctor", "check an installed guard: credentials, required check, permissions, config, teams, policies", runDoctor},
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package doctor checks an installed Merge Guard (SPEC §2, `guard doctor`):
 // that the app's credentials work, that every installation granted the
-// permissions and events the app needs, that the configuration loads, and,
-// for every repository the guard acts on, that the check (config
+// permissions and events the app needs, that the configuration loads, that
+// the teams it names exist, that the policy set compiles (and, for a
+// --policy-dir set, passes its tests), and, for every repository the guard acts on, that the check (config
 // check_name, default merge-guard) is a required status check on the
 // default branch, by classic branch protection or by a ruleset, pinned to
 // this app (app_id / integration_id). A required check that is not pinned
@@ -17,7 +18,9 @@
 //     concerns.
 //   - Report.OK is true exactly when every included repository has the check
 //     required and pinned to this app, no installation is suspended or short
-//     of a permission or event, and the configuration loads. Repositories
+//     of a permission or event, every configured team exists, the
+//     configuration loads, and the policy set compiles and passes its tests
+//     (when Options.Policies is given). Repositories
 //     that repos.include/exclude leave out are listed, not checked, and do
 //     not count, and neither do archived repositories (read-only, no pull
 //     requests). mode: advisory is a problem too: SPEC §2 promises a non-zero
@@ -27,6 +30,13 @@
 //     administration: read permission is missing): the repository is
 //     "cannot tell" unless a ruleset already pins the check, and counts as a
 //     problem, since the doctor cannot vouch for it.
+//   - Teams (agents.teams, escalation.approvers.teams and the
+//     escalation.reviewers.teams of the installation's own organisation) are
+//     looked up as the guard looks them up: GET /orgs/{org}/teams/{slug} with
+//     the token of each installation that has an included repository, a bare
+//     slug in the installation's organisation. A 404 is a problem (the guard
+//     fails closed on pull requests that need the team); a 403 is "cannot
+//     tell" (members: read is missing).
 //   - Rendering (WriteText, WriteJSON) is separate from checking; messages
 //     never contain tokens, JWTs or key material.
 package doctor
@@ -36,6 +46,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"net/http"
 	"slices"
@@ -56,6 +67,12 @@ type Options struct {
 	// Concurrency bounds the repositories checked at once (default
 	// DefaultConcurrency). Each repository costs two GET requests.
 	Concurrency int
+	// Policies is the policy set the guard would load; nil skips the
+	// policy check. PolicyDir names it when it is a --policy-dir
+	// directory: then its Rego tests are run too; "" means the embedded
+	// policies, which are only compiled (their tests run in CI).
+	Policies  fs.FS
+	PolicyDir string
 }
 
 // Status is the verdict of one item.
@@ -134,6 +151,7 @@ type Report struct {
 	Mode          string         `json:"mode"`
 	ConfigSource  string         `json:"config"`
 	Config        []Finding      `json:"config_findings"`
+	Policies      *Policies      `json:"policies,omitempty"`
 	Installations []Installation `json:"installations"`
 	Summary       Summary        `json:"summary"`
 }
@@ -164,6 +182,9 @@ func Run(ctx context.Context, g GitHub, o Options) (*Report, error) {
 	rep := &Report{}
 	cfg := loadConfig(o.ConfigPath, rep)
 	rep.CheckName, rep.Mode = cfg.CheckName, string(cfg.Mode)
+	if o.Policies != nil {
+		rep.Policies = checkPolicies(ctx, o.Policies, o.PolicyDir)
+	}
 
 	app, err := g.App(ctx)
 	if err != nil {
@@ -201,6 +222,9 @@ func Run(ctx context.Context, g GitHub, o Options) (*Report, error) {
 		}
 		slices.SortFunc(repos, func(a, b RepositoryInfo) int { return strings.Compare(a.FullName, b.FullName) })
 		inst.Repos = checkRepos(ctx, g, ii.ID, app.ID, cfg, repos, o.Concurrency)
+		if slices.ContainsFunc(inst.Repos, func(r Repo) bool { return r.Included }) {
+			inst.Findings = append(inst.Findings, teamFindings(ctx, g, ii, cfg)...)
+		}
 		for _, r := range repos {
 			installed = append(installed, r.FullName)
 		}
@@ -520,6 +544,13 @@ func (r *Report) summarize() {
 	for _, f := range r.Config {
 		if f.Status.failing() {
 			s.OtherProblems++
+		}
+	}
+	if r.Policies != nil {
+		for _, f := range r.Policies.Findings {
+			if f.Status.failing() {
+				s.OtherProblems++
+			}
 		}
 	}
 	for _, inst := range r.Installations {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"flag"
+	"io/fs"
 	"maps"
 	"net/http"
 	"os"
@@ -20,6 +21,8 @@ import (
 	"github.com/mergeguard/guard/internal/doctor"
 	"github.com/mergeguard/guard/internal/gh"
 	"github.com/mergeguard/guard/internal/githubtest"
+	"github.com/mergeguard/guard/internal/policy"
+	"github.com/mergeguard/guard/policies"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -486,5 +489,191 @@ func TestRunSkipsArchivedRepositories(t *testing.T) {
 	}
 	if n := fake.CallCount("GET", "/repos/acme/old/*/*/*"); n != 0 {
 		t.Errorf("the archived repository was read %d times", n)
+	}
+}
+
+// teamFindings returns the findings of the only installation that mention
+// teams.
+func teamFindings(rep *doctor.Report) []doctor.Finding {
+	var out []doctor.Finding
+	for _, inst := range rep.Installations {
+		for _, f := range inst.Findings {
+			if strings.Contains(f.Message, "team") {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+func TestRunChecksConfiguredTeams(t *testing.T) {
+	const teamForbidden = `{"message":"Resource not accessible by integration"}`
+	tests := []struct {
+		name   string
+		config string
+		setup  func(fake *githubtest.Server)
+		ok     bool
+		want   []doctor.Finding // Message and Fix are substrings
+		calls  int              // GET /orgs/{org}/teams/{team}
+	}{
+		{name: "every team exists",
+			config: "agents: {teams: [ai-bots]}\nescalation: {approvers: {teams: [acme/release]}, reviewers: {teams: [release, other/reviewers]}}\n",
+			setup:  func(fake *githubtest.Server) { fake.AddTeam("acme", "ai-bots"); fake.AddTeam("acme", "release") },
+			ok:     true,
+			want:   []doctor.Finding{{Status: doctor.StatusOK, Message: "teams: every configured team exists (acme/ai-bots, acme/release)"}},
+			// acme/release once for both keys; a reviewer team of another
+			// organisation is never asked, so not looked up.
+			calls: 2},
+		{name: "a team that does not exist",
+			config: "agents: {teams: [acme/ai-bots]}\n",
+			want: []doctor.Finding{{Status: doctor.StatusProblem,
+				Message: `agents.teams: team "acme/ai-bots" does not exist (or the app cannot see it: members: read permission)`,
+				Fix:     "check the team slug"}},
+			calls: 1},
+		{name: "one name under two keys, missing",
+			config: "agents: {teams: [ai-bots]}\nescalation: {approvers: {teams: [ai-bots, release]}}\n",
+			setup:  func(fake *githubtest.Server) { fake.AddTeam("acme", "release") },
+			want: []doctor.Finding{{Status: doctor.StatusProblem,
+				Message: `agents.teams, escalation.approvers.teams: team "acme/ai-bots" does not exist`}},
+			calls: 2},
+		{name: "GitHub refuses to show the team",
+			config: "escalation: {reviewers: {teams: [release]}}\n",
+			setup: func(fake *githubtest.Server) {
+				fake.AddTeam("acme", "release")
+				fake.FailNext("GET", "/orgs/{org}/teams/{team}", 0, http.StatusForbidden, nil, teamForbidden)
+			},
+			want: []doctor.Finding{{Status: doctor.StatusUnknown,
+				Message: `escalation.reviewers.teams: cannot tell whether team "acme/release" exists: GitHub refused to show it (403 Resource not accessible by integration)`,
+				Fix:     "members: read"}},
+			calls: 1},
+		{name: "no teams configured", config: "agents: {logins: [robot]}\n", ok: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := githubtest.New(t)
+			fake.AddInstallation(3, "acme")
+			fake.AddRepo(3, "acme/api")
+			fake.SetProtection("acme/api", "main", false, githubtest.RequiredCheck{Context: "merge-guard", AppID: fake.AppID()})
+			if tt.setup != nil {
+				tt.setup(fake)
+			}
+			rep, err := doctor.Run(context.Background(), doctor.FromApp(newApp(t, fake, fake.AppID(), fake.PrivateKeyPEM())),
+				doctor.Options{ConfigPath: writeConfig(t, tt.config)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK() != tt.ok {
+				t.Errorf("OK = %v, want %v (summary %+v)", rep.OK(), tt.ok, rep.Summary)
+			}
+			got := teamFindings(rep)
+			if len(got) != len(tt.want) {
+				t.Fatalf("team findings %+v, want %d", got, len(tt.want))
+			}
+			for i, w := range tt.want {
+				if got[i].Status != w.Status || !strings.Contains(got[i].Message, w.Message) || !strings.Contains(got[i].Fix, w.Fix) {
+					t.Errorf("finding %+v, want %s with %q (fix with %q)", got[i], w.Status, w.Message, w.Fix)
+				}
+			}
+			if n := fake.CallCount("GET", "/orgs/{org}/teams/{team}"); n != tt.calls {
+				t.Errorf("%d team lookups, want %d", n, tt.calls)
+			}
+		})
+	}
+}
+
+// policyDir writes the embedded policies and files (name → text) to a
+// directory.
+func policyDir(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, policies.FS); err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestRunChecksPolicies(t *testing.T) {
+	embedded, err := policy.Compile(context.Background(), policies.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := "package guard\n\ntest_extra if { true }\n"
+	tests := []struct {
+		name     string
+		fsys     fs.FS // nil: os.DirFS(dir)
+		dir      string
+		ok       bool
+		status   doctor.Status
+		want     []string
+		revision bool // the revision is that of the embedded set
+		tested   bool
+	}{
+		{name: "embedded: compiled, tests not run", fsys: policies.FS, ok: true, status: doctor.StatusOK,
+			want: []string{"policies: the embedded policies compile, revision " + embedded.Revision()}, revision: true},
+		{name: "a directory whose tests pass", dir: policyDir(t, nil), ok: true, status: doctor.StatusOK,
+			want: []string{"compile, revision " + embedded.Revision(), "tests passed"}, revision: true, tested: true},
+		{name: "a directory with one more test", dir: policyDir(t, map[string]string{"extra_test.rego": changed}), ok: true,
+			status: doctor.StatusOK, want: []string{"tests passed"}, tested: true},
+		{name: "a directory that does not compile", dir: policyDir(t, map[string]string{"broken.rego": "package guard\n\nallow if {\n\tinput.x ==\n}\n"}),
+			status: doctor.StatusProblem, want: []string{"do not compile", "broken.rego:5:1: rego_parse_error"}},
+		{name: "a directory whose tests fail",
+			dir:    policyDir(t, map[string]string{"extra_test.rego": "package guard\n\ntest_extra_passes if { true }\n\ntest_agent_pr_is_allowed_always if {\n\tdecision.outcome == \"allow\" with input as agent_input\n}\n"}),
+			status: doctor.StatusProblem, want: []string{"1 of", "tests fail: FAIL test_agent_pr_is_allowed_always (extra_test.rego:5)"}, tested: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := githubtest.New(t)
+			fake.AddInstallation(3, "acme")
+			fake.AddRepo(3, "acme/api")
+			fake.SetProtection("acme/api", "main", false, githubtest.RequiredCheck{Context: "merge-guard", AppID: fake.AppID()})
+			fsys := tt.fsys
+			if fsys == nil {
+				fsys = os.DirFS(tt.dir)
+			}
+			rep, err := doctor.Run(context.Background(), doctor.FromApp(newApp(t, fake, fake.AppID(), fake.PrivateKeyPEM())),
+				doctor.Options{Policies: fsys, PolicyDir: tt.dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK() != tt.ok {
+				t.Errorf("OK = %v, want %v", rep.OK(), tt.ok)
+			}
+			p := rep.Policies
+			if p == nil || len(p.Findings) != 1 {
+				t.Fatalf("policies %+v, want one finding", p)
+			}
+			f := p.Findings[0]
+			for _, w := range tt.want {
+				if f.Status != tt.status || !strings.Contains(f.Message, w) {
+					t.Errorf("finding %+v, want %s saying %q", f, tt.status, w)
+				}
+			}
+			if tt.revision && p.Revision != embedded.Revision() {
+				t.Errorf("revision %q, want %q", p.Revision, embedded.Revision())
+			}
+			if p.Tested != tt.tested || (tt.tested && p.Passed == 0) {
+				t.Errorf("tested %v (%d passed, %d failed), want %v", p.Tested, p.Passed, p.Failed, tt.tested)
+			}
+			var text, js bytes.Buffer
+			if err := rep.WriteText(&text); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(text.String(), f.Status.Mark()+" "+f.Message) {
+				t.Errorf("text report lacks the policy finding:\n%s", text.String())
+			}
+			if err := rep.WriteJSON(&js); err != nil {
+				t.Fatal(err)
+			}
+			var back doctor.Report
+			if err := json.Unmarshal(js.Bytes(), &back); err != nil || back.Policies == nil || back.Policies.Revision != p.Revision ||
+				back.Policies.Passed != p.Passed || back.Policies.Findings[0] != f {
+				t.Errorf("JSON report lost the policies (%v): %s", err, js.String())
+			}
+		})
 	}
 }

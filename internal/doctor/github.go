@@ -35,6 +35,11 @@ type GitHub interface {
 	// BranchRules is the required status checks of the active rulesets
 	// that apply to branch (GET …/rules/branches/{branch}).
 	BranchRules(ctx context.Context, installation int64, owner, repo, branch string) ([]RequiredCheck, error)
+	// Team is GET /orgs/{org}/teams/{team_slug} with the installation's
+	// token, the request the guard makes before it trusts a 404 on a team
+	// membership: nil when the team exists; a team that does not exist, or
+	// that the app cannot see, is an *APIError with status 404.
+	Team(ctx context.Context, installation int64, org, slug string) error
 }
 
 // AppInfo is the app as GET /app describes it.
@@ -234,6 +239,14 @@ func (g appGitHub) BranchRules(ctx context.Context, installation int64, owner, r
 		}
 	}
 	return out, nil
+}
+
+func (g appGitHub) Team(ctx context.Context, installation int64, org, slug string) error {
+	c := g.app.Installation(installation).GitHub()
+	if _, _, err := c.Teams.GetTeamBySlug(ctx, org, slug); err != nil {
+		return apiErr("get team "+org+"/"+slug, err)
+	}
+	return nil
 }
 
 // webURL returns the web address of a repository's settings page from its

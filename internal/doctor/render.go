@@ -25,8 +25,9 @@ func (s Status) Mark() string {
 	return "i"
 }
 
-// WriteText writes the report for people: the app, the configuration, one
-// line per installation finding and per repository (✓ enforced, ✗ problem,
+// WriteText writes the report for people: the app, the configuration, the
+// policies (when checked), one line per installation finding (permissions,
+// events, teams) and per repository (✓ enforced, ✗ problem,
 // ? cannot tell, ! warning, - not checked) with what to do under each line
 // that needs it, and a summary.
 func (r *Report) WriteText(w io.Writer) error {
@@ -34,10 +35,18 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(b, "Merge Guard doctor\n")
 	fmt.Fprintf(b, "  app     %s (%s, id %d)%s\n", r.App.Name, r.App.Slug, r.App.ID, prefixed("  ", r.App.HTMLURL))
 	fmt.Fprintf(b, "  check   %s, mode %s\n", r.CheckName, r.Mode)
-	fmt.Fprintf(b, "  config  %s\n\n", r.ConfigSource)
-	fmt.Fprintf(b, "%s credentials: GitHub accepted the app's id and private key\n", StatusOK.Mark())
+	fmt.Fprintf(b, "  config  %s\n", r.ConfigSource)
+	if r.Policies != nil {
+		fmt.Fprintf(b, "  policy  %s\n", r.Policies.Source)
+	}
+	fmt.Fprintf(b, "\n%s credentials: GitHub accepted the app's id and private key\n", StatusOK.Mark())
 	for _, f := range r.Config {
 		writeFinding(b, "", f.Status, f.Message, f.Fix)
+	}
+	if r.Policies != nil {
+		for _, f := range r.Policies.Findings {
+			writeFinding(b, "", f.Status, f.Message, f.Fix)
+		}
 	}
 	for _, inst := range r.Installations {
 		fmt.Fprintf(b, "\nInstallation %d on %s%s\n", inst.ID, inst.Account, prefixed("  ", inst.HTMLURL))
