@@ -758,8 +758,10 @@ func (p *parser) fileGlob(what string) func(*yaml.Node, string) bool {
 }
 
 // MaxWildcards bounds the single wildcards (* or ?) of a quarantine_files
-// glob. Matching cost grows polynomially with them, and the file names it
-// is matched against are written by the agents the guard watches.
+// glob. A backtracking glob matcher's cost grows polynomially with them, and
+// the file names it is matched against are written by the agents the guard
+// watches. (The guard itself matches these globs as regular expressions, in
+// time linear in the file name; the bound keeps them simple all the same.)
 const MaxWildcards = 3
 
 // Wildcards counts the * and ? of a glob that are not part of ** and not

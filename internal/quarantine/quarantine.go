@@ -27,6 +27,7 @@ package quarantine
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/gobwas/glob"
@@ -148,7 +149,8 @@ func inDir(path, dir string) bool {
 // pattern is one compiled quarantine_files glob, or the literal path of one
 // that does not compile.
 type pattern struct {
-	g       *glob.Pattern
+	re      *regexp.Regexp // the glob as a regular expression (globRegexp)
+	g       *glob.Pattern  // the glob, for one globRegexp does not translate
 	literal string
 	// needs are literal pieces of the glob that every matching path
 	// contains: a cheap test before the backtracking match.
@@ -163,7 +165,11 @@ func compileGlobs(globs []string) []pattern {
 			out = append(out, pattern{literal: s})
 			continue
 		}
-		out = append(out, pattern{g: g, needs: literals(s)})
+		p := pattern{g: g, needs: literals(s)}
+		if re, err := globRegexp(s); err == nil {
+			p.re = re
+		}
+		out = append(out, p)
 	}
 	return out
 }
@@ -176,7 +182,14 @@ func matchAny(ps []pattern, path string) bool {
 			}
 			continue
 		}
-		if containsAll(path, p.needs) && p.g.Match(path) {
+		if !containsAll(path, p.needs) {
+			continue
+		}
+		if p.re != nil {
+			if p.re.MatchString(path) {
+				return true
+			}
+		} else if p.g.Match(path) {
 			return true
 		}
 	}
