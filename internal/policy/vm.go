@@ -604,7 +604,9 @@ type machine struct {
 	args    []*ast.Term // operands of built-in calls, for reuse
 	out     *ast.Term   // a built-in's result
 	chunk   []ast.Term  // terms for the values the plan makes (see term)
-	err     error       // why the evaluation stopped (signal fail)
+	arrays  []arrayBuilder
+	objects []objectBuilder
+	err     error // why the evaluation stopped (signal fail)
 	// captureFn is m.capture, bound once.
 	captureFn func(*ast.Term) error
 }
@@ -664,6 +666,7 @@ func (p *program) eval(ctx context.Context, input *ast.Term) (_ []*ast.Term, err
 	// The chunk's terms may be in the results: the next evaluation starts
 	// a new one.
 	m.results, m.out, m.ctx, m.bctx, m.steps, m.chunk, m.err = nil, nil, nil, topdown.BuiltinContext{}, 0, nil, nil
+	m.arrays, m.objects = nil, nil
 	p.machines.Put(m)
 	if err != nil {
 		return nil, err
@@ -808,9 +811,9 @@ func (m *machine) exec(fr *frame, in *instr) int {
 	case opSetAdd:
 		return m.setAdd(l, in)
 	case opMakeObject:
-		l[in.target] = m.term(&objectBuilder{})
+		l[in.target] = m.term(m.objectBuilder())
 	case opMakeArray:
-		l[in.target] = m.term(newArrayBuilder(in.n))
+		l[in.target] = m.term(m.arrayBuilder(in.n))
 	case opMakeSet:
 		l[in.target] = m.term(ast.NewSet())
 	case opMakeConst:
@@ -1504,10 +1507,30 @@ type arrayBuilder struct {
 	small [4]*ast.Term
 }
 
-// newArrayBuilder is an arrayBuilder for n elements, in itself when they
-// are few (one allocation, not two).
-func newArrayBuilder(n int) *arrayBuilder {
-	a := &arrayBuilder{}
+// arrayBuilder is a new arrayBuilder for n elements from the evaluation's
+// chunks (like its terms: the plan makes dozens per evaluation).
+func (m *machine) arrayBuilder(n int) *arrayBuilder {
+	if len(m.arrays) == cap(m.arrays) {
+		m.arrays = make([]arrayBuilder, 0, builderChunk)
+	}
+	m.arrays = m.arrays[:len(m.arrays)+1]
+	return initArrayBuilder(&m.arrays[len(m.arrays)-1], n)
+}
+
+// objectBuilder is a new objectBuilder from the evaluation's chunks.
+func (m *machine) objectBuilder() *objectBuilder {
+	if len(m.objects) == cap(m.objects) {
+		m.objects = make([]objectBuilder, 0, builderChunk)
+	}
+	m.objects = m.objects[:len(m.objects)+1]
+	return &m.objects[len(m.objects)-1]
+}
+
+const builderChunk = 8
+
+// initArrayBuilder readies a for n elements, in itself when they are few
+// (one allocation, not two).
+func initArrayBuilder(a *arrayBuilder, n int) *arrayBuilder {
 	if n <= len(a.small) {
 		a.elems = a.small[:0]
 	} else {
