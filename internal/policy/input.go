@@ -354,6 +354,10 @@ func (v *lazyList[T]) forced() *ast.Term {
 
 // materialize returns t with a lazy value replaced by the whole value.
 func materialize(t *ast.Term) *ast.Term {
+	switch t.Value.(type) {
+	case ast.String, ast.Number, ast.Boolean, ast.Null, *ast.Array:
+		return t // the common values, without asking for an interface
+	}
 	if v, ok := t.Value.(lazyValue); ok {
 		return v.forced()
 	}
