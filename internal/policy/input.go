@@ -250,24 +250,72 @@ func (v *lazyObject[T]) get(key *ast.Term) *ast.Term {
 	if v.full != nil {
 		return v.full.Get(key)
 	}
-	name, ok := key.Value.(ast.String)
-	if !ok {
-		return nil
-	}
-	for i := range v.fields {
-		f := &v.fields[i]
-		if f.key.Value.(ast.String) != name {
-			continue
+	i := -1
+	for j := range v.fields {
+		// The plan's constant keys are the fields' own terms (see
+		// inputKey): found by pointer, most of the time.
+		if v.fields[j].key == key {
+			i = j
+			break
 		}
-		if !f.present(v.src) {
+	}
+	if i < 0 {
+		name, ok := key.Value.(ast.String)
+		if !ok {
 			return nil
 		}
-		if v.vals[i] == nil {
-			v.vals[i] = f.build(v.b, v.src)
+		for j := range v.fields {
+			if v.fields[j].key.Value.(ast.String) == name {
+				i = j
+				break
+			}
 		}
-		return v.vals[i]
+		if i < 0 {
+			return nil
+		}
 	}
-	return nil
+	f := &v.fields[i]
+	if !f.present(v.src) {
+		return nil
+	}
+	if v.vals[i] == nil {
+		v.vals[i] = f.build(v.b, v.src)
+	}
+	return v.vals[i]
+}
+
+// inputKey is the term of the input document's key s, nil when s is none:
+// the plan's string constants use these terms (newProgram), so that a
+// lookup of a field compares pointers, not strings.
+func inputKey(s string) *ast.Term {
+	return inputKeys[s]
+}
+
+var inputKeys = map[string]*ast.Term{}
+
+func init() {
+	add := func(k *ast.Term) { inputKeys[string(k.Value.(ast.String))] = k }
+	for _, f := range inputFields {
+		add(f.key)
+	}
+	for _, fs := range [][]*ast.Term{
+		keysOf(eventFields), keysOf(repositoryFields), keysOf(accountFields), keysOf(pullRequestFields),
+		keysOf(autoMergeFields), keysOf(personFields), keysOf(commitFields), keysOf(reviewFields),
+		keysOf(fileFields), keysOf(lineFields), keysOf(markerFields), keysOf(overrideFields),
+		keysOf(clockFields), keysOf(freezeFields),
+	} {
+		for _, k := range fs {
+			add(k)
+		}
+	}
+}
+
+func keysOf[T any](fields []field[T]) []*ast.Term {
+	out := make([]*ast.Term, len(fields))
+	for i := range fields {
+		out[i] = fields[i].key
+	}
+	return out
 }
 
 func (v *lazyObject[T]) object() ast.Object {

@@ -85,7 +85,11 @@ func newProgram(pol *ir.Policy) (*program, error) {
 	p := &program{plan: pol.Plans.Plans[0], calls: map[*ir.CallStmt]callee{}}
 	if pol.Static != nil {
 		for _, s := range pol.Static.Strings {
-			p.strings = append(p.strings, ast.StringTerm(s.Value))
+			t := inputKey(s.Value)
+			if t == nil {
+				t = ast.StringTerm(s.Value)
+			}
+			p.strings = append(p.strings, t)
 		}
 		for _, f := range pol.Static.Files {
 			p.files = append(p.files, f.Value)
