@@ -692,7 +692,8 @@ func (m *machine) term(v ast.Value) *ast.Term {
 // block runs the statements of b. It returns next when all were defined,
 // or the signal that stopped it, for the construct that owns b to handle.
 //
-// The most frequent instructions run here, in the loop; exec runs any.
+// The most frequent instructions run here, in the loop; exec runs the
+// others.
 func (m *machine) block(fr *frame, b *block) int {
 	l := fr.locals
 	for i := range b.instrs {
@@ -768,21 +769,10 @@ func (m *machine) fail(err error) int {
 	return fail
 }
 
-// exec runs one instruction. The frequent, simple ones are here; the others
-// have functions of their own, so that this one stays small.
+// exec runs the instructions the block loop does not run itself.
 func (m *machine) exec(fr *frame, in *instr) int {
 	l := fr.locals
 	switch in.op {
-	case opAssignVar:
-		l[in.target] = valueOf(l, &in.a)
-	case opDot:
-		v := dot(valueOf(l, &in.a), valueOf(l, &in.b))
-		if v == nil {
-			return undefined
-		}
-		l[in.target] = v
-	case opCall:
-		return m.call(fr, in)
 	case opAssignVarOnce:
 		v := valueOf(l, &in.a)
 		if old := l[in.target]; old != nil && compare(old, v) != 0 {
@@ -797,19 +787,6 @@ func (m *machine) exec(fr *frame, in *instr) int {
 			return m.fail(m.internal(in.loc, "append to an array the plan did not make"))
 		}
 		arr.append(materialize(valueOf(l, &in.a)))
-	case opResetLocal:
-		l[in.target] = nil
-	case opIsDefined:
-		if valueOf(l, &in.a) == nil {
-			return undefined
-		}
-	case opIsUndefined:
-		if valueOf(l, &in.a) != nil {
-			return undefined
-		}
-	case opReturnLocal:
-		fr.result = valueOf(l, &in.a)
-		return ret
 	case opObjectInsert, opObjectInsertOnce:
 		return m.insert(l, in)
 	case opSetAdd:
@@ -820,16 +797,6 @@ func (m *machine) exec(fr *frame, in *instr) int {
 		l[in.target] = m.term(m.arrayBuilder(in.n))
 	case opMakeSet:
 		l[in.target] = m.term(ast.NewSet())
-	case opMakeConst:
-		l[in.target] = in.konst
-	case opEqual:
-		if compare(valueOf(l, &in.a), valueOf(l, &in.b)) != 0 {
-			return undefined
-		}
-	case opNotEqual:
-		if compare(valueOf(l, &in.a), valueOf(l, &in.b)) == 0 {
-			return undefined
-		}
 	case opScan:
 		return m.scan(fr, in)
 	case opNot:
@@ -848,16 +815,6 @@ func (m *machine) exec(fr *frame, in *instr) int {
 		}
 	case opBreak:
 		return in.n
-	case opNop:
-	default:
-		return m.rare(l, in)
-	}
-	return next
-}
-
-// rare runs the instructions exec leaves out.
-func (m *machine) rare(l []*ast.Term, in *instr) int {
-	switch in.op {
 	case opIsArray:
 		if !isArray(valueOf(l, &in.a)) {
 			return undefined
@@ -880,6 +837,7 @@ func (m *machine) rare(l []*ast.Term, in *instr) int {
 		l[in.target] = intTerm(int64(n))
 	case opResultSetAdd:
 		m.results = append(m.results, materialize(valueOf(l, &in.a)))
+	case opNop:
 	default:
 		return m.fail(m.internal(in.loc, fmt.Sprintf("statement %v", in.konst)))
 	}
