@@ -103,35 +103,53 @@ func compareDecide(tb testing.TB, plan, top *Engine, in *pr.Input, what string) 
 // (JSON) with the plan interpreter and with topdown.
 func evalBoth(t *testing.T, module, input string) (plan, top ast.Value, planErr, topErr error, prog *program) {
 	t.Helper()
-	ctx := context.Background()
+	q, prog, err := prepareBoth(t, module)
+	var in any
+	if err := util.UnmarshalJSON([]byte(input), &in); err != nil {
+		t.Fatal(err)
+	}
+	v, err2 := ast.InterfaceToValue(in)
+	if err2 != nil {
+		t.Fatal(err2)
+	}
+	if err != nil {
+		_, top, _, topErr = decideBoth(q, nil, v, nil)
+		return nil, top, err, topErr, nil
+	}
+	plan, top, planErr, topErr = decideBoth(q, prog, v, ast.NewTerm(v))
+	return plan, top, planErr, topErr, prog
+}
+
+// prepareBoth prepares one policy module for topdown and plans it; err is
+// the planner's refusal.
+func prepareBoth(t *testing.T, module string) (q rego.PreparedEvalQuery, prog *program, err error) {
+	t.Helper()
 	srcs := []source{{name: "p.rego", text: module}}
 	opts, err := regoOptions(srcs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := rego.New(opts...).PrepareForEval(ctx)
-	if err != nil {
+	if q, err = rego.New(opts...).PrepareForEval(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	var in any
-	if err := util.UnmarshalJSON([]byte(input), &in); err != nil {
-		t.Fatal(err)
-	}
-	v, err := ast.InterfaceToValue(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs, topErr := q.Eval(ctx, rego.EvalParsedInput(v))
+	prog, err = planSources(context.Background(), srcs)
+	return q, prog, err
+}
+
+// decideBoth evaluates with topdown on topIn and, when prog is not nil,
+// with the plan on planIn (the same document, possibly lazy). The plan's
+// value goes through JSON, as Decide reads it and as rego gives topdown's.
+func decideBoth(q rego.PreparedEvalQuery, prog *program, topIn ast.Value, planIn *ast.Term) (plan, top ast.Value, planErr, topErr error) {
+	ctx := context.Background()
+	rs, topErr := q.Eval(ctx, rego.EvalParsedInput(topIn))
 	if topErr == nil && len(rs) == 1 {
 		top, topErr = ast.InterfaceToValue(rs[0].Expressions[0].Value)
 	}
-	prog, err = planSources(ctx, srcs)
-	if err != nil {
-		return nil, top, err, topErr, nil
+	if prog == nil {
+		return nil, top, nil, topErr
 	}
-	res, planErr := prog.eval(ctx, ast.NewTerm(v))
+	res, planErr := prog.eval(ctx, planIn)
 	if planErr == nil && len(res) == 1 {
-		// Through JSON, as Decide reads it and as rego gives topdown's.
 		res[0].Value.(ast.Object).Foreach(func(_, t *ast.Term) {
 			native, err := ast.JSON(t.Value)
 			if err != nil {
@@ -141,7 +159,7 @@ func evalBoth(t *testing.T, module, input string) (plan, top ast.Value, planErr,
 			plan, planErr = ast.InterfaceToValue(native)
 		})
 	}
-	return plan, top, planErr, topErr, prog
+	return plan, top, planErr, topErr
 }
 
 // TestProgramStatements covers the interpreter's statements with small
@@ -523,45 +541,18 @@ decision := {
 	"lines": [l | some f in input.files; some l in f.added_lines], "n_lines": [count(f.added_lines) | some f in input.files],
 	"all": [input | true][0] == input,
 }`
-	ctx := context.Background()
-	srcs := []source{{name: "p.rego", text: module}}
-	opts, err := regoOptions(srcs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := rego.New(opts...).PrepareForEval(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	prog, err := planSources(ctx, srcs)
+	q, prog, err := prepareBoth(t, module)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(5, 6))
 	for i := range 100 {
 		in := randomInput(r)
-		rs, err := q.Eval(ctx, rego.EvalParsedInput(inputValue(in)))
-		if err != nil || len(rs) != 1 {
-			t.Fatalf("input %d: topdown %v, %v", i, rs, err)
+		plan, top, planErr, topErr := decideBoth(q, prog, inputValue(in), newLazyInput(in))
+		if planErr != nil || topErr != nil || top == nil {
+			t.Fatalf("input %d: plan error %v, topdown %v (error %v)", i, planErr, top, topErr)
 		}
-		top, err := ast.InterfaceToValue(rs[0].Expressions[0].Value)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := prog.eval(ctx, newLazyInput(in))
-		if err != nil || len(res) != 1 {
-			t.Fatalf("input %d: plan %v, %v", i, res, err)
-		}
-		var plan ast.Value
-		res[0].Value.(ast.Object).Foreach(func(_, t *ast.Term) { plan = t.Value })
-		native, err := ast.JSON(plan)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if plan, err = ast.InterfaceToValue(native); err != nil {
-			t.Fatal(err)
-		}
-		if plan.Compare(top) != 0 {
+		if plan == nil || plan.Compare(top) != 0 {
 			t.Fatalf("input %d: plan\n%v\ntopdown\n%v", i, plan, top)
 		}
 	}
