@@ -310,10 +310,7 @@ func TestRunInstallationFindings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := githubtest.New(t)
-			fake.AddInstallation(3, "acme")
-			fake.AddRepo(3, "acme/api")
-			fake.SetProtection("acme/api", "main", false, githubtest.RequiredCheck{Context: "merge-guard", AppID: fake.AppID()})
+			fake := guardedFake(t)
 			g := editInstallations{doctor.FromApp(newApp(t, fake, fake.AppID(), fake.PrivateKeyPEM())), tt.edit}
 			rep, err := doctor.Run(context.Background(), g, doctor.Options{})
 			if err != nil {
@@ -371,10 +368,7 @@ func TestRunConfigFindings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := githubtest.New(t)
-			fake.AddInstallation(3, "acme")
-			fake.AddRepo(3, "acme/api")
-			fake.SetProtection("acme/api", "main", false, githubtest.RequiredCheck{Context: "merge-guard", AppID: fake.AppID()})
+			fake := guardedFake(t)
 			rep, err := doctor.Run(context.Background(), doctor.FromApp(newApp(t, fake, fake.AppID(), fake.PrivateKeyPEM())), doctor.Options{ConfigPath: writeConfig(t, tt.config)})
 			if err != nil {
 				t.Fatal(err)
@@ -550,10 +544,7 @@ func TestRunChecksConfiguredTeams(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := githubtest.New(t)
-			fake.AddInstallation(3, "acme")
-			fake.AddRepo(3, "acme/api")
-			fake.SetProtection("acme/api", "main", false, githubtest.RequiredCheck{Context: "merge-guard", AppID: fake.AppID()})
+			fake := guardedFake(t)
 			if tt.setup != nil {
 				tt.setup(fake)
 			}
@@ -627,10 +618,7 @@ func TestRunChecksPolicies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := githubtest.New(t)
-			fake.AddInstallation(3, "acme")
-			fake.AddRepo(3, "acme/api")
-			fake.SetProtection("acme/api", "main", false, githubtest.RequiredCheck{Context: "merge-guard", AppID: fake.AppID()})
+			fake := guardedFake(t)
 			fsys := tt.fsys
 			if fsys == nil {
 				fsys = os.DirFS(tt.dir)
@@ -676,4 +664,16 @@ func TestRunChecksPolicies(t *testing.T) {
 			}
 		})
 	}
+}
+
+// guardedFake is a fake GitHub with installation 3 on acme and acme/api,
+// whose main branch requires merge-guard pinned to the app: a guard with
+// nothing wrong yet.
+func guardedFake(t *testing.T) *githubtest.Server {
+	t.Helper()
+	fake := githubtest.New(t)
+	fake.AddInstallation(3, "acme")
+	fake.AddRepo(3, "acme/api")
+	fake.SetProtection("acme/api", "main", false, githubtest.RequiredCheck{Context: "merge-guard", AppID: fake.AppID()})
+	return fake
 }
