@@ -110,9 +110,13 @@ func Annotate(in *pr.Input) {
 }
 
 // IsTest reports whether path names a test file: Go/Python/Ruby *_test.*,
-// Ruby *_spec.rb, Python/Ruby test_*.py/.rb, *.test.* and *.spec.* (JS/TS
-// and others), Java/Kotlin/C# *Test, *Tests (and Java/Kotlin *IT), anything
-// under a test/, tests/, spec/ or __tests__/ directory, and every Rust file
+// Ruby *_spec.rb, Python/Ruby test_*.py/.rb, Python tests.py (Django) and
+// conftest.py (pytest, which can skip tests from there), *.test.*, *.spec.*
+// and Cypress *.cy.* (JS/TS and others), Deno *_test.js/ts (and .jsx, .tsx,
+// .mjs), Java/Kotlin/C# *Test, *Tests (and Java/Kotlin *IT, Kotest *Spec.kt),
+// anything under a test/, tests/, spec/, __tests__/, e2e/ or cypress/
+// directory or a .NET test project's directory (*.Tests/, *.Test/,
+// *.UnitTests/, *.IntegrationTests/, *.Specs/), and every Rust file
 // (#[ignore] only means something on tests, and Rust unit tests live in
 // #[cfg(test)] modules of ordinary files). Matching is case-sensitive.
 func IsTest(path string) bool {
@@ -120,13 +124,40 @@ func IsTest(path string) bool {
 	switch {
 	case hasAnySuffix(path, "_test.go", "_test.py", "_test.rb", "_spec.rb", ".rs"):
 	case strings.HasPrefix(base, "test_") && hasAnySuffix(base, ".py", ".rb"):
-	case strings.Contains(base, ".test.") || strings.Contains(base, ".spec."):
-	case hasAnySuffix(path, "Test.java", "Tests.java", "IT.java", "Test.kt", "Tests.kt", "IT.kt", "Test.cs", "Tests.cs"):
-	case inDir(path, "test") || inDir(path, "tests") || inDir(path, "spec") || inDir(path, "__tests__"):
+	case base == "tests.py" || base == "conftest.py":
+	case strings.Contains(base, ".test.") || strings.Contains(base, ".spec.") || strings.Contains(base, ".cy."):
+	case hasAnySuffix(path, "_test.js", "_test.jsx", "_test.ts", "_test.tsx", "_test.mjs"):
+	case hasAnySuffix(path, "Test.java", "Tests.java", "IT.java", "Test.kt", "Tests.kt", "IT.kt", "Spec.kt", "Test.cs", "Tests.cs"):
+	case inDir(path, "test") || inDir(path, "tests") || inDir(path, "spec") || inDir(path, "__tests__") ||
+		inDir(path, "e2e") || inDir(path, "cypress"):
+	case inDotNetTestProject(path):
 	default:
 		return false
 	}
 	return true
+}
+
+// dotNetTestProjects are the name endings of .NET test project directories
+// (Shop.Tests/CartShould.cs: xUnit and NUnit test classes need not end in
+// Test).
+var dotNetTestProjects = []string{".Tests", ".Test", ".UnitTests", ".IntegrationTests", ".Specs"}
+
+// inDotNetTestProject reports whether a directory on path is named
+// <project><ending> for an ending of dotNetTestProjects.
+func inDotNetTestProject(path string) bool {
+	for {
+		i := strings.IndexByte(path, '/')
+		if i < 0 {
+			return false // the rest is the file name
+		}
+		dir := path[:i]
+		for _, s := range dotNetTestProjects {
+			if len(dir) > len(s) && strings.HasSuffix(dir, s) {
+				return true
+			}
+		}
+		path = path[i+1:]
+	}
 }
 
 func hasAnySuffix(s string, suffixes ...string) bool {

@@ -24,6 +24,20 @@ const formerTestsGlob = "{**_test.go,**_test.py,**_test.rb,**_spec.rb," +
 
 var formerTests = glob.MustCompile(formerTestsGlob, '/')
 
+// addedTestsGlob is what IsTest recognizes beyond formerTestsGlob: IsTest
+// must match the union of both.
+const addedTestsGlob = "{tests.py,**/tests.py,conftest.py,**/conftest.py," +
+	"*.cy.*,**/*.cy.*," +
+	"**_test.js,**_test.jsx,**_test.ts,**_test.tsx,**_test.mjs,**Spec.kt," +
+	"e2e/**,cypress/**,**/e2e/**,**/cypress/**," +
+	"?*.Tests/**,?*.Test/**,?*.UnitTests/**,?*.IntegrationTests/**,?*.Specs/**," +
+	"**/?*.Tests/**,**/?*.Test/**,**/?*.UnitTests/**,**/?*.IntegrationTests/**,**/?*.Specs/**}"
+
+var addedTests = glob.MustCompile(addedTestsGlob, '/')
+
+// wantTest is IsTest's oracle: the former glob or the added one.
+func wantTest(path string) bool { return formerTests.Match(path) || addedTests.Match(path) }
+
 func TestIsTest(t *testing.T) {
 	tests := []struct {
 		path string
@@ -50,6 +64,26 @@ func TestIsTest(t *testing.T) {
 		{"CartTest.cs", true},
 		{"tests/fixtures/data.json", true},
 		{"test/", true},
+		{"shop/tests.py", true},
+		{"tests.py", true},
+		{"conftest.py", true},
+		{"src/conftest.py", true},
+		{"web/login.cy.ts", true},
+		{"lib/parse_test.ts", true},
+		{"lib/view_test.tsx", true},
+		{"core/CartSpec.kt", true},
+		{"e2e/checkout.ts", true},
+		{"app/cypress/support/commands.js", true},
+		{"src/Shop.Tests/CartShould.cs", true},
+		{"Shop.UnitTests/Cart.cs", true},
+		{"Shop.IntegrationTests/Api/Orders.cs", true},
+		{"src/Shop/Cart.cs", false},
+		{".Tests/Cart.cs", false},
+		{"mytests.py", false},
+		{"pkg/latests.py", false},
+		{"src/cyclic.ts", false},
+		{"lib/parse_test.tsx.orig", false},
+		{"src/e2eutil/a.go", false},
 		{"main.go", false},
 		{"pkg/testing.go", false},
 		{"contest.py", false},
@@ -67,8 +101,8 @@ func TestIsTest(t *testing.T) {
 			if got := quarantine.IsTest(tt.path); got != tt.want {
 				t.Errorf("IsTest(%q) = %v, want %v", tt.path, got, tt.want)
 			}
-			if former := formerTests.Match(tt.path); former != tt.want {
-				t.Errorf("the former glob says %v for %q, want %v", former, tt.path, tt.want)
+			if oracle := wantTest(tt.path); oracle != tt.want {
+				t.Errorf("the globs say %v for %q, want %v", oracle, tt.path, tt.want)
 			}
 		})
 	}
@@ -118,6 +152,8 @@ func TestMarkers(t *testing.T) {
 		{"python skip imported from unittest", "test_models.py", "    @skip(\"later\")", "python:@skip"},
 		{"python importorskip", "tests/test_api.py", "np = pytest.importorskip(\"numpy\")", "python:pytest.importorskip"},
 		{"python raise SkipTest", "test_models.py", "        raise unittest.SkipTest(\"no db\")", "python:unittest.SkipTest"},
+		{"python skip in conftest", "conftest.py", "            item.add_marker(pytest.mark.skip(reason=\"flaky\"))", "python:pytest.mark.skip"},
+		{"python django tests.py", "shop/tests.py", "@unittest.skip(\"flaky\")", "python:unittest.skip"},
 		{"python comment", "tests/test_api.py", "# we no longer skip this", ""},
 		{"python commented-out marker", "tests/test_api.py", "# @pytest.mark.skip", ""},
 		{"python string mentioning skip", "tests/test_api.py", "    assert msg == \"@pytest.mark.skip\"", ""},
@@ -141,6 +177,8 @@ func TestMarkers(t *testing.T) {
 		{"js xit.each", "src/cart.test.ts", "xit.each([1, 2])('adds %i', (n) => {", "js:xit"},
 		{"js mocha this.skip", "test/cart.js", "    this.skip()", "js:this.skip"},
 		{"js jasmine pending", "spec/cart.spec.js", "    pending('later')", "js:pending"},
+		{"js cypress it.skip", "cypress/e2e/login.cy.ts", "  it.skip('logs in', () => {", "js:it.skip"},
+		{"js deno test.ignore is no jest marker", "lib/parse_test.ts", "Deno.test.ignore(\"parses\", () => {", ""},
 		{"js plain it", "src/cart.test.ts", "it('adds', () => {", ""},
 		{"js title mentioning it.skip", "src/cart.test.ts", "it('replaces it.skip with it', () => {", ""},
 		{"js template mentioning xit(", "src/cart.test.ts", "const s = `xit(`", ""},
@@ -155,6 +193,7 @@ func TestMarkers(t *testing.T) {
 		{"kotlin @Disabled", "app/src/test/kotlin/CartTest.kt", "    @Disabled", "kotlin:@Disabled"},
 		{"kotlin @Ignore", "app/CartTests.kt", "    @Ignore fun totals() {", "kotlin:@Ignore"},
 		{"kotlin string mentioning @Ignore", "app/CartTests.kt", "    val s = \"@Ignore\"", ""},
+		{"csharp xunit skip in a test project", "src/Shop.Tests/CartShould.cs", "    [Fact(Skip = \"flaky\")]", "csharp:Fact(Skip)"},
 
 		{"ruby skip", "spec/models/cart_spec.rb", "    skip \"flaky\"", "ruby:skip"},
 		{"ruby pending", "spec/models/cart_spec.rb", "    pending \"not yet\"", "ruby:pending"},
@@ -365,8 +404,8 @@ func FuzzAnnotate(f *testing.F) {
 		in := &pr.Input{QuarantineFiles: []string{list}, Files: []pr.File{{Filename: path, Patch: patch}}}
 		quarantine.Annotate(in)
 		got := in.Files[0]
-		if got.Test != formerTests.Match(path) {
-			t.Fatalf("IsTest(%q) = %v, the former glob says otherwise", path, got.Test)
+		if got.Test != wantTest(path) {
+			t.Fatalf("IsTest(%q) = %v, the globs say otherwise", path, got.Test)
 		}
 		added := pr.AddedLines(patch)
 		if !got.Test && !got.QuarantineList {
