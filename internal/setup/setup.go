@@ -3,7 +3,10 @@
 //
 // Run serves a page on a loopback address whose button posts the app
 // manifest (app-manifest.yml, URLs filled in) to GitHub together with a
-// random state. GitHub creates the app and sends the browser back to the
+// random state. The page's address carries a random token that only the
+// terminal shows: another user of the machine can reach the loopback port
+// but not the page, so cannot learn the state and send the callback a code
+// for an app of their own. GitHub creates the app and sends the browser back to the
 // page's /callback with a one-time code; Run checks the state (a wrong or
 // missing state is answered 400 and changes nothing), exchanges the code at
 // POST {api}/app-manifests/{code}/conversions and writes the returned
@@ -154,7 +157,9 @@ type flow struct {
 	path     string // credentials file, absolute
 	manifest *mergeguard.AppManifest
 	state    string
+	token    string // the page's: ?token= on its address
 	local    string // http://127.0.0.1:PORT
+	page     string // local + "/?token=" + token
 	action   string // GitHub's "new app" URL with the state
 	json     string // the filled manifest, JSON
 	hosts    map[string]bool
@@ -274,6 +279,11 @@ func (f *flow) prepare(addr string) error {
 		return fmt.Errorf("random state: %w", err)
 	}
 	f.state = hex.EncodeToString(b[:])
+	if _, err := rand.Read(b[:]); err != nil {
+		return fmt.Errorf("random token: %w", err)
+	}
+	f.token = hex.EncodeToString(b[:])
+	f.page = f.local + "/?" + url.Values{"token": {f.token}}.Encode()
 	newApp := f.web + "/settings/apps/new"
 	if f.o.Org != "" {
 		newApp = f.web + "/organizations/" + url.PathEscape(f.o.Org) + "/settings/apps/new"
@@ -364,6 +374,11 @@ func (f *flow) handler() http.Handler {
 }
 
 func (f *flow) servePage(w http.ResponseWriter, r *http.Request) {
+	if subtle.ConstantTimeCompare([]byte(r.URL.Query().Get("token")), []byte(f.token)) != 1 {
+		message(w, http.StatusForbidden, "Open the address guard setup printed",
+			"This page is only shown at the address guard setup printed in its terminal, which carries a token (so that other users of this machine cannot use it).")
+		return
+	}
 	perms := make([]string, 0, len(f.manifest.DefaultPermissions))
 	for _, k := range sortedKeys(f.manifest.DefaultPermissions) {
 		perms = append(perms, k+": "+f.manifest.DefaultPermissions[k])
@@ -380,12 +395,12 @@ func (f *flow) serveCallback(w http.ResponseWriter, r *http.Request) {
 	state, code := q.Get("state"), q.Get("code")
 	if subtle.ConstantTimeCompare([]byte(state), []byte(f.state)) != 1 {
 		message(w, http.StatusBadRequest, "Wrong or missing state",
-			"This request did not come from the page guard setup is showing. Nothing was exchanged or written. Start again from "+f.local+"/.")
+			"This request did not come from the page guard setup is showing. Nothing was exchanged or written. Start again from the address guard setup printed in your terminal.")
 		return
 	}
 	if !codeRE.MatchString(code) {
 		message(w, http.StatusBadRequest, "Missing code",
-			"GitHub's redirect carries no valid code. Nothing was exchanged or written. Start again from "+f.local+"/.")
+			"GitHub's redirect carries no valid code. Nothing was exchanged or written. Start again from the address guard setup printed in your terminal.")
 		return
 	}
 	f.mu.Lock()
@@ -516,7 +531,7 @@ func (f *flow) printIntro() {
 	if f.o.Org != "" {
 		owner = "the organization " + f.o.Org
 	}
-	fmt.Fprintf(f.out, "Open this page in a browser on this machine and press the button to create the app, owned by %s, on %s:\n\n    %s/\n\n", owner, f.web, f.local)
+	fmt.Fprintf(f.out, "Open this page in a browser on this machine and press the button to create the app, owned by %s, on %s:\n\n    %s\n\n", owner, f.web, f.page)
 	fmt.Fprintf(f.out, "Webhooks will go to %s; the credentials will be written to %s.\n", f.manifest.HookAttributes.URL, f.path)
 	if strings.HasPrefix(f.manifest.HookAttributes.URL, "http://") {
 		fmt.Fprintln(f.out, "Warning: the public URL is plain http; GitHub would send webhooks unencrypted. Use an https tunnel or proxy.")

@@ -190,10 +190,28 @@ var (
 	manifestRE = regexp.MustCompile(`name="manifest" value="([^"]*)"`)
 )
 
+// pageRE is the page's address as Run prints it.
+var pageRE = regexp.MustCompile(`http://127\.0\.0\.1:\d+(/\?token=[0-9a-f]{32})\n`)
+
+// pagePath is the path (with its token) of the page Run printed.
+func (s *session) pagePath(t *testing.T) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m := pageRE.FindStringSubmatch(s.out.String()); m != nil {
+			return m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Run printed no page address:\n%s", s.out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // form reads the page's form: GitHub's URL, the state and the manifest.
 func (s *session) form(t *testing.T) (action *url.URL, state string, manifest map[string]any) {
 	t.Helper()
-	status, body := s.get(t, "/")
+	status, body := s.get(t, s.pagePath(t))
 	if status != http.StatusOK {
 		t.Fatalf("GET / = %d: %s", status, body)
 	}
@@ -355,6 +373,32 @@ func TestCallbackRefusesBadRequests(t *testing.T) {
 				t.Errorf("credentials file exists after a refused callback (stat: %v)", err)
 			}
 		})
+	}
+}
+
+// The page, which hands out the state, is shown only at the address with
+// the token Run printed: another user of the machine reaching the loopback
+// port gets neither the state nor the token, nor does a callback refused.
+func TestSetupPageNeedsTheToken(t *testing.T) {
+	g := newFakeGitHub(t, http.StatusCreated, "conversion-201.json")
+	s := start(t, g, Options{})
+	_, state, _ := s.form(t)
+	token := strings.TrimPrefix(s.pagePath(t), "/?token=")
+	for _, path := range []string{"/", "/?token=", "/?token=" + strings.Repeat("0", 32), "/?token=" + token[:31]} {
+		status, body := s.get(t, path)
+		if status != http.StatusForbidden {
+			t.Errorf("GET %s = %d, want 403", path, status)
+		}
+		if strings.Contains(body, state) || strings.Contains(body, token) {
+			t.Errorf("GET %s shows the state or the token:\n%s", path, body)
+		}
+	}
+	status, body := s.get(t, "/callback?state=wrong&code=abc")
+	if status != http.StatusBadRequest || strings.Contains(body, token) || strings.Contains(body, state) {
+		t.Errorf("refused callback = %d and shows the token or state:\n%s", status, body)
+	}
+	if r := g.calls.Load(); r != 0 {
+		t.Errorf("GitHub was called %d times", r)
 	}
 }
 
