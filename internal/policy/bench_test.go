@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"sync"
@@ -240,8 +241,9 @@ func BenchmarkInputValueWithoutLines(b *testing.B) {
 }
 
 // An Engine is shared by the workers: concurrent decisions on different
-// inputs (the input documents share their key terms) give each the decision
-// it gives alone. Run with -race.
+// inputs (the input documents share their key terms, and evaluation states
+// are reused, their memory with them, once a decision is read out of it)
+// give each the decision it gives alone. Run with -race.
 func TestDecideConcurrently(t *testing.T) {
 	e := mustCompile(t)
 	ctx := context.Background()
@@ -249,6 +251,10 @@ func TestDecideConcurrently(t *testing.T) {
 	inputs[1].Time.BusinessHours = true
 	inputs[2].Time.Freezes = nil
 	inputs[3].AgentPR = false
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 20 {
+		inputs = append(inputs, randomInput(r))
+	}
 	want := make([]pr.Decision, len(inputs))
 	for i, in := range inputs {
 		d, err := e.Decide(ctx, in)
@@ -262,8 +268,8 @@ func TestDecideConcurrently(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for n := range 5 {
-				i := (g + n) % len(inputs)
+			for n := range 100 {
+				i := (g*7 + n) % len(inputs)
 				got, err := e.Decide(ctx, inputs[i])
 				if err != nil || !reflect.DeepEqual(got, want[i]) {
 					t.Errorf("concurrent Decide of input %d = %+v, %v; want %+v", i, got, err, want[i])
@@ -283,8 +289,10 @@ func BenchmarkPlanEvalOnly(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	reportQuantiles(b, func() {
-		if _, err := e.prog.eval(ctx, v); err != nil {
+		_, release, err := e.prog.eval(ctx, v)
+		if err != nil {
 			b.Fatal(err)
 		}
+		release()
 	})
 }

@@ -443,13 +443,14 @@ type builder struct {
 const termChunk = 32
 
 // slots are n nil term pointers for a lazy value's fields or elements, from
-// chunks of slotChunk (a decision reads a dozen or two objects of the
-// input, each with its own slots).
+// the current chunk when they fit, else from a new chunk of slotChunk (a
+// decision reads a dozen or two objects of the input, each with its own
+// slots); a long list's have a slice of their own.
 func (b *builder) slots(n int) []*ast.Term {
-	if n > slotChunk/4 {
-		return make([]*ast.Term, n)
-	}
 	if len(b.slot)+n > cap(b.slot) {
+		if n > slotChunk/4 {
+			return make([]*ast.Term, n)
+		}
 		b.slot = make([]*ast.Term, 0, slotChunk)
 	}
 	b.slot = b.slot[:len(b.slot)+n]

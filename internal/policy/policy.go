@@ -228,10 +228,12 @@ func (e *Engine) decideTopdown(ctx context.Context, in *pr.Input) (pr.Decision, 
 
 // decidePlan is Decide with the plan interpreter.
 func (e *Engine) decidePlan(ctx context.Context, in *pr.Input) (pr.Decision, error) {
-	rs, err := e.prog.eval(ctx, newLazyInput(in))
+	rs, release, err := e.prog.evalInput(ctx, in)
 	if err != nil {
 		return pr.Decision{}, fmt.Errorf("evaluate %s: %w", Query, err)
 	}
+	// The decision is copied out of the results (Go strings and values).
+	defer release()
 	if len(rs) == 0 {
 		return pr.Decision{}, fmt.Errorf("evaluate %s: undefined (policies %s define no decision for this input)", Query, e.revision)
 	}

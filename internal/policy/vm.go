@@ -19,6 +19,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/open-policy-agent/opa/v1/topdown/builtins"
+
+	"github.com/mergeguard/guard/internal/pr"
 )
 
 // A program is a policy set planned by OPA into its intermediate
@@ -611,6 +613,17 @@ type machine struct {
 	arrays  []arrayBuilder
 	objects []objectBuilder
 	err     error // why the evaluation stopped (signal fail)
+	// The first chunks of terms and builders and the plan's locals are
+	// kept for the next evaluation, cleared, once the results are read
+	// (see release): a typical decision then allocates none of them.
+	keptTerms   []ast.Term
+	keptArrays  []arrayBuilder
+	keptObjects []objectBuilder
+	keptLocals  []*ast.Term
+	// input builds the input document of evalInput, from kept chunks too.
+	input     builder
+	keptInput []ast.Term
+	keptSlots []*ast.Term
 	// captureFn is m.capture, bound once.
 	captureFn func(*ast.Term) error
 }
@@ -625,8 +638,23 @@ type frame struct {
 var emptyData = ast.NewTerm(ast.NewObject())
 
 // eval runs the program on input (which may be a lazy input value) and
-// returns the results it adds, with every value materialized.
-func (p *program) eval(ctx context.Context, input *ast.Term) (_ []*ast.Term, err error) {
+// returns the results it adds, with every value materialized, and release,
+// to be called once nothing reads the results any more (they are made of
+// the evaluation state's memory, which release gives to the next
+// evaluation). On an error, eval has released it already.
+func (p *program) eval(ctx context.Context, input *ast.Term) (_ []*ast.Term, release func(), err error) {
+	return p.evalWith(ctx, func(*builder) *ast.Term { return input })
+}
+
+// evalInput is eval of in's lazy input document (see newLazyInput), built
+// with the evaluation state's kept chunks.
+func (p *program) evalInput(ctx context.Context, in *pr.Input) (_ []*ast.Term, release func(), err error) {
+	return p.evalWith(ctx, func(b *builder) *ast.Term { return object(b, in, inputFields) })
+}
+
+// evalWith is eval of the input that input makes with the evaluation
+// state's builder.
+func (p *program) evalWith(ctx context.Context, input func(*builder) *ast.Term) (_ []*ast.Term, release func(), err error) {
 	// A panic is a fault of the interpreter on a plan it did not expect:
 	// an internal error (Decide falls back to topdown), and the machine,
 	// possibly half reset, is not reused.
@@ -636,25 +664,33 @@ func (p *program) eval(ctx context.Context, input *ast.Term) (_ []*ast.Term, err
 		}
 	}()
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	m, _ := p.machines.Get().(*machine)
 	if m == nil {
 		m = &machine{
-			p:       p,
-			memo:    make([]*ast.Term, len(p.funcs)),
-			memoSet: make([]bool, len(p.funcs)),
+			p:           p,
+			memo:        make([]*ast.Term, len(p.funcs)),
+			memoSet:     make([]bool, len(p.funcs)),
+			keptTerms:   make([]ast.Term, 0, keptTerms),
+			keptArrays:  make([]arrayBuilder, 0, keptBuilders),
+			keptObjects: make([]objectBuilder, 0, keptBuilders/2),
+			keptLocals:  make([]*ast.Term, p.nlocals),
+			keptInput:   make([]ast.Term, 0, keptTerms),
+			keptSlots:   make([]*ast.Term, 0, keptSlots),
 		}
 		m.captureFn = m.capture
 	}
+	m.chunk, m.arrays, m.objects = m.keptTerms[:0], m.keptArrays[:0], m.keptObjects[:0]
 	m.ctx = ctx
 	m.bctx = topdown.BuiltinContext{
 		Context: ctx,
 		Metrics: metrics.NoOp(),
 		Cache:   builtins.Cache{},
 	}
-	fr := &frame{locals: make([]*ast.Term, p.nlocals)}
-	fr.locals[ir.Input] = input
+	m.input = builder{chunk: m.keptInput[:0], slot: m.keptSlots[:0], lazy: true}
+	fr := &frame{locals: m.keptLocals}
+	fr.locals[ir.Input] = input(&m.input)
 	fr.locals[ir.Data] = emptyData
 	for _, b := range p.blocks {
 		if m.block(fr, b) == fail {
@@ -663,24 +699,55 @@ func (p *program) eval(ctx context.Context, input *ast.Term) (_ []*ast.Term, err
 		}
 	}
 	results := m.results
-	// Reset for the next evaluation; the frames and buffers stay.
+	// Reset for the next evaluation; the frames and buffers stay. The
+	// kept chunks may hold the results: release clears them.
 	clear(m.memo)
 	clear(m.memoSet)
 	clear(m.args[:cap(m.args)])
-	// The chunk's terms may be in the results: the next evaluation starts
-	// a new one.
+	// What of the kept chunks this evaluation used, for release to clear.
+	terms, arrays, objects := used(m.chunk, m.keptTerms), used(m.arrays, m.keptArrays), used(m.objects, m.keptObjects)
+	inputTerms, slots := used(m.input.chunk, m.keptInput), used(m.input.slot, m.keptSlots)
 	m.results, m.out, m.ctx, m.bctx, m.steps, m.chunk, m.err = nil, nil, nil, topdown.BuiltinContext{}, 0, nil, nil
-	m.arrays, m.objects = nil, nil
-	p.machines.Put(m)
-	if err != nil {
-		return nil, err
+	m.arrays, m.objects, m.input = nil, nil, builder{}
+	release = func() {
+		clear(m.keptTerms[:terms])
+		clear(m.keptArrays[:arrays])
+		clear(m.keptObjects[:objects])
+		clear(m.keptLocals)
+		clear(m.keptInput[:inputTerms])
+		clear(m.keptSlots[:slots])
+		p.machines.Put(m)
 	}
-	return results, nil
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return results, release, nil
 }
+
+// used is how much of kept an evaluation used, cur being the chunk it
+// took last: all of kept when it went on to another chunk.
+func used[T any](cur, kept []T) int {
+	if cap(cur) > 0 && cap(cur) == cap(kept) && &cur[:1][0] == &kept[:1][0] {
+		return len(cur)
+	}
+	return cap(kept)
+}
+
+// The capacities of the chunks an evaluation state keeps (see machine): a
+// decision of the embedded policies on an agent PR that every rule has work
+// for makes ~80 terms, ~30 arrays and ~15 objects, and reads ~70 terms and
+// ~350 slots of the input (100 of them for its 100 files).
+const (
+	keptTerms    = 128
+	keptBuilders = 48
+	keptSlots    = 512
+)
 
 // term is a term of v from the evaluation's chunks of terms (one
 // allocation for many; a plan makes a term for each collection it builds).
-// The terms are those of this evaluation: the chunks are never reused.
+// The first chunk is the kept one (see machine); the others are this
+// evaluation's alone.
 func (m *machine) term(v ast.Value) *ast.Term {
 	if len(m.chunk) == cap(m.chunk) {
 		m.chunk = make([]ast.Term, 0, termChunk)

@@ -148,7 +148,10 @@ func decideBoth(q rego.PreparedEvalQuery, prog *program, topIn ast.Value, planIn
 	if prog == nil {
 		return nil, top, nil, topErr
 	}
-	res, planErr := prog.eval(ctx, planIn)
+	res, release, planErr := prog.eval(ctx, planIn)
+	if planErr == nil {
+		defer release()
+	}
 	if planErr == nil && len(res) == 1 {
 		res[0].Value.(ast.Object).Foreach(func(_, t *ast.Term) {
 			native, err := ast.JSON(t.Value)
@@ -409,7 +412,7 @@ func TestDecideFallsBackOnInterpreterError(t *testing.T) {
 			t.Fatal(err)
 		}
 		var ie *internalError
-		if _, err := prog.eval(context.Background(), ast.NewTerm(ast.NewObject())); !errors.As(err, &ie) || !strings.Contains(err.Error(), fault) {
+		if _, _, err := prog.eval(context.Background(), ast.NewTerm(ast.NewObject())); !errors.As(err, &ie) || !strings.Contains(err.Error(), fault) {
 			t.Fatalf("eval of a plan with %s: %v, want an internal error", fault, err)
 		}
 		e.prog = prog
@@ -509,10 +512,11 @@ func TestConstantCollectionsStayConstant(t *testing.T) {
 	}
 	want := ast.MustParseTerm(`[set(), {true}, {}, {true: false}]`)
 	for range 2 {
-		res, err := prog.eval(context.Background(), ast.NewTerm(ast.NewObject()))
+		res, release, err := prog.eval(context.Background(), ast.NewTerm(ast.NewObject()))
 		if err != nil || len(res) != 1 || res[0].Value.Compare(want.Value) != 0 {
 			t.Fatalf("eval = %v, %v; want %v", res, err, want)
 		}
+		release()
 	}
 	for _, in := range prog.blocks[0].instrs {
 		if in.op == opMakeConst && in.konst.Location == constLoc {
