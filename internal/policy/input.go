@@ -106,7 +106,7 @@ var pullRequestFields = []field[pr.PullRequest]{
 	{key: kLabels, build: func(b *builder, p *pr.PullRequest) *ast.Term { return b.strings(p.Labels) }},
 	{key: kAutoMerge, build: func(b *builder, p *pr.PullRequest) *ast.Term {
 		if p.AutoMerge == nil {
-			return ast.NullTerm()
+			return ast.InternedNullTerm
 		}
 		return object(b, p.AutoMerge, autoMergeFields)
 	}},
@@ -577,11 +577,12 @@ func (b *builder) timestamp(t time.Time) *ast.Term {
 	return b.term(ast.String(t.Format(time.RFC3339Nano)))
 }
 
-// list converts a slice like encoding/json does: nil is null. Empty slices
-// share OPA's interned empty array (evaluation never modifies input values).
+// list converts a slice like encoding/json does: nil is null. Null and
+// empty slices share OPA's interned null and empty array (evaluation never
+// modifies input values).
 func list[T any](b *builder, xs []T, conv func(*builder, *T) *ast.Term) *ast.Term {
 	if xs == nil {
-		return ast.NullTerm()
+		return ast.InternedNullTerm
 	}
 	if len(xs) == 0 {
 		return ast.InternedEmptyArray

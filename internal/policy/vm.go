@@ -972,8 +972,10 @@ func (m *machine) scan(fr *frame, in *instr) int {
 		}
 	case *objectBuilder:
 		if v.full == nil {
-			// In key order, as OPA iterates objects, without making one.
-			items := slices.Clone(v.items)
+			// In key order, as OPA iterates objects, without making one
+			// (nor, for a few keys, a copy on the heap).
+			var buf [8][2]*ast.Term
+			items := append(buf[:0], v.items...)
 			slices.SortFunc(items, func(a, b [2]*ast.Term) int { return a[0].Value.Compare(b[0].Value) })
 			for _, kv := range items {
 				if sig, done := m.iterate(fr, in, kv[0], kv[1]); done {
@@ -1178,17 +1180,20 @@ var natives = map[string]native{
 	// ast.Compare), as an array the plan built: no OPA array is made, and
 	// nothing hashed, unless something needs it whole.
 	"sort": func(m *machine, args []*ast.Term) (*ast.Term, bool) {
-		var elems []*ast.Term
+		var out *arrayBuilder
 		switch a := args[0].Value.(type) {
 		case *arrayBuilder:
-			elems = slices.Clone(a.elems)
-			slices.SortFunc(elems, ast.TermValueCompare)
+			out = m.arrayBuilder(len(a.elems))
+			out.elems = append(out.elems, a.elems...)
+			slices.SortFunc(out.elems, ast.TermValueCompare)
 		case ast.Set:
-			elems = slices.Clone(a.Slice()) // sorted already
+			s := a.Slice() // sorted already
+			out = m.arrayBuilder(len(s))
+			out.elems = append(out.elems, s...)
 		default:
 			return nil, false
 		}
-		return m.term(&arrayBuilder{elems: elems}), true
+		return m.term(out), true
 	},
 	// time.parse_rfc3339_ns (topdown's builtinTimeParseRFC3339Nanos) of a
 	// time it can represent; anything else goes to the built-in.
@@ -1281,8 +1286,18 @@ func (m *machine) sprintf(format string, elems []*ast.Term) (_ *ast.Term, ok boo
 // flag, a width, another verb, another argument, a count that does not
 // match), which fmt.Sprintf formats.
 func format1(format string, elems []*ast.Term) (string, bool) {
+	// Sized for the result (quotes and numbers estimated), so that it is
+	// one allocation: messages take long strings.
+	n := len(format)
+	for _, t := range elems {
+		if s, ok := t.Value.(ast.String); ok {
+			n += len(s) + 2
+		} else {
+			n += 20
+		}
+	}
 	var b strings.Builder
-	b.Grow(len(format) + 24*len(elems))
+	b.Grow(n)
 	next := 0
 	for i := 0; i < len(format); i++ {
 		j := strings.IndexByte(format[i:], '%')
@@ -1533,6 +1548,7 @@ type arrayBuilder struct {
 	elems []*ast.Term
 	full  *ast.Array
 	term  *ast.Term // of full
+	m     *machine  // whose chunk of terms term comes from; nil: allocated
 	small [4]*ast.Term
 }
 
@@ -1543,7 +1559,9 @@ func (m *machine) arrayBuilder(n int) *arrayBuilder {
 		m.arrays = make([]arrayBuilder, 0, builderChunk)
 	}
 	m.arrays = m.arrays[:len(m.arrays)+1]
-	return initArrayBuilder(&m.arrays[len(m.arrays)-1], n)
+	a := &m.arrays[len(m.arrays)-1]
+	a.m = m
+	return initArrayBuilder(a, n)
 }
 
 // objectBuilder is a new objectBuilder from the evaluation's chunks.
@@ -1552,7 +1570,9 @@ func (m *machine) objectBuilder() *objectBuilder {
 		m.objects = make([]objectBuilder, 0, builderChunk)
 	}
 	m.objects = m.objects[:len(m.objects)+1]
-	return &m.objects[len(m.objects)-1]
+	b := &m.objects[len(m.objects)-1]
+	b.m = m
+	return b
 }
 
 const builderChunk = 8
@@ -1576,7 +1596,11 @@ func (a *arrayBuilder) append(t *ast.Term) {
 
 func (a *arrayBuilder) forced() *ast.Term {
 	if a.term == nil {
-		a.term = ast.NewTerm(a.force())
+		if a.m != nil {
+			a.term = a.m.term(a.force())
+		} else {
+			a.term = ast.NewTerm(a.force())
+		}
 	}
 	return a.term
 }
@@ -1621,6 +1645,7 @@ type objectBuilder struct {
 	items [][2]*ast.Term
 	full  ast.Object
 	term  *ast.Term // of full
+	m     *machine  // whose chunk of terms term comes from; nil: allocated
 	small [4][2]*ast.Term
 }
 
@@ -1683,7 +1708,11 @@ func (b *objectBuilder) force() ast.Value { return b.object() }
 
 func (b *objectBuilder) forced() *ast.Term {
 	if b.term == nil {
-		b.term = ast.NewTerm(b.object())
+		if b.m != nil {
+			b.term = b.m.term(b.object())
+		} else {
+			b.term = ast.NewTerm(b.object())
+		}
 	}
 	return b.term
 }
