@@ -612,13 +612,16 @@ type machine struct {
 	chunk   []ast.Term  // terms for the values the plan makes (see term)
 	arrays  []arrayBuilder
 	objects []objectBuilder
-	err     error // why the evaluation stopped (signal fail)
+	sets    []setBuilder
+	err     error       // why the evaluation stopped (signal fail)
+	scratch []*ast.Term // see setTerms
 	// The first chunks of terms and builders and the plan's locals are
 	// kept for the next evaluation, cleared, once the results are read
 	// (see release): a typical decision then allocates none of them.
 	keptTerms   []ast.Term
 	keptArrays  []arrayBuilder
 	keptObjects []objectBuilder
+	keptSets    []setBuilder
 	keptLocals  []*ast.Term
 	// input builds the input document of evalInput, from kept chunks too.
 	input     builder
@@ -675,13 +678,14 @@ func (p *program) evalWith(ctx context.Context, input func(*builder) *ast.Term) 
 			keptTerms:   make([]ast.Term, 0, keptTerms),
 			keptArrays:  make([]arrayBuilder, 0, keptBuilders),
 			keptObjects: make([]objectBuilder, 0, keptBuilders/2),
+			keptSets:    make([]setBuilder, 0, keptBuilders/2),
 			keptLocals:  make([]*ast.Term, p.nlocals),
 			keptInput:   make([]ast.Term, 0, keptTerms),
 			keptSlots:   make([]*ast.Term, 0, keptSlots),
 		}
 		m.captureFn = m.capture
 	}
-	m.chunk, m.arrays, m.objects = m.keptTerms[:0], m.keptArrays[:0], m.keptObjects[:0]
+	m.chunk, m.arrays, m.objects, m.sets = m.keptTerms[:0], m.keptArrays[:0], m.keptObjects[:0], m.keptSets[:0]
 	m.ctx = ctx
 	m.bctx = topdown.BuiltinContext{
 		Context: ctx,
@@ -706,13 +710,15 @@ func (p *program) evalWith(ctx context.Context, input func(*builder) *ast.Term) 
 	clear(m.args[:cap(m.args)])
 	// What of the kept chunks this evaluation used, for release to clear.
 	terms, arrays, objects := used(m.chunk, m.keptTerms), used(m.arrays, m.keptArrays), used(m.objects, m.keptObjects)
+	sets := used(m.sets, m.keptSets)
 	inputTerms, slots := used(m.input.chunk, m.keptInput), used(m.input.slot, m.keptSlots)
 	m.results, m.out, m.ctx, m.bctx, m.steps, m.chunk, m.err = nil, nil, nil, topdown.BuiltinContext{}, 0, nil, nil
-	m.arrays, m.objects, m.input = nil, nil, builder{}
+	m.arrays, m.objects, m.sets, m.input = nil, nil, nil, builder{}
 	release = func() {
 		clear(m.keptTerms[:terms])
 		clear(m.keptArrays[:arrays])
 		clear(m.keptObjects[:objects])
+		clear(m.keptSets[:sets])
 		clear(m.keptLocals)
 		clear(m.keptInput[:inputTerms])
 		clear(m.keptSlots[:slots])
@@ -863,7 +869,7 @@ func (m *machine) exec(fr *frame, in *instr) int {
 	case opMakeArray:
 		l[in.target] = m.term(m.arrayBuilder(in.n))
 	case opMakeSet:
-		l[in.target] = m.term(ast.NewSet())
+		l[in.target] = m.term(m.setBuilder())
 	case opScan:
 		return m.scan(fr, in)
 	case opNot:
@@ -893,7 +899,7 @@ func (m *machine) exec(fr *frame, in *instr) int {
 	case opIsSet:
 		if t := valueOf(l, &in.a); t == nil {
 			return undefined
-		} else if _, ok := t.Value.(ast.Set); !ok {
+		} else if !isSet(t) {
 			return undefined
 		}
 	case opLen:
@@ -936,6 +942,10 @@ func (m *machine) insert(l []*ast.Term, in *instr) int {
 }
 
 func (m *machine) setAdd(l []*ast.Term, in *instr) int {
+	if b, ok := l[in.target].Value.(*setBuilder); ok {
+		b.add(materialize(valueOf(l, &in.a)))
+		return next
+	}
 	set, ok := l[in.target].Value.(ast.Set)
 	if !ok {
 		return m.fail(m.internal(in.loc, "add to a non-set"))
@@ -1005,6 +1015,22 @@ func (m *machine) scan(fr *frame, in *instr) int {
 	case ast.Set:
 		for _, t := range v.Slice() {
 			if sig, done := m.iterate(fr, in, t, t); done {
+				return sig
+			}
+		}
+	case *setBuilder:
+		if v.full != nil {
+			for _, t := range v.full.Slice() {
+				if sig, done := m.iterate(fr, in, t, t); done {
+					return sig
+				}
+			}
+			return next
+		}
+		// Sorted in place, in OPA's order; the plan adds nothing to a set
+		// it iterates.
+		for _, it := range v.sorted() {
+			if sig, done := m.iterate(fr, in, it.t, it.t); done {
 				return sig
 			}
 		}
@@ -1143,8 +1169,11 @@ var natives = map[string]native{
 	},
 	// count of a list of the input, without converting it.
 	"count": func(m *machine, args []*ast.Term) (*ast.Term, bool) {
-		if l, lazy := args[0].Value.(lazyListValue); lazy {
-			return intTerm(int64(l.len())), true
+		switch v := args[0].Value.(type) {
+		case lazyListValue:
+			return intTerm(int64(v.len())), true
+		case *setBuilder:
+			return intTerm(int64(v.len())), true
 		}
 		return nil, false
 	},
@@ -1173,6 +1202,8 @@ var natives = map[string]native{
 			return m.concat(string(sep), elems)
 		case ast.Set:
 			return m.concat(string(sep), a.Slice()) // sorted, as the built-in joins
+		case *setBuilder:
+			return m.concat(string(sep), m.setTerms(a))
 		}
 		return nil, false
 	},
@@ -1188,6 +1219,10 @@ var natives = map[string]native{
 			slices.SortFunc(out.elems, ast.TermValueCompare)
 		case ast.Set:
 			s := a.Slice() // sorted already
+			out = m.arrayBuilder(len(s))
+			out.elems = append(out.elems, s...)
+		case *setBuilder:
+			s := m.setTerms(a)
 			out = m.arrayBuilder(len(s))
 			out.elems = append(out.elems, s...)
 		default:
@@ -1244,6 +1279,8 @@ var natives = map[string]native{
 			return ast.InternedTerm(false), true
 		case ast.Set:
 			return ast.InternedTerm(c.Contains(x)), true
+		case *setBuilder:
+			return ast.InternedTerm(c.contains(x)), true
 		}
 		return nil, false
 	},
@@ -1470,6 +1507,11 @@ func dot(src, key *ast.Term) *ast.Term {
 		if v.Contains(k) {
 			return k
 		}
+	case *setBuilder:
+		k := materialize(key)
+		if v.contains(k) {
+			return k
+		}
 	}
 	return nil
 }
@@ -1490,6 +1532,9 @@ func compare(a, b *ast.Term) int {
 			return 0
 		}
 		return 1
+	}
+	if c, ok := compareSets(a.Value, b.Value); ok {
+		return c
 	}
 	return materialize(a).Value.Compare(materialize(b).Value)
 }
@@ -1532,6 +1577,8 @@ func length(t *ast.Term) (int, bool) {
 		return v.Len(), true
 	case ast.Set:
 		return v.Len(), true
+	case *setBuilder:
+		return v.len(), true
 	case ast.String:
 		return utf8.RuneCountInString(string(v)), true
 	}
@@ -1723,3 +1770,158 @@ func (b *objectBuilder) Hash() int                            { return b.object(
 func (b *objectBuilder) IsGround() bool                       { return true }
 func (b *objectBuilder) String() string                       { return b.object().String() }
 func (b *objectBuilder) StringLength() int                    { return b.object().StringLength() }
+
+// setBuilder is a set the plan builds (MakeSetStmt, then a SetAddStmt per
+// element): while it is small its elements are kept in a slice with their
+// hashes, deduplicated as OPA's set does (same hash, then KeyHashEqual),
+// and OPA's set is made once, sized, when something needs it whole (see
+// lazyValue): a set of OPA's allocates its map and re-grows it and its key
+// slice as elements come, and a decision builds a few dozen sets, most of
+// them of a few elements. Size, membership, iteration in OPA's order and
+// comparison with another set need no OPA set. From setBuilderMax
+// elements on, or once made, it is OPA's set, added to in place.
+type setBuilder struct {
+	items   []setItem
+	inOrder bool // items are in OPA's order (TermValueCompare)
+	full    ast.Set
+	term    *ast.Term // of full
+	m       *machine  // whose chunk of terms term comes from
+	small   [4]setItem
+}
+
+type setItem struct {
+	t *ast.Term
+	h int // t.Hash()
+}
+
+const setBuilderMax = 16
+
+// setBuilder is a new setBuilder from the evaluation's chunks.
+func (m *machine) setBuilder() *setBuilder {
+	if len(m.sets) == cap(m.sets) {
+		m.sets = make([]setBuilder, 0, builderChunk)
+	}
+	m.sets = m.sets[:len(m.sets)+1]
+	b := &m.sets[len(m.sets)-1]
+	b.m = m
+	b.items = b.small[:0]
+	b.inOrder = true
+	return b
+}
+
+func (b *setBuilder) add(x *ast.Term) {
+	if b.full == nil && len(b.items) == setBuilderMax {
+		b.force()
+	}
+	if b.full != nil {
+		b.full.Add(x)
+		return
+	}
+	h := x.Hash()
+	for _, it := range b.items {
+		if it.h == h && ast.KeyHashEqual(it.t.Value, x.Value) {
+			return
+		}
+	}
+	b.items = append(b.items, setItem{x, h})
+	b.inOrder = len(b.items) == 1
+}
+
+func (b *setBuilder) contains(x *ast.Term) bool {
+	if b.full != nil {
+		return b.full.Contains(x)
+	}
+	h := x.Hash()
+	for _, it := range b.items {
+		if it.h == h && ast.KeyHashEqual(it.t.Value, x.Value) {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *setBuilder) len() int {
+	if b.full != nil {
+		return b.full.Len()
+	}
+	return len(b.items)
+}
+
+// sorted returns the items in OPA's order (b.full == nil).
+func (b *setBuilder) sorted() []setItem {
+	if !b.inOrder {
+		slices.SortFunc(b.items, func(x, y setItem) int { return ast.TermValueCompare(x.t, y.t) })
+		b.inOrder = true
+	}
+	return b.items
+}
+
+// setTerms is the elements of b in OPA's order, in a buffer of m's that
+// the caller must not keep.
+func (m *machine) setTerms(b *setBuilder) []*ast.Term {
+	if b.full != nil {
+		return b.full.Slice()
+	}
+	m.scratch = m.scratch[:0]
+	for _, it := range b.sorted() {
+		m.scratch = append(m.scratch, it.t)
+	}
+	return m.scratch
+}
+
+func (b *setBuilder) force() ast.Value {
+	if b.full == nil {
+		terms := make([]*ast.Term, len(b.items))
+		for i, it := range b.items {
+			terms[i] = it.t
+		}
+		b.full = ast.NewSet(terms...)
+		b.items = nil
+	}
+	return b.full
+}
+
+func (b *setBuilder) forced() *ast.Term {
+	if b.term == nil {
+		b.term = b.m.term(b.force())
+	}
+	return b.term
+}
+
+func (b *setBuilder) Compare(other ast.Value) int          { return b.force().Compare(other) }
+func (b *setBuilder) Find(path ast.Ref) (ast.Value, error) { return b.force().Find(path) }
+func (b *setBuilder) Hash() int                            { return b.force().Hash() }
+func (b *setBuilder) IsGround() bool                       { return true }
+func (b *setBuilder) String() string                       { return b.force().String() }
+func (b *setBuilder) StringLength() int                    { return b.force().StringLength() }
+
+// isSet reports whether t is a set: OPA's or one the plan builds.
+func isSet(t *ast.Term) bool {
+	switch t.Value.(type) {
+	case ast.Set, *setBuilder:
+		return true
+	}
+	return false
+}
+
+// compareSets compares two sets as OPA's set.Compare does (their elements
+// in OPA's order, as arrays), when one of them is a setBuilder not made
+// into OPA's set yet and the other a set; ok is false otherwise.
+func compareSets(a, b ast.Value) (_ int, ok bool) {
+	x, xb := a.(*setBuilder)
+	y, yb := b.(*setBuilder)
+	xb, yb = xb && x.full == nil, yb && y.full == nil
+	switch {
+	case xb && yb:
+		return slices.CompareFunc(x.sorted(), y.sorted(), func(p, q setItem) int { return ast.TermValueCompare(p.t, q.t) }), true
+	case xb:
+		if s, ok := b.(ast.Set); ok {
+			return slices.CompareFunc(x.sorted(), s.Slice(), func(p setItem, q *ast.Term) int { return ast.TermValueCompare(p.t, q) }), true
+		}
+	case yb:
+		if s, ok := a.(ast.Set); ok {
+			return slices.CompareFunc(s.Slice(), y.sorted(), func(p *ast.Term, q setItem) int { return ast.TermValueCompare(p, q.t) }), true
+		}
+	}
+	return 0, false
+}

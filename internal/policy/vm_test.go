@@ -291,6 +291,32 @@ decision := {
 	"concat_bad": [c | c := concat(",", ["a", input.xs[0]])], "concat_in": concat("/", [x | some x in input.xs; is_string(x)]),
 	"concat_s": [c | c := concat(",", [input.s, input.s])],
 }`,
+		"sets built, small and large": `package guard
+small := {x | some x in input.xs}
+dups := {x | some x in [1, 1.0, 2, "2", [1], [1.0], {"a": 1}, {"a": 1.0}, {1}, {1.0}, null, null, input.s, input.o]}
+big := {x | some x in numbers.range(1, 40)}
+big_dups := {y | some x in numbers.range(1, 40); y := x % 7}
+objs := {{"k": x} | some x in input.xs}
+nested := {s | some x in [1, 2]; s := {y | some y in input.xs; y >= x}}
+ps contains x if some x in input.xs
+ps contains "fixed"
+ps contains x if some x in numbers.range(1, 20)
+decision := {
+	"small": small, "dups": dups, "n_dups": count(dups), "big": big, "n_big": count(big), "big_dups": big_dups,
+	"in": [x | some x in [1, 2, 3, "1", 1.0, [1], {1}]; x in dups], "lookup": [dups[x] | some x in [1, 2.0, "2", "z", [1.0]]],
+	"iter": [x | some x in dups], "iter_big": [x | some x in big; x > 35], "objs": objs, "ps": ps, "n_ps": count(ps),
+	"eq": [small == {1, 2, 3}, small == small, dups == dups, {x | some x in []} == set(), small != set(), set() == small, ps == ps],
+	"cmp": [[a < b, a == b, a > b] | some a in [small, big, set(), {1}, dups, ps]; some b in [small, big, set(), {1}, dups, ps]],
+	"sorted": sort(dups), "concat": concat(",", {s | some s in ["b", "a", "c", "a"]}), "nested": nested,
+	"of_sets": {small, {x | some x in input.xs}}, "union": small | big_dups, "inter": small & big_dups, "diff": big_dups - small,
+	"is_set": [is_set(small), is_set(big), is_set([x | some x in small])], "marshal": json.marshal(dups),
+	"keys": {k: count(v) | some k, v in {"a": small, "b": big}}, "str": sprintf("%v", [small]),
+	"in_obj": {"a": small}.a == small, "arr_of": [small, big_dups] == [small, big_dups], "set_in_set": small in {small, big},
+	"direct": [c | some f in [1, 2, 9]; xs := {x | some x in input.xs}; ys := {x | some x in input.xs; x != f}; u := {f, 2} | {1}; c := [
+		xs < {1, 2}, xs > {1, 2}, {1} < xs, {1} > xs, set() < xs, xs < {9}, {9} < xs, xs < ys, ys < xs, xs == ys, xs >= ys,
+		{y | some y in [f, 0]} > {0, 1}, {0, 1} >= {y | some y in [f, 0]}, xs < ps, ps < xs, xs > [1], xs < {"a": 1}, xs >= "s",
+		xs < u, u < xs, xs == u, u >= xs, ys > u, u > ys]],
+}`,
 		"object literals with lazy parts": `package guard
 decision := {"same": input == input, "o_eq": input.o == {"a": 1, "b": 2, "c": [1, {"d": true}]}, "in_set": {input.o} == {input.o}, "xs": input.xs}`,
 	}
