@@ -344,6 +344,9 @@ func FuzzParseEnvelope(f *testing.F) {
 	f.Add([]byte(`{"pull_request":null,"issue":{"number":0}}`))
 	f.Add([]byte(`{"a":01}`))
 	f.Add([]byte(`{"a":"\q"}`))
+	for _, body := range envelopeCases {
+		f.Add([]byte(body))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		env, err := ParseEnvelope(body)
 		if err == nil {
@@ -355,7 +358,83 @@ func FuzzParseEnvelope(f *testing.F) {
 		if (err == nil) != want {
 			t.Fatalf("ParseEnvelope(%q) error %v; encoding/json takes it as an object: %v", body, err, want)
 		}
+		// The one-pass scanner reads the routing fields as fastjson does.
+		if err == nil {
+			if slow, serr := parseEnvelopeSlow(body); serr != nil || slow != env {
+				t.Fatalf("ParseEnvelope(%q) = %+v; with fastjson %+v, %v", body, env, slow, serr)
+			}
+		}
 	})
+}
+
+// envelopeCases are payloads whose routing fields are easy to misread:
+// repeated keys (the first counts), routing values of other types, numbers
+// as fastjson reads them, keys and values with escapes, and nesting.
+var envelopeCases = []string{
+	`{"action":"a","action":"b","installation":{"id":1,"id":2},"installation":{"id":3}}`,
+	`{"action":1,"action":"b","repository":[],"repository":{"full_name":"o/r"}}`,
+	`{"pull_request":null,"issue":{"number":5}}`,
+	`{"issue":{"number":5},"pull_request":{"number":0}}`,
+	`{"issue":{"number":5},"pull_request":{"number":7}}`,
+	`{"pull_request":{"number":7.9},"installation":{"id":-3e2},"issue":{"number":1e30}}`,
+	`{"pull_request":{"number":"7"},"installation":{"id":"9"},"repository":{"full_name":7}}`,
+	`{"check_suite":{"head_sha":"b"},"check_run":{"head_sha":""},"merge_group":{"head_sha":"c"}}`,
+	`{"check_run":{"head_sha":"a"},"check_run":{"head_sha":"z"}}`,
+	`{"act\u0069on":"x","action":"y"}`,
+	`{"action":"op\u0065ned","repository":{"full_n\u0061me":"o/r","full_name":"p/q"}}`,
+	`{"repository":{"full_name":"o/r\"x"},"merge_group":{"head_sha":"\u0061"}}`,
+	`{"x":{"action":"no","installation":{"id":1}},"action":"yes"}`,
+	`{"a":[[[{"action":"deep"}]]],"pull_request":{"x":{"number":4},"number":3}}`,
+	` {"action" : "s" ,"issue": {"number" :-0 } } `,
+	`{"action":"\u00e9\ud83d\ude00"}`,
+	`{}`,
+}
+
+// A payload nested deeper than encoding/json takes is refused with its own
+// message, whatever follows (recursing into 25 MiB of brackets would have
+// exhausted the stack).
+func TestParseEnvelopeRefusesDeepNesting(t *testing.T) {
+	deep := func(n int) []byte {
+		return []byte(`{"a":` + strings.Repeat("[", n) + strings.Repeat("]", n) + `}`)
+	}
+	if _, err := ParseEnvelope(deep(maxDepth - 2)); err != nil {
+		t.Errorf("nesting of %d: %v", maxDepth-1, err)
+	}
+	for _, body := range [][]byte{deep(maxDepth), []byte(`{"a":` + strings.Repeat(`[{"b":`, 1_000_000))} {
+		_, err := ParseEnvelope(body)
+		if err == nil || !strings.Contains(err.Error(), "nested deeper than 10000 levels") {
+			t.Errorf("nesting of %d bytes: %v", len(body), err)
+		}
+		if json.Valid(body) {
+			t.Errorf("encoding/json takes what the intake refuses")
+		}
+	}
+}
+
+// The scanner reads the routing fields of the cases above as fastjson does.
+func TestEnvelopeScannerMatchesFastjson(t *testing.T) {
+	for _, body := range envelopeCases {
+		got, err := ParseEnvelope([]byte(body))
+		want, werr := parseEnvelopeSlow([]byte(body))
+		if err != nil || werr != nil || got != want {
+			t.Errorf("ParseEnvelope(%s) = %+v, %v; with fastjson %+v, %v", body, got, err, want, werr)
+		}
+	}
+	// And the fixtures, all without escapes in their routing fields, on
+	// the fast path.
+	for _, name := range []string{"pull_request.opened", "issue_comment.created", "merge_group.checks_requested", "pull_request_review.submitted", "check_run.rerequested"} {
+		b, err := os.ReadFile("../../testdata/webhooks/" + name + ".json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := envScanner{b: b}
+		if !s.scan() {
+			t.Errorf("%s: the scanner left it to fastjson", name)
+		}
+		if want, _ := parseEnvelopeSlow(b); s.envelope() != want {
+			t.Errorf("%s: %+v, with fastjson %+v", name, s.envelope(), want)
+		}
+	}
 }
 
 func TestParseEnvelopeRejectsWhatEncodingJSONRejects(t *testing.T) {
@@ -418,6 +497,44 @@ func TestControlChar(t *testing.T) {
 			b[pos] = byte(c)
 			if got, want := controlChar(b), naive(b); got != want {
 				t.Fatalf("byte 0x%02x at %d: controlChar = %d, want %d", c, pos, got, want)
+			}
+		}
+	}
+}
+
+// nextSpecial must find exactly what a byte loop finds, wherever the byte
+// sits in its word, after any start, and with other special bytes above it.
+func TestNextSpecial(t *testing.T) {
+	naive := func(b []byte, i int) int {
+		for ; i < len(b); i++ {
+			if c := b[i]; c == '"' || c == '\\' || c < 0x20 {
+				return i
+			}
+		}
+		return len(b)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	alphabet := []byte{0x00, 0x01, '\t', '\n', 0x1f, 0x20, 0x21, '"', '#', '\\', ']', 0x5b, 0x7f, 0x80, 0xa2, 0xdc, 0xff, 'a'}
+	for n := range 5000 {
+		b := make([]byte, rng.IntN(40))
+		for i := range b {
+			b[i] = 'x'
+			if rng.IntN(5) == 0 || n%7 == 0 {
+				b[i] = alphabet[rng.IntN(len(alphabet))]
+			}
+		}
+		for from := 0; from <= len(b); from++ {
+			if got, want := nextSpecial(b, from), naive(b, from); got != want {
+				t.Fatalf("nextSpecial(%q, %d) = %d, want %d", b, from, got, want)
+			}
+		}
+	}
+	for c := range 256 {
+		for pos := range 17 {
+			b := bytes.Repeat([]byte{'y'}, 17)
+			b[pos] = byte(c)
+			if got, want := nextSpecial(b, 0), naive(b, 0); got != want {
+				t.Fatalf("byte 0x%02x at %d: nextSpecial = %d, want %d", c, pos, got, want)
 			}
 		}
 	}
