@@ -343,29 +343,33 @@ func TestDecompress(t *testing.T) {
 	}
 }
 
-// linger waits for the Accepts under way (counted in intake) to join the
-// batch, at most lingerMax, and not at all when none is.
+// linger waits for the Accepts under way (counted in arriving: started, not
+// handed to the writer yet) to join the batch, at most lingerMax, and not at
+// all when none is, however many Accepts wait for their answer (intake).
 func TestLinger(t *testing.T) {
 	s := &Store{accepts: make(chan acceptReq), quit: make(chan struct{}), lingerMax: 10 * time.Second}
 	one := []acceptReq{{d: Delivery{ID: "a"}}}
 
-	s.intake.Store(1) // only the one in the batch
+	s.intake.Store(4) // the one in the batch, and three answered that have not returned yet
 	start := time.Now()
 	if got := s.linger(one); len(got) != 1 || time.Since(start) > time.Second {
 		t.Fatalf("nothing under way: linger = %d requests after %v, want 1 at once", len(got), time.Since(start))
 	}
 
-	s.intake.Store(3) // two more are compressing
-	go func() {
+	s.arriving.Store(2) // two more are compressing
+	go func() { // as Accept hands them over
 		time.Sleep(time.Millisecond)
+		s.arriving.Add(-1)
 		s.accepts <- acceptReq{d: Delivery{ID: "b"}}
+		time.Sleep(time.Millisecond)
+		s.arriving.Add(-1)
 		s.accepts <- acceptReq{d: Delivery{ID: "c"}}
 	}()
 	if got := s.linger(one); len(got) != 3 {
 		t.Fatalf("two under way: linger = %d requests, want 3", len(got))
 	}
 
-	s.intake.Store(5) // under way but too slow: the batch goes without them
+	s.arriving.Store(2) // under way but too slow: the batch goes without them
 	s.lingerMax = 20 * time.Millisecond
 	start = time.Now()
 	if got := s.linger(one); len(got) != 1 || time.Since(start) < s.lingerMax {

@@ -77,6 +77,7 @@ type Store struct {
 
 	accepts    chan acceptReq
 	intake     atomic.Int64  // Accepts waiting for their commit
+	arriving   atomic.Int64  // Accepts not handed to the writer yet (see linger)
 	lingerMax  time.Duration // see linger; lingerMax, tests change it
 	quit       chan struct{}
 	writerDone chan struct{}

@@ -97,7 +97,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	event := r.Header.Get("X-GitHub-Event")
 	id := r.Header.Get("X-GitHub-Delivery")
-	log := h.o.Logger.With("delivery", id, "event", event)
+	// Made only to log (rarely): With formats its attributes at once.
+	log := func() *slog.Logger { return h.o.Logger.With("delivery", id, "event", event) }
 	reply := func(code int, result, msg string) {
 		h.o.Metrics.Delivery(metricEvent(event), result)
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -118,7 +119,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		size = MaxBody
 	}
 	if !h.reserve(size) {
-		log.Warn("webhook refused: too many bodies in flight", "bytes", size, "remote", r.RemoteAddr)
+		log().Warn("webhook refused: too many bodies in flight", "bytes", size, "remote", r.RemoteAddr)
 		w.Header().Set("Retry-After", "5")
 		reply(http.StatusServiceUnavailable, "busy", "too many webhook bodies in flight; GitHub may redeliver it")
 		return
@@ -141,7 +142,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := Verify(r.Header.Get("X-Hub-Signature-256"), body, h.o.Secrets()...); err != nil {
-		log.Warn("webhook refused", "reason", err.Error(), "remote", r.RemoteAddr)
+		log().Warn("webhook refused", "reason", err.Error(), "remote", r.RemoteAddr)
 		reply(http.StatusUnauthorized, "unauthorized", err.Error())
 		return
 	}
@@ -177,7 +178,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	seq, fresh, err := h.o.Inbox.Accept(context.WithoutCancel(r.Context()), d)
 	if err != nil {
 		reuse = false // the store may still be reading it
-		log.Error("webhook not stored", "err", err)
+		log().Error("webhook not stored", "err", err)
 		reply(http.StatusServiceUnavailable, "error", "could not store the delivery; GitHub may redeliver it")
 		return
 	}
