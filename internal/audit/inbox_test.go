@@ -357,7 +357,8 @@ func TestLinger(t *testing.T) {
 	}
 
 	s.arriving.Store(2) // two more are compressing
-	go func() { // as Accept hands them over
+	// They are handed over as Accept does it.
+	go func() {
 		time.Sleep(time.Millisecond)
 		s.arriving.Add(-1)
 		s.accepts <- acceptReq{d: Delivery{ID: "b"}}
