@@ -239,20 +239,46 @@ func (s *Store) TrackPR(ctx context.Context, p TrackedPR) error {
 	if p.Repo == "" || p.Number <= 0 {
 		return fmt.Errorf("track PR %s#%d: repository and a positive number are required", p.Repo, p.Number)
 	}
-	at := p.UpdatedAt
-	if at.IsZero() {
-		at = s.nowUTC()
-	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := s.wq.in(tx).ExecContext(ctx, qTrackPR,
-			p.Repo, p.Number, p.Installation, p.HeadSHA, p.BaseRef, p.Author, b2i(p.Agent), b2i(p.Open), p.Outcome,
-			b2i(p.TimeDependent), p.CheckRunID, ns(at))
-		return err
-	})
+	err := s.inTx(ctx, func(tx *sql.Tx) error { return s.trackTx(ctx, tx, p) })
 	if err != nil {
 		return fmt.Errorf("track PR %s#%d: %w", p.Repo, p.Number, err)
 	}
 	return nil
+}
+
+// AppendTracked appends recs to the trail and records p, in one
+// transaction: both or neither. An evaluation no inbox delivery stands for
+// (a scheduled re-evaluation, a reconcile) stores its record this way, so
+// that a crash after publishing cannot leave the PR tracked as decided with
+// no record of the decision: untracked, it is evaluated again.
+func (s *Store) AppendTracked(ctx context.Context, p TrackedPR, recs ...Record) ([]Record, error) {
+	if p.Repo == "" || p.Number <= 0 {
+		return nil, fmt.Errorf("track PR %s#%d: repository and a positive number are required", p.Repo, p.Number)
+	}
+	var out []Record
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if out, err = s.appendTx(ctx, tx, recs); err != nil {
+			return err
+		}
+		return s.trackTx(ctx, tx, p)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("append audit records and track PR %s#%d: %w", p.Repo, p.Number, err)
+	}
+	return out, nil
+}
+
+// trackTx upserts p inside tx, a write transaction.
+func (s *Store) trackTx(ctx context.Context, tx *sql.Tx, p TrackedPR) error {
+	at := p.UpdatedAt
+	if at.IsZero() {
+		at = s.nowUTC()
+	}
+	_, err := s.wq.in(tx).ExecContext(ctx, qTrackPR,
+		p.Repo, p.Number, p.Installation, p.HeadSHA, p.BaseRef, p.Author, b2i(p.Agent), b2i(p.Open), p.Outcome,
+		b2i(p.TimeDependent), p.CheckRunID, ns(at))
+	return err
 }
 
 const trackedCols = `repo, number, installation, head_sha, base_ref, author, agent, open, outcome, time_dependent,

@@ -250,6 +250,38 @@ func TestOverrides(t *testing.T) {
 	}
 }
 
+// AppendTracked stores the records and the tracked PR together, or neither.
+func TestAppendTracked(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t)
+	p := TrackedPR{Repo: "o/r", Number: 1, HeadSHA: "abc", Open: true, Outcome: "allow", CheckRunID: 7}
+	rec := Record{Kind: KindDecision, Outcome: "allow", Repository: "o/r", PullRequest: 1, HeadSHA: "abc"}
+	out, err := s.AppendTracked(ctx, p, rec)
+	if err != nil || len(out) != 1 || out[0].Seq != 1 {
+		t.Fatalf("AppendTracked = %+v, %v", out, err)
+	}
+	if got, ok, _ := s.TrackedPR(ctx, "o/r", 1); !ok || got.CheckRunID != 7 {
+		t.Fatalf("tracked %+v, %v", got, ok)
+	}
+
+	// A record the trail refuses: the PR stays as it was, nothing is appended.
+	p2 := p
+	p2.HeadSHA, p2.CheckRunID = "def", 8
+	if _, err := s.AppendTracked(ctx, p2, Record{Kind: KindDecision}); err == nil {
+		t.Fatal("AppendTracked of a record without outcome succeeded")
+	}
+	// A tracked PR the store refuses: the record is not appended either.
+	if _, err := s.AppendTracked(ctx, TrackedPR{Repo: "o/r"}, rec); err == nil {
+		t.Fatal("AppendTracked of a PR without number succeeded")
+	}
+	if got, _, _ := s.TrackedPR(ctx, "o/r", 1); got.HeadSHA != "abc" || got.CheckRunID != 7 {
+		t.Fatalf("after refusals tracked %+v", got)
+	}
+	if h, err := s.PRHistory(ctx, "o/r", 1, 10); err != nil || len(h) != 1 {
+		t.Fatalf("%d records after refusals (%v), want 1", len(h), err)
+	}
+}
+
 func TestTrackedPRs(t *testing.T) {
 	ctx := context.Background()
 	c := newClock(t0)

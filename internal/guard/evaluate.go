@@ -31,6 +31,13 @@ type target struct {
 	known        *pr.PullRequest // from the payload; nil: fetch it
 	event        pr.Event
 	fresh        bool // publish a new check run (check_run rerequested)
+	// record: evaluate appends the record itself, with the tracked PR in
+	// one transaction (Store.AppendTracked). For evaluations no inbox
+	// delivery stands for (schedule, reconcile): a crash after publishing
+	// must not leave the PR tracked as decided without a record, since
+	// nothing would evaluate it again. Deliveries append theirs when they
+	// complete; a crash before that redoes them.
+	record bool
 
 	// The guard's record of the PR, read once per evaluation.
 	tracked     audit.TrackedPR
@@ -92,6 +99,11 @@ func (g *Guard) evaluate(ctx context.Context, t target) ([]audit.Record, error) 
 	rec := g.record(cfg, t, ev)
 	if stale {
 		rec.Reason = "not published: " + p.HeadSHA + " is no longer the head of the pull request; " + rec.Reason
+		if t.record {
+			if _, err := g.o.Store.Append(ctx, rec); err != nil {
+				return nil, err
+			}
+		}
 		return []audit.Record{rec}, nil
 	}
 
@@ -123,12 +135,19 @@ func (g *Guard) evaluate(ctx context.Context, t target) ([]audit.Record, error) 
 	if seen && tracked.UpdatedAt.After(updated) {
 		updated = tracked.UpdatedAt
 	}
-	if err := g.o.Store.TrackPR(ctx, audit.TrackedPR{
+	track := audit.TrackedPR{
 		Repo: t.repo.FullName, Number: t.number, Installation: t.installation,
 		HeadSHA: p.HeadSHA, BaseRef: p.BaseRef, Author: p.Author.Login,
 		Agent: in.AgentPR || (seen && tracked.Agent), Open: true, Outcome: string(ev.decision.Outcome),
 		TimeDependent: in.AgentPR || freezesEveryone(cfg), CheckRunID: id, UpdatedAt: updated,
-	}); err != nil {
+	}
+	if t.record {
+		if _, err := g.o.Store.AppendTracked(ctx, track, rec); err != nil {
+			return nil, err
+		}
+		return []audit.Record{rec}, nil
+	}
+	if err := g.o.Store.TrackPR(ctx, track); err != nil {
 		return nil, fmt.Errorf("track pull request: %w", err)
 	}
 	return []audit.Record{rec}, nil

@@ -75,14 +75,11 @@ func (g *Guard) scanOpenPulls(ctx context.Context, pace time.Duration) error {
 				}
 				evaluated++
 				d := webhook.Delivery{ID: "reconcile:" + newID(), Event: "schedule"}
-				recs, err := g.evaluate(ctx, target{
+				// The record is appended by evaluate, with the tracked PR.
+				if _, err := g.evaluate(ctx, target{
 					delivery: d, installation: inst.GetID(), repo: repo, number: p.Number, known: &p,
-					event: pr.Event{Name: "schedule", Action: "reconcile"},
-				})
-				if err == nil && len(recs) > 0 {
-					_, err = g.o.Store.Append(ctx, recs...)
-				}
-				if err != nil {
+					event: pr.Event{Name: "schedule", Action: "reconcile"}, record: true,
+				}); err != nil {
 					g.o.Logger.Error("reconcile evaluation failed", "repo", repo.FullName, "pr", p.Number, "err", err)
 				}
 			}

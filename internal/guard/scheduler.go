@@ -275,15 +275,14 @@ func (g *Guard) reevaluateOpen(ctx context.Context, why string, pace time.Durati
 		}
 		owner, name, _ := strings.Cut(it.p.Repo, "/")
 		d := webhook.Delivery{ID: "schedule:" + newID(), Event: "schedule"}
+		// The record is appended by evaluate, with the tracked PR.
 		recs, err := g.evaluate(ctx, target{
 			delivery: d, installation: it.p.Installation,
 			repo:   pr.Repository{Owner: owner, Name: name, FullName: it.p.Repo},
 			number: it.p.Number,
 			event:  pr.Event{Name: "schedule", Action: why},
+			record: true,
 		})
-		if err == nil && len(recs) > 0 {
-			_, err = g.o.Store.Append(ctx, recs...)
-		}
 		gone := errors.Is(err, gh.ErrNotFound)
 		if gone {
 			g.o.Logger.Warn("pull request no longer visible to the app; no longer tracked", "repo", it.p.Repo, "pr", it.p.Number, "err", err)
