@@ -83,16 +83,8 @@ func intOf(n int64) int {
 // object scans an object from its '{', handing each member's key (raw,
 // and whether it has escapes) to member, which scans the value.
 func (s *envScanner) object(member func(key []byte, escaped bool) bool) bool {
-	if s.depth++; s.depth > maxDepth {
-		s.deep = true
-		return false
-	}
-	s.i++ // '{'
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == '}' {
-		s.i++
-		s.depth--
-		return true
+	if empty, ok := s.enter('}'); !ok || empty {
+		return ok
 	}
 	for {
 		if s.i >= len(s.b) || s.b[s.i] != '"' {
@@ -111,22 +103,48 @@ func (s *envScanner) object(member func(key []byte, escaped bool) bool) bool {
 		if !member(key, esc) {
 			return false
 		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return false
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-			s.ws()
-		case '}':
-			s.i++
-			s.depth--
-			return true
-		default:
-			return false
+		if more, ok := s.more('}'); !more {
+			return ok
 		}
 	}
+}
+
+// enter takes the opening byte of an object or array and reports whether
+// it is empty (its closing byte end follows, and is taken too); ok is false
+// past maxDepth.
+func (s *envScanner) enter(end byte) (empty, ok bool) {
+	if s.depth++; s.depth > maxDepth {
+		s.deep = true
+		return false, false
+	}
+	s.i++
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == end {
+		s.i++
+		s.depth--
+		return true, true
+	}
+	return false, true
+}
+
+// more takes what follows an element of an object or array: a comma (more)
+// or its closing byte end; ok is false for anything else.
+func (s *envScanner) more(end byte) (more, ok bool) {
+	s.ws()
+	if s.i >= len(s.b) {
+		return false, false
+	}
+	switch s.b[s.i] {
+	case ',':
+		s.i++
+		s.ws()
+		return true, true
+	case end:
+		s.i++
+		s.depth--
+		return false, true
+	}
+	return false, false
 }
 
 // topMember scans a member of the payload object.
@@ -257,35 +275,15 @@ func (s *envScanner) value() bool {
 }
 
 func (s *envScanner) array() bool {
-	if s.depth++; s.depth > maxDepth {
-		s.deep = true
-		return false
-	}
-	s.i++ // '['
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == ']' {
-		s.i++
-		s.depth--
-		return true
+	if empty, ok := s.enter(']'); !ok || empty {
+		return ok
 	}
 	for {
 		if !s.value() {
 			return false
 		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return false
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-			s.ws()
-		case ']':
-			s.i++
-			s.depth--
-			return true
-		default:
-			return false
+		if more, ok := s.more(']'); !more {
+			return ok
 		}
 	}
 }
