@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"encoding/binary"
 	"encoding/csv"
@@ -13,13 +12,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mergeguard/guard/internal/audit"
+	"github.com/mergeguard/guard/internal/dirtest"
 )
 
 // auditFixture is a database with records around Berlin's 2026-W13 and a
@@ -293,30 +292,6 @@ func TestAuditSubcommands(t *testing.T) {
 	}
 }
 
-// dbDirState is every file of dir (the database and whatever SQLite keeps
-// beside it) with the SHA-256 of its content.
-func dbDirState(t *testing.T, dir string) []string {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range es {
-		if e.IsDir() {
-			out = append(out, e.Name()+"/")
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, fmt.Sprintf("%s %x", e.Name(), sha256.Sum256(b)))
-	}
-	sort.Strings(out)
-	return out
-}
-
 // dbHeader returns a database file's header fields that say what it is:
 // the read version (2: WAL mode, 1: rollback journal) and the schema
 // version (user_version).
@@ -398,7 +373,7 @@ func TestAuditCommandsLeaveTheDatabaseAlone(t *testing.T) {
 				t.Fatalf("fixture: read version %d, schema %d; want %d, %d", rv, uv, tc.readVersion, tc.userVersion)
 			}
 			dir := filepath.Dir(db)
-			before := dbDirState(t, dir)
+			before := dirtest.State(t, dir)
 			now := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
 			code, out, errOut := guardAudit(t, now, "verify", "--db", db, "--anchor", head)
 			if code != 0 || !strings.Contains(out, "intact: 4 records") {
@@ -418,7 +393,7 @@ func TestAuditCommandsLeaveTheDatabaseAlone(t *testing.T) {
 			if code != 0 || !strings.Contains(out, "no active freezes") {
 				t.Fatalf("freeze list: exit %d, %q, %q", code, out, errOut)
 			}
-			if after := dbDirState(t, dir); !slices.Equal(before, after) {
+			if after := dirtest.State(t, dir); !slices.Equal(before, after) {
 				t.Fatalf("the database or its directory changed:\nbefore %q\nafter  %q", before, after)
 			}
 			if rv, uv := dbHeader(t, db); rv != tc.readVersion || uv != tc.userVersion {
@@ -505,12 +480,12 @@ func TestAuditRefusesWhatIsNotAGuardDatabase(t *testing.T) {
 	} {
 		for _, cmd := range [][]string{{"verify"}, {"export", "--week", "2026-W13"}} {
 			t.Run(cmd[0]+" refuses "+tc.name, func(t *testing.T) {
-				before := dbDirState(t, filepath.Dir(tc.db))
+				before := dirtest.State(t, filepath.Dir(tc.db))
 				code, out, errOut := guardAudit(t, now, append(cmd, "--db", tc.db)...)
 				if code != 1 || out != "" || !strings.Contains(errOut, tc.want) {
 					t.Fatalf("exit %d, stdout %q, stderr %q; want exit 1 mentioning %q", code, out, errOut, tc.want)
 				}
-				if after := dbDirState(t, filepath.Dir(tc.db)); !slices.Equal(before, after) {
+				if after := dirtest.State(t, filepath.Dir(tc.db)); !slices.Equal(before, after) {
 					t.Fatalf("the directory changed:\nbefore %q\nafter  %q", before, after)
 				}
 			})

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mergeguard/guard/internal/dirtest"
 	"github.com/mergeguard/guard/internal/githubtest"
 	"github.com/mergeguard/guard/internal/policy"
 	"github.com/mergeguard/guard/policies"
@@ -64,9 +65,9 @@ func TestDoctor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	goodPolicies := policyDir(t, nil)
-	brokenPolicies := policyDir(t, map[string]string{"broken.rego": "package guard\n\nallow if {\n\tinput.x ==\n}\n"})
-	failingPolicies := policyDir(t, map[string]string{"extra_test.rego": "package guard\n\ntest_extra_passes if { true }\n\n" +
+	goodPolicies := dirtest.Policies(t, nil)
+	brokenPolicies := dirtest.Policies(t, map[string]string{"broken.rego": "package guard\n\nallow if {\n\tinput.x ==\n}\n"})
+	failingPolicies := dirtest.Policies(t, map[string]string{"extra_test.rego": "package guard\n\ntest_extra_passes if { true }\n\n" +
 		"test_agent_pr_is_allowed_always if {\n\tdecision.outcome == \"allow\" with input as agent_input\n}\n"})
 	missing := filepath.Join(t.TempDir(), "no-such-dir")
 
@@ -130,22 +131,6 @@ func TestDoctor(t *testing.T) {
 			}
 		})
 	}
-}
-
-// policyDir writes the embedded policies and files (name → text) to a
-// directory.
-func policyDir(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := os.CopyFS(dir, policies.FS); err != nil {
-		t.Fatal(err)
-	}
-	for name, text := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
 }
 
 func TestDoctorJSON(t *testing.T) {

@@ -10,39 +10,15 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/mergeguard/guard/internal/dirtest"
 	"github.com/mergeguard/guard/internal/pr"
 )
-
-// dirState is every file of dir with the SHA-256 of its content, e.g.
-// "guard.db 1a2b…".
-func dirState(tb testing.TB, dir string) []string {
-	tb.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var out []string
-	for _, e := range es {
-		if e.IsDir() {
-			out = append(out, e.Name()+"/")
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		out = append(out, fmt.Sprintf("%s %x", e.Name(), sha256.Sum256(b)))
-	}
-	sort.Strings(out)
-	return out
-}
 
 // header19 is the read version in a database file's header: 2 in WAL mode,
 // 1 with a rollback journal.
@@ -184,7 +160,7 @@ func TestOpenReadOnlyLeavesTheFileAlone(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Dir(tc.path)
-			before := dirState(t, dir)
+			before := dirtest.State(t, dir)
 			s, err := OpenReadOnly(ctx, tc.path)
 			if err != nil {
 				t.Fatal(err)
@@ -200,7 +176,7 @@ func TestOpenReadOnlyLeavesTheFileAlone(t *testing.T) {
 			if records != n+1 || h != head || freezes != 1 {
 				t.Errorf("read %d records, head %s, %d freezes; want %d, %s, 1", records, h, freezes, n+1, head)
 			}
-			if after := dirState(t, dir); !slices.Equal(before, after) {
+			if after := dirtest.State(t, dir); !slices.Equal(before, after) {
 				t.Fatalf("the directory changed:\nbefore %q\nafter  %q", before, after)
 			}
 		})
@@ -411,7 +387,7 @@ func TestOpenReadOnlyNoticesAGuardStarting(t *testing.T) {
 // writer that is not there).
 func TestReadOnlyStoreRefusesWrites(t *testing.T) {
 	path, _ := closedGuardDB(t, 1)
-	before := dirState(t, filepath.Dir(path))
+	before := dirtest.State(t, filepath.Dir(path))
 	s, err := OpenReadOnly(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
@@ -454,7 +430,7 @@ func TestReadOnlyStoreRefusesWrites(t *testing.T) {
 	if _, err := s.Verify(context.Background(), ""); err == nil {
 		t.Fatal("Verify after Close succeeded")
 	}
-	if after := dirState(t, filepath.Dir(path)); !slices.Equal(before, after) {
+	if after := dirtest.State(t, filepath.Dir(path)); !slices.Equal(before, after) {
 		t.Fatalf("the directory changed:\nbefore %q\nafter  %q", before, after)
 	}
 }
@@ -498,7 +474,7 @@ func TestOpenReadOnlyRefuses(t *testing.T) {
 			var before []string
 			dir := filepath.Dir(path)
 			if path != "" && path != ":memory:" {
-				before = dirState(t, dir)
+				before = dirtest.State(t, dir)
 			}
 			s, err := OpenReadOnly(ctx, path)
 			if err == nil {
@@ -509,7 +485,7 @@ func TestOpenReadOnlyRefuses(t *testing.T) {
 				t.Fatalf("OpenReadOnly = %v, want %q", err, tc.want)
 			}
 			if before != nil {
-				if after := dirState(t, dir); !slices.Equal(before, after) {
+				if after := dirtest.State(t, dir); !slices.Equal(before, after) {
 					t.Fatalf("the directory changed:\nbefore %q\nafter  %q", before, after)
 				}
 			}
@@ -552,12 +528,12 @@ func TestOpenReadOnlyInAReadOnlyDirectory(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { os.Chmod(dir, 0o755) })
-		before := dirState(t, dir)
+		before := dirtest.State(t, dir)
 		records, h, _ := readAll(t, path)
 		if records != 4 || h != head {
 			t.Fatalf("%s: %d records, head %s", path, records, h)
 		}
-		if after := dirState(t, dir); !slices.Equal(before, after) {
+		if after := dirtest.State(t, dir); !slices.Equal(before, after) {
 			t.Fatalf("the directory changed:\nbefore %q\nafter  %q", before, after)
 		}
 	}

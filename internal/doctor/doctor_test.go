@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mergeguard/guard/internal/dirtest"
 	"github.com/mergeguard/guard/internal/doctor"
 	"github.com/mergeguard/guard/internal/gh"
 	"github.com/mergeguard/guard/internal/githubtest"
@@ -572,22 +573,6 @@ func TestRunChecksConfiguredTeams(t *testing.T) {
 	}
 }
 
-// policyDir writes the embedded policies and files (name → text) to a
-// directory.
-func policyDir(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := os.CopyFS(dir, policies.FS); err != nil {
-		t.Fatal(err)
-	}
-	for name, text := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
 func TestRunChecksPolicies(t *testing.T) {
 	embedded, err := policy.Compile(context.Background(), policies.FS)
 	if err != nil {
@@ -606,14 +591,14 @@ func TestRunChecksPolicies(t *testing.T) {
 	}{
 		{name: "embedded: compiled, tests not run", fsys: policies.FS, ok: true, status: doctor.StatusOK,
 			want: []string{"policies: the embedded policies compile, revision " + embedded.Revision()}, revision: true},
-		{name: "a directory whose tests pass", dir: policyDir(t, nil), ok: true, status: doctor.StatusOK,
+		{name: "a directory whose tests pass", dir: dirtest.Policies(t, nil), ok: true, status: doctor.StatusOK,
 			want: []string{"compile, revision " + embedded.Revision(), "tests passed"}, revision: true, tested: true},
-		{name: "a directory with one more test", dir: policyDir(t, map[string]string{"extra_test.rego": changed}), ok: true,
+		{name: "a directory with one more test", dir: dirtest.Policies(t, map[string]string{"extra_test.rego": changed}), ok: true,
 			status: doctor.StatusOK, want: []string{"tests passed"}, tested: true},
-		{name: "a directory that does not compile", dir: policyDir(t, map[string]string{"broken.rego": "package guard\n\nallow if {\n\tinput.x ==\n}\n"}),
+		{name: "a directory that does not compile", dir: dirtest.Policies(t, map[string]string{"broken.rego": "package guard\n\nallow if {\n\tinput.x ==\n}\n"}),
 			status: doctor.StatusProblem, want: []string{"do not compile", "broken.rego:5:1: rego_parse_error"}},
 		{name: "a directory whose tests fail",
-			dir:    policyDir(t, map[string]string{"extra_test.rego": "package guard\n\ntest_extra_passes if { true }\n\ntest_agent_pr_is_allowed_always if {\n\tdecision.outcome == \"allow\" with input as agent_input\n}\n"}),
+			dir:    dirtest.Policies(t, map[string]string{"extra_test.rego": "package guard\n\ntest_extra_passes if { true }\n\ntest_agent_pr_is_allowed_always if {\n\tdecision.outcome == \"allow\" with input as agent_input\n}\n"}),
 			status: doctor.StatusProblem, want: []string{"1 of", "tests fail: FAIL test_agent_pr_is_allowed_always (extra_test.rego:5)"}, tested: true},
 	}
 	for _, tt := range tests {
