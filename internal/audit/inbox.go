@@ -174,6 +174,9 @@ func (s *Store) writer() {
 	if s.ckpt != nil {
 		finish = s.ckpt.finish
 	}
+	var last time.Time // when the last commit started
+	paceTimer := time.NewTimer(time.Hour)
+	paceTimer.Stop()
 	for {
 		select {
 		case <-s.quit:
@@ -193,12 +196,51 @@ func (s *Store) writer() {
 				break drain
 			}
 		}
-		batch = s.linger(batch)
+		batch = s.linger(s.gather(batch, last, paceTimer))
+		last = time.Now()
 		res := s.commitAccepts(batch)
 		for i, r := range batch {
 			r.res <- res[i]
 		}
 	}
+}
+
+// commitPace is the least time between the starts of two commits. A
+// commit's cost hardly depends on its size: measured on the 2-core VM,
+// ~400 µs of CPU (half of it the fsync, most of the rest the WAL frames of
+// the pages every commit rewrites: the table's and the indexes' last
+// leaves, the AUTOINCREMENT counter) against ~70 µs per delivery. At 3,000
+// deliveries/s, committing as soon as the previous commit ended made
+// batches of 2-3 and ~1,200 commits/s, a third of the guard's CPU; at most
+// 500 commits/s make batches of 6 or more and took the guard from ~1.17 to
+// ~0.95 cores at that rate (and its disk writes per delivery from 26 to 14
+// KiB), for ~0.5 ms more per acknowledgement. A commit that took longer
+// than commitPace (a busy machine) is followed at once by the next, and an
+// Accept that comes after a pause is committed at once: the pace costs
+// nothing when the writer is slow or idle.
+const commitPace = 2 * time.Millisecond
+
+// gather adds to batch the Accepts that come until pace has passed since
+// the last commit started (last), returning at once if it has. t is the
+// writer's timer, stopped and drained.
+func (s *Store) gather(batch []acceptReq, last time.Time, t *time.Timer) []acceptReq {
+	wait := s.pace - time.Since(last)
+	if wait <= 0 || len(batch) >= maxBatch {
+		return batch
+	}
+	t.Reset(wait)
+	defer t.Stop()
+	for len(batch) < maxBatch {
+		select {
+		case r := <-s.accepts:
+			batch = append(batch, r)
+		case <-t.C:
+			return batch
+		case <-s.quit:
+			return batch
+		}
+	}
+	return batch
 }
 
 // lingerMax bounds how long a batch waits for Accepts already under way.

@@ -377,3 +377,44 @@ func TestLinger(t *testing.T) {
 		t.Fatalf("none arriving: linger = %d requests after %v, want 1 after %v", len(got), time.Since(start), s.lingerMax)
 	}
 }
+
+// gather lets Accepts join the batch until pace has passed since the last
+// commit started, and returns at once when it has (a lone delivery after a
+// pause, or the next batch after a slow commit, is committed without
+// waiting).
+func TestGather(t *testing.T) {
+	s := &Store{accepts: make(chan acceptReq), quit: make(chan struct{}), pace: 50 * time.Millisecond}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	one := []acceptReq{{d: Delivery{ID: "a"}}}
+
+	start := time.Now()
+	if got := s.gather(one, time.Now().Add(-time.Second), timer); len(got) != 1 || time.Since(start) > 10*time.Millisecond {
+		t.Fatalf("pace passed: gather = %d requests after %v, want 1 at once", len(got), time.Since(start))
+	}
+
+	go func() {
+		s.accepts <- acceptReq{d: Delivery{ID: "b"}}
+		s.accepts <- acceptReq{d: Delivery{ID: "c"}}
+	}()
+	start = time.Now()
+	got := s.gather(one, start, timer)
+	if len(got) != 3 || got[1].d.ID != "b" || got[2].d.ID != "c" {
+		t.Fatalf("right after a commit started: gather = %d requests, want a, b, c", len(got))
+	}
+	if el := time.Since(start); el < s.pace-time.Millisecond {
+		t.Fatalf("right after a commit started: gather returned after %v, want the pace (%v)", el, s.pace)
+	}
+
+	// The timer is left stopped and drained: the next pace is whole.
+	start = time.Now()
+	if got := s.gather(one, start, timer); len(got) != 1 || time.Since(start) < s.pace-time.Millisecond {
+		t.Fatalf("second pace: gather = %d requests after %v, want 1 after %v", len(got), time.Since(start), s.pace)
+	}
+
+	close(s.quit) // closing cuts the pace short
+	start = time.Now()
+	if got := s.gather(one, start, timer); len(got) != 1 || time.Since(start) > s.pace/2 {
+		t.Fatalf("closed: gather = %d requests after %v, want 1 at once", len(got), time.Since(start))
+	}
+}
