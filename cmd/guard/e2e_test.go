@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -699,6 +700,60 @@ func TestSchedulerDropsPRsGitHubNoLongerShows(t *testing.T) {
 		p, ok, err := st.TrackedPR(context.Background(), testRepo, 44)
 		return err == nil && ok && !p.Open
 	})
+}
+
+// TestSchedulerRetriesOnlyWhatFailed: in an outage a re-evaluation pass
+// stops after three failures in a row, and the next tick goes on with the
+// PRs not done yet: a PR re-evaluated before GitHub failed is not asked for
+// again, one after the failing ones is not asked for while they fail. A
+// boundary passing meanwhile starts the re-evaluation over, and all are
+// decided once GitHub answers again.
+func TestSchedulerRetriesOnlyWhatFailed(t *testing.T) {
+	fake := newFake(t)
+	h, from, to := guardWithWindow(t, fake, "")
+	heads := map[int]string{}
+	for n := 60; n <= 64; n++ {
+		heads[n] = fmt.Sprintf("%040x", n)
+		addPull(fake, n, agent, heads[n])
+		fake.AddReview(testRepo, n, pr.Review{User: carol, State: "APPROVED", CommitID: heads[n]})
+		h.deliver("pull_request", prEvent(t, "opened", n, agent, heads[n], agent))
+		h.waitCheckOn(t, heads[n], "success")
+	}
+	for n := 61; n <= 64; n++ {
+		fake.FailNext("GET", fmt.Sprintf("/repos/%s/pulls/%d", testRepo, n), 0, http.StatusBadGateway, nil, "")
+		fake.FailNext("GET", fmt.Sprintf("/repos/%s/pulls/%d/*", testRepo, n), 0, http.StatusBadGateway, nil, "")
+	}
+	calls := func(n int) int { // GitHub calls about PR n, 304s included
+		pull := fmt.Sprintf("/repos/%s/pulls/%d", testRepo, n)
+		c := 0
+		for _, call := range slices.Concat(fake.Calls(), fake.FreeCalls()) {
+			if call.Path == pull || strings.HasPrefix(call.Path, pull+"/") || strings.Contains(call.Path, heads[n]) {
+				c++
+			}
+		}
+		return c
+	}
+	before64 := calls(64)
+	h.clock.Set(from.Add(time.Minute)) // the freeze window has begun
+	h.waitCheckOn(t, heads[60], "failure")
+	waitFor(t, "a first pass to pause", func() bool { return strings.Count(h.log.String(), "re-evaluation paused") >= 1 })
+	after60 := calls(60)
+	waitFor(t, "three more passes to pause", func() bool { return strings.Count(h.log.String(), "re-evaluation paused") >= 4 })
+	if n := calls(60); n != after60 {
+		t.Errorf("PR 60, re-evaluated before the outage, was asked for again by the retries: %d calls, then %d", after60, n)
+	}
+	if n := calls(64); n != before64 {
+		t.Errorf("PR 64, after three failing PRs, was asked for during the outage: %d calls, want %d", n, before64)
+	}
+	// The window ends while GitHub still fails: that is another
+	// re-evaluation, so what the retried one finished counts for nothing.
+	h.clock.Set(to.Add(time.Minute))
+	h.waitCheckOn(t, heads[60], "success")
+	fake.ClearFaults()
+	waitFor(t, "PR 64 to be re-evaluated once GitHub answers", func() bool { return calls(64) > before64 })
+	for n := 61; n <= 64; n++ {
+		h.waitCheckOn(t, heads[n], "success")
+	}
 }
 
 // TestTruncatedCommitListFailsClosed: GitHub lists at most 250 commits of a

@@ -38,6 +38,9 @@ type Guard struct {
 	o     Options
 	locks keyedMutex
 	kick  chan struct{} // wakes the scheduler
+	// redo is the re-evaluation the scheduler is retrying, if one failed;
+	// only the scheduler's goroutine uses it.
+	redo *retry
 }
 
 // New returns a Guard.

@@ -87,9 +87,11 @@ func (g *Guard) Tick(ctx context.Context, o SchedulerOptions) error {
 
 	// Calendar boundaries: due when the stored next boundary has passed (also
 	// one that passed while the guard was down).
-	if v, ok, err := g.o.Store.State(ctx, stateBoundary); err != nil {
+	boundaryState, ok, err := g.o.Store.State(ctx, stateBoundary)
+	if err != nil {
 		return err
-	} else if ok && v != "" {
+	}
+	if v := boundaryState; ok && v != "" {
 		b, err := time.Parse(time.RFC3339Nano, v)
 		if err == nil && !now.Before(b) {
 			due, why = true, "calendar boundary "+b.Format(time.RFC3339)
@@ -124,7 +126,8 @@ func (g *Guard) Tick(ctx context.Context, o SchedulerOptions) error {
 		everyone = ok && freezesEveryone(cfg)
 	}
 	// A re-evaluation that fails (GitHub down) is tried again at the next
-	// tick; meanwhile the reconcile and the weekly export still run.
+	// tick, for the PRs it did not finish; meanwhile the reconcile and the
+	// weekly export still run.
 	var failed error
 	if due {
 		// Deliveries in flight now may have decided before the boundary and
@@ -133,8 +136,18 @@ func (g *Guard) Tick(ctx context.Context, o SchedulerOptions) error {
 		if err != nil {
 			return err
 		}
-		failed = g.reevaluateOpen(ctx, why, o.Pace, everyone)
+		// What the PRs are re-evaluated for: the state that made it due and
+		// the next boundary from now. A retry goes on with the PRs the last
+		// try did not finish while that is the same; once a boundary has
+		// passed (or a freeze, the configuration changed) every PR again.
+		gen := fmt.Sprint(boundaryState, "|", verStr, "|", cfg.Digest, "|", everyone, "|",
+			g.nextBoundary(ctx, cfg.Calendar.NextBoundary(now), now).UnixNano())
+		if g.redo == nil || g.redo.gen != gen {
+			g.redo = &retry{gen: gen, done: map[string]bool{}}
+		}
+		failed = g.reevaluateOpen(ctx, why, o.Pace, everyone, g.redo.done)
 		if failed == nil {
+			g.redo = nil
 			if inFlight {
 				if err := g.o.Store.SetState(ctx, stateRecheck, strconv.FormatInt(last, 10)); err != nil {
 					return err
@@ -203,7 +216,7 @@ func (g *Guard) recheck(ctx context.Context, pace time.Duration) error {
 		if inFlight && first <= mark {
 			return nil // still in flight
 		}
-		if err := g.reevaluateOpen(ctx, "deliveries in flight at the boundary are done", pace, false); err != nil {
+		if err := g.reevaluateOpen(ctx, "deliveries in flight at the boundary are done", pace, false, nil); err != nil {
 			return err
 		}
 	}
@@ -227,12 +240,27 @@ func (g *Guard) nextBoundary(ctx context.Context, cal, now time.Time) time.Time 
 	return next
 }
 
+// retry is a re-evaluation being retried: gen names what it is for, done
+// holds the PRs (repo#number) it has finished.
+type retry struct {
+	gen  string
+	done map[string]bool
+}
+
+// maxFailuresInARow ends a re-evaluation pass: after that many PRs failed
+// one after the other (GitHub down, or rate limiting), the rest wait for
+// the next tick instead of failing too, each with its own retries. A pass
+// in an outage costs a few calls, not one evaluation per open PR.
+const maxFailuresInARow = 3
+
 // reevaluateOpen re-evaluates the open watched PRs (all: every open
 // tracked PR), blocks first, so that a freeze reaches GitHub before
 // anything is let through, pacing the calls. A PR GitHub no longer shows
 // the app (repository removed from the installation, or deleted) stops
-// being tracked instead of failing every tick.
-func (g *Guard) reevaluateOpen(ctx context.Context, why string, pace time.Duration, all bool) error {
+// being tracked instead of failing every tick. PRs in done (if not nil)
+// are skipped, and those finished are added to it; after
+// maxFailuresInARow failures in a row the pass ends with the first error.
+func (g *Guard) reevaluateOpen(ctx context.Context, why string, pace time.Duration, all bool, done map[string]bool) error {
 	list := g.o.Store.OpenWatchedPRs
 	if all {
 		list = g.o.Store.OpenTrackedPRs
@@ -249,7 +277,7 @@ func (g *Guard) reevaluateOpen(ctx context.Context, why string, pace time.Durati
 	now := g.o.Now()
 	cfg := g.o.Config()
 	for _, p := range prs {
-		if !p.TimeDependent && !all {
+		if !p.TimeDependent && !all || done[prKey(p)] {
 			continue
 		}
 		owner, name, _ := strings.Cut(p.Repo, "/")
@@ -265,6 +293,7 @@ func (g *Guard) reevaluateOpen(ctx context.Context, why string, pace time.Durati
 		g.o.Logger.Info("re-evaluating open agent pull requests", "why", why, "count", len(items))
 	}
 	var firstErr error
+	inARow := 0 // failures
 	for i, it := range items {
 		if i > 0 && pace > 0 {
 			select {
@@ -297,7 +326,20 @@ func (g *Guard) reevaluateOpen(ctx context.Context, why string, pace time.Durati
 			if firstErr == nil {
 				firstErr = err
 			}
+			if inARow++; inARow >= maxFailuresInARow && i+1 < len(items) {
+				g.o.Logger.Warn("re-evaluation paused after failures in a row; the rest at the next tick",
+					"failures", inARow, "left", len(items)-i-1)
+				return firstErr
+			}
+			continue
+		}
+		inARow = 0
+		if done != nil {
+			done[prKey(it.p)] = true
 		}
 	}
 	return firstErr
 }
+
+// prKey names a tracked PR in a retry's done set.
+func prKey(p audit.TrackedPR) string { return p.Repo + "#" + strconv.Itoa(p.Number) }
