@@ -703,11 +703,10 @@ func TestSchedulerDropsPRsGitHubNoLongerShows(t *testing.T) {
 }
 
 // TestSchedulerRetriesOnlyWhatFailed: in an outage a re-evaluation pass
-// stops after three failures in a row, and the next tick goes on with the
-// PRs not done yet: a PR re-evaluated before GitHub failed is not asked for
-// again, one after the failing ones is not asked for while they fail. A
-// boundary passing meanwhile starts the re-evaluation over, and all are
-// decided once GitHub answers again.
+// stops after three failures in a row; the next tick tries the PRs not
+// tried yet first, so a few PRs that keep failing do not keep a freeze from
+// the others, and a PR done is not asked for again. A boundary passing
+// meanwhile starts the re-evaluation over.
 func TestSchedulerRetriesOnlyWhatFailed(t *testing.T) {
 	fake := newFake(t)
 	h, from, to := guardWithWindow(t, fake, "")
@@ -719,7 +718,7 @@ func TestSchedulerRetriesOnlyWhatFailed(t *testing.T) {
 		h.deliver("pull_request", prEvent(t, "opened", n, agent, heads[n], agent))
 		h.waitCheckOn(t, heads[n], "success")
 	}
-	for n := 61; n <= 64; n++ {
+	for n := 60; n <= 62; n++ { // the first three, in the order they are tried
 		fake.FailNext("GET", fmt.Sprintf("/repos/%s/pulls/%d", testRepo, n), 0, http.StatusBadGateway, nil, "")
 		fake.FailNext("GET", fmt.Sprintf("/repos/%s/pulls/%d/*", testRepo, n), 0, http.StatusBadGateway, nil, "")
 	}
@@ -733,27 +732,32 @@ func TestSchedulerRetriesOnlyWhatFailed(t *testing.T) {
 		}
 		return c
 	}
-	before64 := calls(64)
+	failures := func() int { return strings.Count(h.log.String(), "pr=60 err=") }
+
 	h.clock.Set(from.Add(time.Minute)) // the freeze window has begun
-	h.waitCheckOn(t, heads[60], "failure")
-	waitFor(t, "a first pass to pause", func() bool { return strings.Count(h.log.String(), "re-evaluation paused") >= 1 })
-	after60 := calls(60)
-	waitFor(t, "three more passes to pause", func() bool { return strings.Count(h.log.String(), "re-evaluation paused") >= 4 })
-	if n := calls(60); n != after60 {
-		t.Errorf("PR 60, re-evaluated before the outage, was asked for again by the retries: %d calls, then %d", after60, n)
+	waitFor(t, "a first pass to stop after three failures", func() bool {
+		return strings.Contains(h.log.String(), "the rest at the next tick\" failures=3 left=2")
+	})
+	h.waitCheckOn(t, heads[63], "failure")
+	h.waitCheckOn(t, heads[64], "failure")
+	done63, done64, f := calls(63), calls(64), failures()
+	waitFor(t, "three more passes", func() bool { return failures() >= f+3 })
+	if calls(63) != done63 || calls(64) != done64 {
+		t.Errorf("PRs 63 and 64, done, were asked for again by the retries: %d, %d calls, then %d, %d", done63, done64, calls(63), calls(64))
 	}
-	if n := calls(64); n != before64 {
-		t.Errorf("PR 64, after three failing PRs, was asked for during the outage: %d calls, want %d", n, before64)
-	}
+
 	// The window ends while GitHub still fails: that is another
-	// re-evaluation, so what the retried one finished counts for nothing.
+	// re-evaluation, so what the retried one did counts for nothing.
 	h.clock.Set(to.Add(time.Minute))
-	h.waitCheckOn(t, heads[60], "success")
+	h.waitCheckOn(t, heads[63], "success")
+	h.waitCheckOn(t, heads[64], "success")
 	fake.ClearFaults()
-	waitFor(t, "PR 64 to be re-evaluated once GitHub answers", func() bool { return calls(64) > before64 })
-	for n := 61; n <= 64; n++ {
-		h.waitCheckOn(t, heads[n], "success")
-	}
+	st := openAudit(t, h)
+	waitFor(t, "the re-evaluation to succeed (the next boundary noted)", func() bool {
+		v, ok, err := st.State(context.Background(), "scheduler.next_boundary")
+		b, perr := time.Parse(time.RFC3339Nano, v)
+		return err == nil && ok && perr == nil && b.After(to)
+	})
 }
 
 // TestTruncatedCommitListFailsClosed: GitHub lists at most 250 commits of a

@@ -143,9 +143,9 @@ func (g *Guard) Tick(ctx context.Context, o SchedulerOptions) error {
 		gen := fmt.Sprint(boundaryState, "|", verStr, "|", cfg.Digest, "|", everyone, "|",
 			g.nextBoundary(ctx, cfg.Calendar.NextBoundary(now), now).UnixNano())
 		if g.redo == nil || g.redo.gen != gen {
-			g.redo = &retry{gen: gen, done: map[string]bool{}}
+			g.redo = &retry{gen: gen, done: map[string]bool{}, failed: map[string]bool{}}
 		}
-		failed = g.reevaluateOpen(ctx, why, o.Pace, everyone, g.redo.done)
+		failed = g.reevaluateOpen(ctx, why, o.Pace, everyone, g.redo)
 		if failed == nil {
 			g.redo = nil
 			if inFlight {
@@ -241,10 +241,11 @@ func (g *Guard) nextBoundary(ctx context.Context, cal, now time.Time) time.Time 
 }
 
 // retry is a re-evaluation being retried: gen names what it is for, done
-// holds the PRs (repo#number) it has finished.
+// holds the PRs (repo#number) it has finished, failed those that failed.
 type retry struct {
-	gen  string
-	done map[string]bool
+	gen    string
+	done   map[string]bool
+	failed map[string]bool
 }
 
 // maxFailuresInARow ends a re-evaluation pass: after that many PRs failed
@@ -257,10 +258,16 @@ const maxFailuresInARow = 3
 // tracked PR), blocks first, so that a freeze reaches GitHub before
 // anything is let through, pacing the calls. A PR GitHub no longer shows
 // the app (repository removed from the installation, or deleted) stops
-// being tracked instead of failing every tick. PRs in done (if not nil)
-// are skipped, and those finished are added to it; after
-// maxFailuresInARow failures in a row the pass ends with the first error.
-func (g *Guard) reevaluateOpen(ctx context.Context, why string, pace time.Duration, all bool, done map[string]bool) error {
+// being tracked instead of failing every tick. After maxFailuresInARow
+// failures in a row the pass ends with the first error. With r (a retry),
+// the PRs it has done are skipped and those that failed before go last (so
+// that a few PRs that always fail cannot keep the others from being
+// re-evaluated); r notes what this pass does and fails.
+func (g *Guard) reevaluateOpen(ctx context.Context, why string, pace time.Duration, all bool, r *retry) error {
+	var done, failedBefore map[string]bool // nil without r
+	if r != nil {
+		done, failedBefore = r.done, r.failed
+	}
 	list := g.o.Store.OpenWatchedPRs
 	if all {
 		list = g.o.Store.OpenTrackedPRs
@@ -270,8 +277,9 @@ func (g *Guard) reevaluateOpen(ctx context.Context, why string, pace time.Durati
 		return fmt.Errorf("list open pull requests: %w", err)
 	}
 	type item struct {
-		p   audit.TrackedPR
-		sev int
+		p      audit.TrackedPR
+		sev    int
+		failed bool // before, in this retry
 	}
 	var items []item
 	now := g.o.Now()
@@ -286,9 +294,17 @@ func (g *Guard) reevaluateOpen(ctx context.Context, why string, pace time.Durati
 		if err == nil && len(c.Freezes) > 0 {
 			sev = 2 // likely block: publish first
 		}
-		items = append(items, item{p, sev})
+		items = append(items, item{p, sev, failedBefore[prKey(p)]})
 	}
-	slices.SortStableFunc(items, func(a, b item) int { return cmp.Compare(b.sev, a.sev) })
+	slices.SortStableFunc(items, func(a, b item) int {
+		if a.failed != b.failed {
+			if b.failed {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(b.sev, a.sev)
+	})
 	if len(items) > 0 {
 		g.o.Logger.Info("re-evaluating open agent pull requests", "why", why, "count", len(items))
 	}
@@ -326,6 +342,9 @@ func (g *Guard) reevaluateOpen(ctx context.Context, why string, pace time.Durati
 			if firstErr == nil {
 				firstErr = err
 			}
+			if r != nil {
+				r.failed[prKey(it.p)] = true
+			}
 			if inARow++; inARow >= maxFailuresInARow && i+1 < len(items) {
 				g.o.Logger.Warn("re-evaluation paused after failures in a row; the rest at the next tick",
 					"failures", inARow, "left", len(items)-i-1)
@@ -334,8 +353,8 @@ func (g *Guard) reevaluateOpen(ctx context.Context, why string, pace time.Durati
 			continue
 		}
 		inARow = 0
-		if done != nil {
-			done[prKey(it.p)] = true
+		if r != nil {
+			r.done[prKey(it.p)] = true
 		}
 	}
 	return firstErr
