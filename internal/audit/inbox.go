@@ -213,11 +213,12 @@ func (s *Store) writer() {
 // deliveries/s, committing as soon as the previous commit ended made
 // batches of 2-3 and ~1,200 commits/s, a third of the guard's CPU; at most
 // 500 commits/s make batches of 6 or more and took the guard from ~1.17 to
-// ~0.95 cores at that rate (and its disk writes per delivery from 26 to 14
-// KiB), for ~0.5 ms more per acknowledgement. A commit that took longer
-// than commitPace (a busy machine) is followed at once by the next, and an
-// Accept that comes after a pause is committed at once: the pace costs
-// nothing when the writer is slow or idle.
+// ~0.95 cores at that rate (and the store's disk writes per delivery from
+// 21-26 to 14 KiB), for ~1 ms more per acknowledgement at the median; the
+// p99 stayed where the VM's stalls put it (BENCHMARKS.md). A commit that
+// took longer than commitPace (a busy machine) is followed at once by the
+// next, and an Accept that comes after a pause is committed at once: the
+// pace costs nothing when the writer is slow or idle.
 const commitPace = 2 * time.Millisecond
 
 // gather adds to batch the Accepts that come until pace has passed since
