@@ -383,13 +383,13 @@ func TestLinger(t *testing.T) {
 // pause, or the next batch after a slow commit, is committed without
 // waiting).
 func TestGather(t *testing.T) {
-	s := &Store{accepts: make(chan acceptReq), quit: make(chan struct{}), pace: 50 * time.Millisecond}
+	s := &Store{accepts: make(chan acceptReq), quit: make(chan struct{}), pace: 200 * time.Millisecond}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	one := []acceptReq{{d: Delivery{ID: "a"}}}
 
 	start := time.Now()
-	if got := s.gather(one, time.Now().Add(-time.Second), timer); len(got) != 1 || time.Since(start) > 10*time.Millisecond {
+	if got := s.gather(one, time.Now().Add(-time.Second), timer); len(got) != 1 || time.Since(start) > s.pace/2 {
 		t.Fatalf("pace passed: gather = %d requests after %v, want 1 at once", len(got), time.Since(start))
 	}
 
