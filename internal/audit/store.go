@@ -79,7 +79,7 @@ type Store struct {
 	intake     atomic.Int64  // Accepts waiting for their commit
 	arriving   atomic.Int64  // Accepts not handed to the writer yet (see linger)
 	lingerMax  time.Duration // see linger; lingerMax, tests change it
-	pace       time.Duration // see pace; commitPace, tests change it
+	pace       time.Duration // see gather; commitPace, tests change it
 	quit       chan struct{}
 	writerDone chan struct{}
 	closeOnce  sync.Once
