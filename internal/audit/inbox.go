@@ -174,9 +174,9 @@ func (s *Store) writer() {
 	if s.ckpt != nil {
 		finish = s.ckpt.finish
 	}
-	var last time.Time // when the last commit started
-	paceTimer := time.NewTimer(time.Hour)
-	paceTimer.Stop()
+	var last time.Time               // when the last commit started
+	wait := time.NewTimer(time.Hour) // gather's and linger's, kept stopped
+	wait.Stop()
 	for {
 		select {
 		case <-s.quit:
@@ -196,7 +196,7 @@ func (s *Store) writer() {
 				break drain
 			}
 		}
-		batch = s.linger(s.gather(batch, last, paceTimer))
+		batch = s.linger(s.gather(batch, last, wait), wait)
 		last = time.Now()
 		res := s.commitAccepts(batch)
 		for i, r := range batch {
@@ -223,25 +223,9 @@ const commitPace = 2 * time.Millisecond
 
 // gather adds to batch the Accepts that come until pace has passed since
 // the last commit started (last), returning at once if it has. t is the
-// writer's timer, stopped and drained.
+// writer's timer, stopped and drained, as gather leaves it.
 func (s *Store) gather(batch []acceptReq, last time.Time, t *time.Timer) []acceptReq {
-	wait := s.pace - time.Since(last)
-	if wait <= 0 || len(batch) >= maxBatch {
-		return batch
-	}
-	t.Reset(wait)
-	defer t.Stop()
-	for len(batch) < maxBatch {
-		select {
-		case r := <-s.accepts:
-			batch = append(batch, r)
-		case <-t.C:
-			return batch
-		case <-s.quit:
-			return batch
-		}
-	}
-	return batch
+	return s.collect(batch, s.pace-time.Since(last), t, nil)
 }
 
 // lingerMax bounds how long a batch waits for Accepts already under way.
@@ -254,14 +238,23 @@ const lingerMax = 500 * time.Microsecond
 // spent a tenth of the CPU on fsyncs. With no Accept under way it does not
 // wait at all. Under way means started and not handed to the writer yet
 // (arriving): Accepts the writer has answered but whose goroutines have not
-// run since, which a busy CPU can leave for a while, are not waited for.
-func (s *Store) linger(batch []acceptReq) []acceptReq {
-	if len(batch) >= maxBatch || s.arriving.Load() <= 0 {
+// run since, which a busy CPU can leave for a while, are not waited for. t
+// is as for gather.
+func (s *Store) linger(batch []acceptReq, t *time.Timer) []acceptReq {
+	return s.collect(batch, s.lingerMax, t, func() bool { return s.arriving.Load() > 0 })
+}
+
+// collect adds to batch the Accepts that come within wait (on t, left
+// stopped) while more reports true (nil: always), until the batch is full
+// or the store closes.
+func (s *Store) collect(batch []acceptReq, wait time.Duration, t *time.Timer, more func() bool) []acceptReq {
+	going := func() bool { return len(batch) < maxBatch && (more == nil || more()) }
+	if wait <= 0 || !going() {
 		return batch
 	}
-	t := time.NewTimer(s.lingerMax)
+	t.Reset(wait)
 	defer t.Stop()
-	for len(batch) < maxBatch && s.arriving.Load() > 0 {
+	for going() {
 		select {
 		case r := <-s.accepts:
 			batch = append(batch, r)

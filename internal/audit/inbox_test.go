@@ -349,10 +349,12 @@ func TestDecompress(t *testing.T) {
 func TestLinger(t *testing.T) {
 	s := &Store{accepts: make(chan acceptReq), quit: make(chan struct{}), lingerMax: 10 * time.Second}
 	one := []acceptReq{{d: Delivery{ID: "a"}}}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 
 	s.intake.Store(4) // the one in the batch, and three answered that have not returned yet
 	start := time.Now()
-	if got := s.linger(one); len(got) != 1 || time.Since(start) > time.Second {
+	if got := s.linger(one, timer); len(got) != 1 || time.Since(start) > time.Second {
 		t.Fatalf("nothing under way: linger = %d requests after %v, want 1 at once", len(got), time.Since(start))
 	}
 
@@ -366,14 +368,14 @@ func TestLinger(t *testing.T) {
 		s.arriving.Add(-1)
 		s.accepts <- acceptReq{d: Delivery{ID: "c"}}
 	}()
-	if got := s.linger(one); len(got) != 3 {
+	if got := s.linger(one, timer); len(got) != 3 {
 		t.Fatalf("two under way: linger = %d requests, want 3", len(got))
 	}
 
 	s.arriving.Store(2) // under way but too slow: the batch goes without them
 	s.lingerMax = 20 * time.Millisecond
 	start = time.Now()
-	if got := s.linger(one); len(got) != 1 || time.Since(start) < s.lingerMax {
+	if got := s.linger(one, timer); len(got) != 1 || time.Since(start) < s.lingerMax {
 		t.Fatalf("none arriving: linger = %d requests after %v, want 1 after %v", len(got), time.Since(start), s.lingerMax)
 	}
 }
