@@ -22,6 +22,11 @@
 // (VmHWM). Everything runs on loopback and is bounded in count (-max) and
 // time. Exit status 1 when a target is missed and -strict is set.
 //
+// With -floor null or -floor fsync it measures, with the same senders and
+// deliveries, a receiver of its own instead of the guard (floor.go): what
+// the machine allows any webhook receiver, to compare the guard with in the
+// same minutes.
+//
 //	go build -o /tmp/guard ./cmd/guard && go run ./cmd/guard-load -guard /tmp/guard
 package main
 
@@ -72,6 +77,7 @@ type options struct {
 	drain      time.Duration
 	strict     bool
 	keep       bool
+	floor      string
 }
 
 const (
@@ -82,6 +88,13 @@ const (
 )
 
 func main() {
+	if mode := os.Getenv(receiverEnv); mode != "" {
+		if err := runReceiver(mode); err != nil {
+			fmt.Fprintln(os.Stderr, "guard-load receiver:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
@@ -108,11 +121,14 @@ func parse(args []string) (*options, error) {
 	fs.DurationVar(&o.drain, "drain", 5*time.Minute, "longest wait for the queue to drain after the throughput phase")
 	fs.BoolVar(&o.strict, "strict", false, "exit 1 when a SPEC §8 target is missed")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (database, guard log)")
+	fs.StringVar(&o.floor, "floor", "", "instead of the guard, measure a receiver that only checks the signature and answers 202 (`null`), or also writes each delivery with a group fdatasync first (fsync): the machine's floor, with the same senders")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	switch {
-	case o.guard == "":
+	case o.floor != "" && o.floor != "null" && o.floor != "fsync":
+		return nil, fmt.Errorf("-floor %q: want null or fsync", o.floor)
+	case o.guard == "" && o.floor == "":
 		return nil, errors.New("-guard is required: go build -o /tmp/guard ./cmd/guard, then -guard /tmp/guard")
 	case o.repos < 1 || o.prs < 1:
 		return nil, errors.New("-repos and -prs must be at least 1")
@@ -172,6 +188,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	s := &sender{base: g.base, client: newClient(o.conns)}
 	r := &report{o: o}
+	if o.floor != "" {
+		if err := r.throughput(ctx, s, hook, fake, g, bodies); err != nil {
+			return fmt.Errorf("throughput phase: %w; receiver log: %s", err, g.logPath)
+		}
+		r.printFloor(out)
+		return nil
+	}
 
 	// 1. Warm-up: every PR gets its first decision.
 	start := time.Now()
@@ -519,8 +542,16 @@ func startGuard(ctx context.Context, o *options, fake *githubtest.Server, dir st
 		return nil, err
 	}
 	cmd := exec.Command(o.guard, "serve", "--workers", strconv.Itoa(o.workers))
+	if o.floor != "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		cmd = exec.Command(self)
+		cmd.Env = append(cmd.Environ(), receiverEnv+"="+o.floor, "GUARD_LOAD_DIR="+dir)
+	}
 	cmd.Dir = dir // no guard.yaml there: built-in defaults
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(cmd.Environ(),
 		"GUARD_ADDR="+addr,
 		"GUARD_DB="+filepath.Join(dir, "guard.db"),
 		"GUARD_APP_ID="+strconv.FormatInt(fake.AppID(), 10),
@@ -1079,6 +1110,44 @@ func mean(n []int) float64 {
 }
 
 func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 2, 64) + " ms" }
+
+// printFloor writes what a -floor run measured: the receiver's
+// acknowledgements, by the second too.
+func (r *report) printFloor(out io.Writer) {
+	what := "checks the signature and answers 202"
+	if r.o.floor == "fsync" {
+		what = "checks the signature, writes the delivery (S2) with a group fdatasync, and answers 202"
+	}
+	fmt.Fprintf(out, "# floor (-floor %s): a receiver that only %s; open loop at %.0f/s, %d connections, %s\n",
+		r.o.floor, what, r.o.rate, r.o.conns, r.o.duration)
+	window := r.elapsed
+	if r.o.rate > 0 {
+		window = r.o.duration
+	}
+	fmt.Fprintf(out, "acknowledgements: %d in %s = %.0f/s (%d errors)\n",
+		len(r.acks), window.Round(time.Millisecond), float64(len(r.acks))/window.Seconds(), r.ackErrors)
+	fmt.Fprintf(out, "CPU while sending: receiver %.2f cores, load tool %.2f cores; machine idle %.0f%%, stolen by the hypervisor %.0f%%\n",
+		r.guardCPU.Seconds()/r.elapsed.Seconds(), r.toolCPU.Seconds()/r.elapsed.Seconds(), r.idle*100, r.steal*100)
+	fmt.Fprintf(out, "ack latency: p50 %s  p99 %s  p99.9 %s  max %s\n",
+		ms(pct(r.acks, .5)), ms(pct(r.acks, .99)), ms(pct(r.acks, .999)), ms(pct(r.acks, 1)))
+	if len(r.late) > 0 {
+		fmt.Fprintf(out, "sends began after their due moment by: p50 %s  p99 %s  max %s\n",
+			ms(pct(r.late, .5)), ms(pct(r.late, .99)), ms(pct(r.late, 1)))
+	}
+	bySec := map[int][]time.Duration{}
+	for i, d := range r.acks {
+		bySec[int(r.ackSecs[i])+1] = append(bySec[int(r.ackSecs[i])+1], d)
+	}
+	fmt.Fprintln(out, "\n  t(s)  acked   ack-p50  ack-p99  stolen")
+	for _, s := range r.series {
+		sec := int(s.at.Seconds() + .5)
+		lat := "       -        -"
+		if ds := bySec[sec]; len(ds) > 0 {
+			lat = fmt.Sprintf("%8s %8s", strconv.FormatFloat(float64(pct(ds, .5))/1e6, 'f', 1, 64), strconv.FormatFloat(float64(pct(ds, .99))/1e6, 'f', 1, 64))
+		}
+		fmt.Fprintf(out, "  %4.0f  %7d  %s  %5.0f%%\n", s.at.Seconds(), s.acks, lat, s.steal*100)
+	}
+}
 
 // print writes the report and returns whether a target was missed.
 func (r *report) print(out io.Writer) bool {

@@ -32,6 +32,8 @@ func TestParse(t *testing.T) {
 		{"negative rate", []string{"-guard", "g", "-webhooks", hooks, "-rate", "-1"}, "-rate"},
 		{"payloads not found", []string{"-guard", "g", "-webhooks", t.TempDir()}, "run from the repository root"},
 		{"unknown flag", []string{"-guard", "g", "-bogus"}, "bogus"},
+		{"floor needs no guard binary", []string{"-webhooks", hooks, "-floor", "fsync", "-rate", "3000"}, ""},
+		{"unknown floor", []string{"-webhooks", hooks, "-floor", "disk"}, "want null or fsync"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

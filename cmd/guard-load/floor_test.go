@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/klauspost/compress/s2"
+
+	"github.com/mergeguard/guard/internal/webhook"
+)
+
+// TestReceiver: the floor's receiver answers a signed delivery 202 only
+// once it is in the journal, and refuses what the guard refuses (a wrong
+// signature, a body over 25 MiB, a GET) without writing it.
+func TestReceiver(t *testing.T) {
+	dir := t.TempDir()
+	j, err := openJournal(filepath.Join(dir, "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(&receiver{secret: []byte(secret), j: j})
+	defer srv.Close()
+	post := func(body []byte, sig string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/webhook", bytes.NewReader(body))
+		req.Header.Set("X-Hub-Signature-256", sig)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	good := []byte(`{"action":"opened","number":1}`)
+	if code := post(good, webhook.Sign([]byte(secret), good)); code != http.StatusAccepted {
+		t.Fatalf("signed delivery: %d, want 202", code)
+	}
+	if code := post([]byte(`{"action":"closed"}`), webhook.Sign([]byte("other"), good)); code != http.StatusUnauthorized {
+		t.Errorf("wrong signature: %d, want 401", code)
+	}
+	big := bytes.Repeat([]byte(" "), maxBody+1)
+	if code := post(big, webhook.Sign([]byte(secret), big)); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("body over 25 MiB: %d, want 413", code)
+	}
+	resp, err := http.Get(srv.URL + "/webhook")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET /webhook: %d, want 405", resp.StatusCode)
+	}
+	resp, err = http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), "guard_queue_depth 0\n") {
+		t.Errorf("/metrics = %q: the drain waits for guard_queue_depth 0", metrics)
+	}
+	if got := readJournal(t, filepath.Join(dir, "journal")); len(got) != 1 || !bytes.Equal(got[0], good) {
+		t.Errorf("journal holds %q, want only the signed delivery", got)
+	}
+
+	null := httptest.NewServer(&receiver{secret: []byte(secret)})
+	defer null.Close()
+	srv.URL = null.URL
+	if code := post(good, webhook.Sign([]byte(secret), good)); code != http.StatusAccepted {
+		t.Errorf("null receiver, signed delivery: %d, want 202", code)
+	}
+	if code := post(good, "sha256=00"); code != http.StatusUnauthorized {
+		t.Errorf("null receiver, wrong signature: %d, want 401", code)
+	}
+}
+
+// TestJournalGroupCommit: appends from many goroutines each return once
+// their record is written, and every record is there, whole, once.
+func TestJournalGroupCommit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal")
+	j, err := openJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := j.append(s2.Encode(nil, fmt.Appendf(nil, "delivery %d", i))); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	for _, rec := range readJournal(t, path) {
+		if seen[string(rec)] {
+			t.Errorf("%q written twice", rec)
+		}
+		seen[string(rec)] = true
+	}
+	for i := range n {
+		if !seen[fmt.Sprintf("delivery %d", i)] {
+			t.Errorf("delivery %d acknowledged but not in the journal", i)
+		}
+	}
+}
+
+// readJournal decodes a journal's records (length line, S2 block).
+func readJournal(t *testing.T, path string) [][]byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	var out [][]byte
+	for {
+		line, err := br.ReadString('\n')
+		if err == io.EOF && line == "" {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("journal: %v", err)
+		}
+		size, err := strconv.Atoi(strings.TrimSuffix(line, "\n"))
+		if err != nil {
+			t.Fatalf("journal: length %q: %v", line, err)
+		}
+		rec := make([]byte, size)
+		if _, err := io.ReadFull(br, rec); err != nil {
+			t.Fatal(err)
+		}
+		plain, err := s2.Decode(nil, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, plain)
+	}
+}
+
+// TestMain lets the test binary be the floor's receiver, as the load tool's
+// binary is: run starts os.Executable() with receiverEnv set.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(receiverEnv); mode != "" {
+		if err := runReceiver(mode); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// TestFloorRun: a whole -floor run starts the receiver as a child process,
+// drives it open loop and reports its acknowledgements.
+func TestFloorRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child process and sends for a second")
+	}
+	var out bytes.Buffer
+	err := run(t.Context(), []string{"-webhooks", "../../testdata/webhooks", "-floor", "fsync",
+		"-rate", "200", "-conns", "4", "-duration", "1s", "-drain", "1s", "-repos", "2", "-prs", "2"}, &out)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"# floor (-floor fsync)", "acknowledgements: 200 in 1s = 200/s (0 errors)", "ack latency: p50 "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
