@@ -3,19 +3,25 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/s2"
 
+	"github.com/mergeguard/guard/internal/githubtest"
 	"github.com/mergeguard/guard/internal/webhook"
 )
 
@@ -155,11 +161,15 @@ func readJournal(t *testing.T, path string) [][]byte {
 // TestMain lets the test binary be the floor's receiver, as the load tool's
 // binary is: run starts os.Executable() with receiverEnv set.
 func TestMain(m *testing.M) {
-	if mode := os.Getenv(receiverEnv); mode != "" {
+	if mode := os.Getenv(receiverEnv); mode != "" { // first: the parent's child has both
 		if err := runReceiver(mode); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
+		return
+	}
+	if dir := os.Getenv(parentEnv); dir != "" {
+		beParent(dir)
 		return
 	}
 	os.Exit(m.Run())
@@ -181,5 +191,66 @@ func TestFloorRun(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// parentEnv makes the test binary a load tool that starts its child
+// (a -floor receiver), prints the child's pid and waits to be killed.
+const parentEnv = "GUARD_LOAD_TEST_PARENT"
+
+func beParent(dir string) {
+	fake := githubtest.Start()
+	g, err := startGuard(context.Background(), &options{floor: "null", workers: 1}, fake, dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println(g.cmd.Process.Pid)
+	select {}
+}
+
+// TestChildEndsWithTheLoadTool: a load tool killed outright (SIGKILL, or
+// SIGPIPE under `| head`) takes its guard or receiver with it, so that no
+// orphan holds the CPU and the disk through the next measurement.
+func TestChildEndsWithTheLoadTool(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("Pdeathsig is Linux's")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := exec.Command(self, "-test.run", "^$")
+	parent.Env = append(os.Environ(), parentEnv+"="+t.TempDir())
+	stdout, err := parent.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent.Stderr = os.Stderr
+	if err := parent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		parent.Process.Kill()
+		t.Fatalf("no child pid from the parent: %v", err)
+	}
+	child, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alive := func() bool { return syscall.Kill(child, 0) == nil }
+	if !alive() {
+		t.Fatal("the child is not running")
+	}
+	parent.Process.Kill()
+	parent.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for alive() {
+		if time.Now().After(deadline) {
+			syscall.Kill(child, syscall.SIGKILL)
+			t.Fatal("the child outlived its killed parent by 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

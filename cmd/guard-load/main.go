@@ -562,7 +562,7 @@ func startGuard(ctx context.Context, o *options, fake *githubtest.Server, dir st
 		"GUARD_LOG_LEVEL=warn",
 	)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
+	if err := startChild(cmd); err != nil {
 		return nil, fmt.Errorf("start %s: %w", o.guard, err)
 	}
 	g := &guardProc{cmd: cmd, base: "http://" + addr, logPath: logPath, done: make(chan error, 1)}
