@@ -187,10 +187,16 @@ func TestFloorRun(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"# floor (-floor fsync)", "acknowledgements: 200 in 1s = 200/s (0 errors)", "ack latency: p50 "} {
+	for _, want := range []string{"# floor (-floor fsync)", "(0 errors)", "ack latency: p50 "} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
+	}
+	// The schedule's last tick can fall on the phase's end: 200 or 201.
+	var acked, rate int
+	_, after, _ := strings.Cut(out.String(), "acknowledgements: ")
+	if _, err := fmt.Sscanf(after, "%d in 1s = %d/s", &acked, &rate); err != nil || acked < 190 || acked > 201 {
+		t.Errorf("acknowledgements: %d (%v), want ~200:\n%s", acked, err, out.String())
 	}
 }
 

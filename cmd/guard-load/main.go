@@ -1116,9 +1116,9 @@ func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f'
 func (r *report) printFloor(out io.Writer) {
 	what := "checks the signature and answers 202"
 	if r.o.floor == "fsync" {
-		what = "checks the signature, writes the delivery (S2) with a group fdatasync, and answers 202"
+		what = "checks the signature, writes the delivery (S2) with a group fdatasync and answers 202"
 	}
-	fmt.Fprintf(out, "# floor (-floor %s): a receiver that only %s; open loop at %.0f/s, %d connections, %s\n",
+	fmt.Fprintf(out, "# floor (-floor %s): a receiver that %s, nothing else; open loop at %.0f/s, %d connections, %s\n",
 		r.o.floor, what, r.o.rate, r.o.conns, r.o.duration)
 	window := r.elapsed
 	if r.o.rate > 0 {
