@@ -150,6 +150,9 @@ func (j *journal) run() {
 // runReceiver serves the floor receiver on GUARD_ADDR until killed.
 func runReceiver(mode string) error {
 	rc := &receiver{secret: []byte(os.Getenv("GUARD_WEBHOOK_SECRET"))}
+	if len(bytes.TrimSpace(rc.secret)) == 0 {
+		return errors.New("GUARD_WEBHOOK_SECRET is empty")
+	}
 	switch mode {
 	case "null":
 	case "fsync":
@@ -160,9 +163,6 @@ func runReceiver(mode string) error {
 		rc.j = j
 	default:
 		return fmt.Errorf("%s=%q: want null or fsync", receiverEnv, mode)
-	}
-	if len(bytes.TrimSpace(rc.secret)) == 0 {
-		return errors.New("GUARD_WEBHOOK_SECRET is empty")
 	}
 	return http.ListenAndServe(os.Getenv("GUARD_ADDR"), rc)
 }
