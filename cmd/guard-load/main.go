@@ -1118,35 +1118,64 @@ func (r *report) printFloor(out io.Writer) {
 	if r.o.floor == "fsync" {
 		what = "checks the signature, writes the delivery (S2) with a group fdatasync and answers 202"
 	}
-	fmt.Fprintf(out, "# floor (-floor %s): a receiver that %s, nothing else; open loop at %.0f/s, %d connections, %s\n",
-		r.o.floor, what, r.o.rate, r.o.conns, r.o.duration)
-	window := r.elapsed
-	if r.o.rate > 0 {
-		window = r.o.duration
-	}
+	fmt.Fprintf(out, "# floor (-floor %s): a receiver that %s, nothing else; %s, %s\n",
+		r.o.floor, what, r.mode(), r.o.duration)
 	fmt.Fprintf(out, "acknowledgements: %d in %s = %.0f/s (%d errors)\n",
-		len(r.acks), window.Round(time.Millisecond), float64(len(r.acks))/window.Seconds(), r.ackErrors)
+		len(r.acks), r.window().Round(time.Millisecond), float64(len(r.acks))/r.window().Seconds(), r.ackErrors)
 	fmt.Fprintf(out, "CPU while sending: receiver %.2f cores, load tool %.2f cores; machine idle %.0f%%, stolen by the hypervisor %.0f%%\n",
 		r.guardCPU.Seconds()/r.elapsed.Seconds(), r.toolCPU.Seconds()/r.elapsed.Seconds(), r.idle*100, r.steal*100)
 	fmt.Fprintf(out, "ack latency: p50 %s  p99 %s  p99.9 %s  max %s\n",
 		ms(pct(r.acks, .5)), ms(pct(r.acks, .99)), ms(pct(r.acks, .999)), ms(pct(r.acks, 1)))
+	r.printLate(out)
+	bySec := r.bySecond()
+	fmt.Fprintln(out, "\n  t(s)  acked   ack-p50  ack-p99  stolen")
+	for _, s := range r.series {
+		fmt.Fprintf(out, "  %4.0f  %7d  %s  %5.0f%%\n", s.at.Seconds(), s.acks, latCells(bySec[int(s.at.Seconds()+.5)]), s.steal*100)
+	}
+}
+
+// mode names how the throughput phase sent.
+func (r *report) mode() string {
+	if r.o.rate > 0 {
+		return fmt.Sprintf("open loop at %.0f/s, %d connections", r.o.rate, r.o.conns)
+	}
+	return fmt.Sprintf("closed loop, %d connections", r.o.conns)
+}
+
+// window is what the throughput phase's rate is over. A closed loop's is
+// the time until its last answer; an open loop's the time its deliveries
+// were due in (the last answer comes a few ms after the phase, which
+// would make 3,000/s read 2,999).
+func (r *report) window() time.Duration {
+	if r.o.rate > 0 {
+		return r.o.duration
+	}
+	return r.elapsed
+}
+
+func (r *report) printLate(out io.Writer) {
 	if len(r.late) > 0 {
-		fmt.Fprintf(out, "sends began after their due moment by: p50 %s  p99 %s  max %s\n",
+		fmt.Fprintf(out, "sends began after their due moment by: p50 %s  p99 %s  max %s (waiting for a free connection or for this process's CPU; part of the ack latency)\n",
 			ms(pct(r.late, .5)), ms(pct(r.late, .99)), ms(pct(r.late, 1)))
 	}
+}
+
+// bySecond groups the ack latencies by the second of the phase each
+// delivery was due in (t-1 .. t).
+func (r *report) bySecond() map[int][]time.Duration {
 	bySec := map[int][]time.Duration{}
 	for i, d := range r.acks {
 		bySec[int(r.ackSecs[i])+1] = append(bySec[int(r.ackSecs[i])+1], d)
 	}
-	fmt.Fprintln(out, "\n  t(s)  acked   ack-p50  ack-p99  stolen")
-	for _, s := range r.series {
-		sec := int(s.at.Seconds() + .5)
-		lat := "       -        -"
-		if ds := bySec[sec]; len(ds) > 0 {
-			lat = fmt.Sprintf("%8s %8s", strconv.FormatFloat(float64(pct(ds, .5))/1e6, 'f', 1, 64), strconv.FormatFloat(float64(pct(ds, .99))/1e6, 'f', 1, 64))
-		}
-		fmt.Fprintf(out, "  %4.0f  %7d  %s  %5.0f%%\n", s.at.Seconds(), s.acks, lat, s.steal*100)
+	return bySec
+}
+
+// latCells is the p50 and p99 columns of one second's acks.
+func latCells(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "       -        -"
 	}
+	return fmt.Sprintf("%8s %8s", strconv.FormatFloat(float64(pct(ds, .5))/1e6, 'f', 1, 64), strconv.FormatFloat(float64(pct(ds, .99))/1e6, 'f', 1, 64))
 }
 
 // print writes the report and returns whether a target was missed.
@@ -1160,12 +1189,8 @@ func (r *report) print(out io.Writer) bool {
 		missed = true
 		return "MISSED"
 	}
-	mode := fmt.Sprintf("closed loop, %d connections", o.conns)
-	if o.rate > 0 {
-		mode = fmt.Sprintf("open loop at %.0f/s, %d connections", o.rate, o.conns)
-	}
 	fmt.Fprintf(out, "# setup: %d repos x %d PRs (%.0f%% agent), fake GitHub latency %s, guard --workers %d, %s, %s\n",
-		o.repos, o.prs, o.agentShare*100, o.latency, o.workers, mode, o.duration)
+		o.repos, o.prs, o.agentShare*100, o.latency, o.workers, r.mode(), o.duration)
 
 	fmt.Fprintf(out, "\ndelivery -> check run, one at a time (%d deliveries): p50 %s  p99 %s  max %s   [target p50 <= 10 ms with latency 0: %s]\n",
 		len(r.decide), ms(pct(r.decide, .5)), ms(pct(r.decide, .99)), ms(pct(r.decide, 1)),
@@ -1177,13 +1202,7 @@ func (r *report) print(out io.Writer) bool {
 		verdict(slices.Max(append([]int{0}, r.callsAgent...)) <= 4))
 
 	acked := len(r.acks)
-	// A closed loop's rate is over the time until its last answer; an open
-	// loop's over the time its deliveries were due in (the last answer
-	// comes a few ms after the phase, which would make 3,000/s read 2,999).
-	window := r.elapsed
-	if o.rate > 0 {
-		window = o.duration
-	}
+	window := r.window()
 	rate := float64(acked) / window.Seconds()
 	fmt.Fprintf(out, "\nacknowledgements: %d in %s = %.0f/s (%d errors)   [target >= 3000/s: %s]\n",
 		acked, window.Round(time.Millisecond), rate, r.ackErrors, verdict(math.Round(rate) >= 3000 && r.ackErrors == 0))
@@ -1191,10 +1210,7 @@ func (r *report) print(out io.Writer) bool {
 		r.guardCPU.Seconds()/r.elapsed.Seconds(), r.toolCPU.Seconds()/r.elapsed.Seconds(), r.idle*100, r.steal*100)
 	fmt.Fprintf(out, "ack latency: p50 %s  p99 %s  p99.9 %s  max %s   [target p99 <= 15 ms: %s]\n",
 		ms(pct(r.acks, .5)), ms(pct(r.acks, .99)), ms(pct(r.acks, .999)), ms(pct(r.acks, 1)), verdict(pct(r.acks, .99) <= 15*time.Millisecond))
-	if len(r.late) > 0 {
-		fmt.Fprintf(out, "sends began after their due moment by: p50 %s  p99 %s  max %s (waiting for a free connection or for this process's CPU; part of the ack latency)\n",
-			ms(pct(r.late, .5)), ms(pct(r.late, .99)), ms(pct(r.late, 1)))
-	}
+	r.printLate(out)
 	if r.serverP99 > 0 {
 		fmt.Fprintf(out, "ack latency inside the guard (guard_webhook_ack_seconds, handler start to reply; bucket bounds): p50 <= %s  p99 <= %s\n",
 			ms(time.Duration(r.serverP50*1e9)), ms(time.Duration(r.serverP99*1e9)))
@@ -1209,11 +1225,7 @@ func (r *report) print(out io.Writer) bool {
 		len(r.loaded), ms(pct(r.loaded, .5)), ms(pct(r.loaded, .99)), ms(pct(r.loaded, 1)))
 	fmt.Fprintf(out, "guard peak RSS (VmHWM): %.1f MiB   [target <= 150 MiB: %s]\n", float64(r.rss)/(1<<20), verdict(r.rss > 0 && r.rss <= 150<<20))
 
-	// Ack latency by the second each delivery was due in (t-1 .. t).
-	bySec := map[int][]time.Duration{}
-	for i, d := range r.acks {
-		bySec[int(r.ackSecs[i])+1] = append(bySec[int(r.ackSecs[i])+1], d)
-	}
+	bySec := r.bySecond()
 	fmt.Fprintln(out, "\n  t(s)  acked   check-runs  queue-depth  rss(MiB)  ack-p50  ack-p99  in-guard-p99<=  stolen")
 	fmt.Fprintln(out, "  (ack p50/p99 of the deliveries due in that second; in-guard: guard_webhook_ack_seconds bucket bound since the previous line)")
 	step := max(1, len(r.series)/40)
@@ -1221,11 +1233,7 @@ func (r *report) print(out io.Writer) bool {
 		if i%step != 0 && i != len(r.series)-1 {
 			continue
 		}
-		sec := int(s.at.Seconds() + .5)
-		lat := "       -        -"
-		if ds := bySec[sec]; len(ds) > 0 {
-			lat = fmt.Sprintf("%8s %8s", strconv.FormatFloat(float64(pct(ds, .5))/1e6, 'f', 1, 64), strconv.FormatFloat(float64(pct(ds, .99))/1e6, 'f', 1, 64))
-		}
+		lat := latCells(bySec[int(s.at.Seconds()+.5)])
 		inGuard := "-"
 		if s.inP99 > 0 && !math.IsInf(s.inP99, 1) {
 			inGuard = strconv.FormatFloat(s.inP99*1000, 'f', 0, 64)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mergeguard/guard/internal/audit"
 	"github.com/mergeguard/guard/internal/githubtest"
 	"github.com/mergeguard/guard/internal/pr"
 )
@@ -360,4 +362,44 @@ func queueDepth(t *testing.T, h *harness) int {
 	}
 	t.Fatal("no guard_queue_depth in /metrics")
 	return 0
+}
+
+// TestShutdownDuringAnOutage: a guard told to stop while a delivery waits
+// on a GitHub that does not answer stops within its shutdown grace instead
+// of the call's whole retry budget, leaves the delivery pending (neither
+// failed nor decided), and the next start decides it.
+func TestShutdownDuringAnOutage(t *testing.T) {
+	fake := newFake(t)
+	const grace = 300 * time.Millisecond
+	h := startGuardWith(t, fake, faultConfig, func(c *serveConfig) { c.shutdownGrace = grace })
+	p := seedFaultPRs(fake, 300, 1)[0]
+	fake.SetLatency(time.Hour) // GitHub hangs
+	if code := postWebhook(t, h.base, "pull_request", "hang-1", prEvent(t, "opened", p.n, p.author, p.head, p.author)); code != http.StatusAccepted {
+		t.Fatalf("webhook answered %d", code)
+	}
+	time.Sleep(200 * time.Millisecond) // a worker takes it and calls GitHub
+	start := time.Now()
+	h.stop()
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("stopping took %s with a delivery waiting on GitHub; want about the %s grace", took, grace)
+	}
+	if strings.Contains(h.log.String(), `msg="delivery failed"`) {
+		t.Fatalf("the delivery cut short by the shutdown was recorded as failed:\n%s", h.log)
+	}
+	st, err := audit.Open(context.Background(), h.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending, err := st.Pending(context.Background(), 0, 0)
+	st.Close()
+	if err != nil || len(pending) != 1 || pending[0].ID != "hang-1" {
+		t.Fatalf("pending after the shutdown: %+v, %v; want hang-1", pending, err)
+	}
+
+	fake.SetLatency(0)
+	startGuardWith(t, fake, faultConfig, func(c *serveConfig) { c.DB = h.db })
+	h.waitCheck(p.head, p.want)
+	waitFor(t, "the delivery to be recorded once", func() bool {
+		return len(decisionsByDelivery(t, h.db)["hang-1"]) == 1
+	})
 }

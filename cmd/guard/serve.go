@@ -45,13 +45,14 @@ type serveConfig struct {
 
 	// Set by tests: the clock, the scheduler's tick and a channel told the
 	// listening address.
-	now         func() time.Time
-	tick        time.Duration
-	ready       chan<- string
-	ghSleep     func(ctx context.Context, d time.Duration) error // GitHub retry waits
-	reloadEvery time.Duration                                    // policy directory polling
-	reconcile   time.Duration                                    // repair interval (negative: off)
-	maxQueued   int                                              // deliveries the dispatcher holds (0: maxQueued)
+	now           func() time.Time
+	tick          time.Duration
+	ready         chan<- string
+	ghSleep       func(ctx context.Context, d time.Duration) error // GitHub retry waits
+	reloadEvery   time.Duration                                    // policy directory polling
+	reconcile     time.Duration                                    // repair interval (negative: off)
+	maxQueued     int                                              // deliveries the dispatcher holds (0: maxQueued)
+	shutdownGrace time.Duration                                    // for deliveries under way at shutdown (0: the dispatcher's 5 s)
 
 }
 
@@ -227,7 +228,8 @@ func serve(ctx context.Context, c *serveConfig, s stdio) error {
 		Done:   func(_ webhook.Delivery, took time.Duration) { m.Processed(took) },
 		// Beyond this many the backlog stays in the inbox and is read back
 		// in turn: a long flood must not grow memory past 150 MiB.
-		MaxQueued: held,
+		MaxQueued:     held,
+		ShutdownGrace: c.shutdownGrace,
 		Refill: func(ctx context.Context, from int64, limit int) ([]webhook.Delivery, error) {
 			ds, err := store.Pending(ctx, from, limit)
 			out := make([]webhook.Delivery, len(ds))

@@ -371,6 +371,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	lat := s.latency
 	s.mu.Unlock()
 	if lat > 0 {
+		// Read the body first: until a request's body is read, net/http
+		// does not notice its client going away, and a POST would hold
+		// its handler (and Close) for the whole latency after a caller
+		// gave up, which GitHub does not.
+		if r.Body != nil {
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
 		select {
 		case <-time.After(lat):
 		case <-r.Context().Done():

@@ -50,6 +50,14 @@ type DispatcherOptions struct {
 	// Refill returns up to limit pending deliveries with Seq >= from, in
 	// Seq order, without payloads.
 	Refill func(ctx context.Context, from int64, limit int) ([]Delivery, error)
+	// ShutdownGrace is how long, once Run's context is done, the
+	// deliveries being processed have to finish (default 5 s). Past it
+	// their context is canceled: one retrying an unreachable GitHub would
+	// otherwise hold the shutdown for its whole retry budget. A delivery
+	// cut short that way is neither failed nor done: it stays pending in
+	// the inbox and is processed again at the next start (GitHub writes
+	// are idempotent, SPEC §8).
+	ShutdownGrace time.Duration
 }
 
 // floodBuckets split the last second of arrivals into 100 ms buckets.
@@ -122,6 +130,9 @@ func NewDispatcher(o DispatcherOptions) *Dispatcher {
 	}
 	if o.MaxQueued <= 0 {
 		o.MaxQueued = 20000
+	}
+	if o.ShutdownGrace <= 0 {
+		o.ShutdownGrace = 5 * time.Second
 	}
 	d := &Dispatcher{o: o, queues: map[string][]Delivery{}, busy: map[string]bool{}, known: map[int64]bool{}, roomMade: make(chan struct{}, 1), now: time.Now,
 		active: map[int64]bool{}, again: map[int64]Delivery{}, done: map[int64]bool{}}
@@ -299,16 +310,29 @@ func (d *Dispatcher) Len() int {
 }
 
 // Run starts the workers and blocks until ctx is done and the deliveries
-// being processed have finished. Queued ones stay in the inbox for the next
-// start.
+// being processed have finished, or ShutdownGrace has passed and they have
+// been canceled. Queued ones stay in the inbox for the next start.
 func (d *Dispatcher) Run(ctx context.Context) {
+	// Processing outlives ctx by at most ShutdownGrace: a delivery
+	// half-published is finished if it can be.
+	proc, cutShort := context.WithCancel(context.WithoutCancel(ctx))
+	defer cutShort()
+	var grace *time.Timer
 	stop := context.AfterFunc(ctx, func() {
 		d.mu.Lock()
 		d.closed = true
 		d.cond.Broadcast()
+		grace = time.AfterFunc(d.o.ShutdownGrace, cutShort)
 		d.mu.Unlock()
 	})
-	defer stop()
+	defer func() {
+		stop()
+		d.mu.Lock()
+		if grace != nil {
+			grace.Stop()
+		}
+		d.mu.Unlock()
+	}()
 	var wg sync.WaitGroup
 	if d.o.Refill != nil {
 		wg.Add(1)
@@ -321,7 +345,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d.work(ctx)
+			d.work(ctx, proc)
 		}()
 	}
 	wg.Wait()
@@ -390,16 +414,16 @@ func (d *Dispatcher) finish(del Delivery, ok bool) {
 	}
 }
 
-func (d *Dispatcher) work(ctx context.Context) {
+// work processes deliveries until the dispatcher closes. ctx is Run's;
+// proc, the processing's, ends ShutdownGrace after it.
+func (d *Dispatcher) work(ctx, proc context.Context) {
 	for {
 		del, ok := d.next()
 		if !ok {
 			return
 		}
-		// Processing is not cut short by shutdown: a delivery half-published
-		// is finished (the inbox makes a repeat harmless anyway).
 		log := d.o.Logger.With("delivery", del.ID, "event", del.Event, "action", del.Action, "key", del.Key)
-		pctx := WithLogger(context.WithoutCancel(ctx), log)
+		pctx := WithLogger(proc, log)
 		if del.Payload == nil && d.o.Load != nil {
 			full, err := d.load(ctx, pctx, del.Seq)
 			if err != nil && ctx.Err() != nil {
@@ -418,6 +442,13 @@ func (d *Dispatcher) work(ctx context.Context) {
 			err = d.processDuringFlood(ctx, pctx, del)
 		} else {
 			err = d.o.Process(pctx, del)
+		}
+		if err != nil && proc.Err() != nil {
+			// Cut short by a shutdown past its grace: not a failure of
+			// the delivery, which stays pending for the next start.
+			log.Warn("delivery cut short by shutdown; it stays pending for the next start", "err", err)
+			d.finish(del, false)
+			continue
 		}
 		if err != nil {
 			log.Error("delivery failed", "err", err)

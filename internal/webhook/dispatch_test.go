@@ -182,3 +182,72 @@ func TestDispatcherDoesNotRunADoneDeliveryTwice(t *testing.T) {
 		t.Fatalf("runs %v: want seq 1 once (done), seq 2 twice (failed, then redelivered)", runs)
 	}
 }
+
+// At shutdown a delivery being processed has ShutdownGrace to finish. One
+// that finishes within it is done as usual; one still running after it (a
+// GitHub call retrying against an outage) is canceled, and is neither
+// failed nor done: it stays pending in the inbox for the next start.
+func TestDispatcherShutdownGrace(t *testing.T) {
+	type outcome struct {
+		failed, done []string
+	}
+	run := func(t *testing.T, work time.Duration) (outcome, time.Duration) {
+		t.Helper()
+		var mu sync.Mutex
+		var o outcome
+		started := make(chan struct{})
+		d := NewDispatcher(DispatcherOptions{
+			Workers:       1,
+			ShutdownGrace: 200 * time.Millisecond,
+			Process: func(ctx context.Context, del Delivery) error {
+				close(started)
+				select {
+				case <-time.After(work):
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			},
+			Failed: func(_ context.Context, del Delivery, _ error) {
+				mu.Lock()
+				o.failed = append(o.failed, del.ID)
+				mu.Unlock()
+			},
+			Done: func(del Delivery, _ time.Duration) {
+				mu.Lock()
+				o.done = append(o.done, del.ID)
+				mu.Unlock()
+			},
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		ran := make(chan struct{})
+		go func() { d.Run(ctx); close(ran) }()
+		d.Receive(Delivery{Seq: 1, ID: "d1", Key: "o/r#1", Payload: []byte("{}")})
+		<-started
+		start := time.Now()
+		cancel()
+		select {
+		case <-ran:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run did not return 10 s after its context ended")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return o, time.Since(start)
+	}
+	t.Run("finishes within the grace", func(t *testing.T) {
+		o, _ := run(t, 50*time.Millisecond)
+		if !slices.Equal(o.done, []string{"d1"}) || len(o.failed) != 0 {
+			t.Errorf("done %v, failed %v: want d1 done", o.done, o.failed)
+		}
+	})
+	t.Run("cut short past it", func(t *testing.T) {
+		o, took := run(t, time.Hour)
+		if len(o.done) != 0 || len(o.failed) != 0 {
+			t.Errorf("done %v, failed %v: want neither (pending for the next start)", o.done, o.failed)
+		}
+		if took < 200*time.Millisecond {
+			t.Errorf("canceled after %s, before the grace", took)
+		}
+	})
+}
