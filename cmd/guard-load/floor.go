@@ -29,9 +29,6 @@ import (
 // binary run as the floor receiver ("null" or "fsync") instead.
 const receiverEnv = "GUARD_LOAD_RECEIVER"
 
-// maxBody is the guard's limit (SPEC §4): a larger body is answered 413.
-const maxBody = 25 << 20
-
 // journalWrap is where the fsync receiver's journal starts over: after one
 // lap it rewrites its blocks, as SQLite's WAL does, instead of growing.
 const journalWrap = 64 << 20
@@ -59,7 +56,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "POST only", http.StatusMethodNotAllowed)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, webhook.MaxBody))
 	if err != nil {
 		http.Error(w, "body over 25 MiB or unreadable", http.StatusRequestEntityTooLarge)
 		return

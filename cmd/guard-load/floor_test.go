@@ -54,7 +54,7 @@ func TestReceiver(t *testing.T) {
 	if code := post([]byte(`{"action":"closed"}`), webhook.Sign([]byte("other"), good)); code != http.StatusUnauthorized {
 		t.Errorf("wrong signature: %d, want 401", code)
 	}
-	big := bytes.Repeat([]byte(" "), maxBody+1)
+	big := bytes.Repeat([]byte(" "), webhook.MaxBody+1) // the guard's limit
 	if code := post(big, webhook.Sign([]byte(secret), big)); code != http.StatusRequestEntityTooLarge {
 		t.Errorf("body over 25 MiB: %d, want 413", code)
 	}

@@ -563,7 +563,7 @@ func startGuard(ctx context.Context, o *options, fake *githubtest.Server, dir st
 	)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := startChild(cmd); err != nil {
-		return nil, fmt.Errorf("start %s: %w", o.guard, err)
+		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
 	g := &guardProc{cmd: cmd, base: "http://" + addr, logPath: logPath, done: make(chan error, 1)}
 	go func() { g.done <- cmd.Wait(); logf.Close() }()

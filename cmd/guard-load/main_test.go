@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -188,5 +189,14 @@ func TestConnSend(t *testing.T) {
 	}
 	if remotes[0] != remotes[1] || remotes[1] == remotes[2] {
 		t.Errorf("connections %v: want the first kept alive and a new one after the server closed it", remotes)
+	}
+}
+
+// TestMissingGuardBinary: a -guard that is not there is named in the error.
+func TestMissingGuardBinary(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "no-such-guard")
+	err := run(t.Context(), []string{"-guard", bin, "-webhooks", "../../testdata/webhooks", "-repos", "1", "-prs", "1"}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "start "+bin) {
+		t.Fatalf("run = %v, want an error naming %s", err, bin)
 	}
 }
