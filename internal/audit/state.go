@@ -236,8 +236,8 @@ type TrackedPR struct {
 
 // TrackPR inserts or replaces the tracked state of p.Repo#p.Number.
 func (s *Store) TrackPR(ctx context.Context, p TrackedPR) error {
-	if p.Repo == "" || p.Number <= 0 {
-		return fmt.Errorf("track PR %s#%d: repository and a positive number are required", p.Repo, p.Number)
+	if err := checkTracked(p); err != nil {
+		return err
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error { return s.trackTx(ctx, tx, p) })
 	if err != nil {
@@ -252,8 +252,8 @@ func (s *Store) TrackPR(ctx context.Context, p TrackedPR) error {
 // that a crash after publishing cannot leave the PR tracked as decided with
 // no record of the decision: untracked, it is evaluated again.
 func (s *Store) AppendTracked(ctx context.Context, p TrackedPR, recs ...Record) ([]Record, error) {
-	if p.Repo == "" || p.Number <= 0 {
-		return nil, fmt.Errorf("track PR %s#%d: repository and a positive number are required", p.Repo, p.Number)
+	if err := checkTracked(p); err != nil {
+		return nil, err
 	}
 	var out []Record
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -267,6 +267,14 @@ func (s *Store) AppendTracked(ctx context.Context, p TrackedPR, recs ...Record) 
 		return nil, fmt.Errorf("append audit records and track PR %s#%d: %w", p.Repo, p.Number, err)
 	}
 	return out, nil
+}
+
+// checkTracked refuses a tracked PR without its key.
+func checkTracked(p TrackedPR) error {
+	if p.Repo == "" || p.Number <= 0 {
+		return fmt.Errorf("track PR %s#%d: repository and a positive number are required", p.Repo, p.Number)
+	}
+	return nil
 }
 
 // trackTx upserts p inside tx, a write transaction.

@@ -91,8 +91,8 @@ func (g *Guard) Tick(ctx context.Context, o SchedulerOptions) error {
 	if err != nil {
 		return err
 	}
-	if v := boundaryState; ok && v != "" {
-		b, err := time.Parse(time.RFC3339Nano, v)
+	if ok && boundaryState != "" {
+		b, err := time.Parse(time.RFC3339Nano, boundaryState)
 		if err == nil && !now.Before(b) {
 			due, why = true, "calendar boundary "+b.Format(time.RFC3339)
 		}
