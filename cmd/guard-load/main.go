@@ -55,6 +55,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/mergeguard/guard/internal/githubtest"
 	"github.com/mergeguard/guard/internal/pr"
 	"github.com/mergeguard/guard/internal/webhook"
@@ -763,7 +765,21 @@ func cpuTime(pid int) time.Duration {
 type sender struct {
 	base   string
 	client *http.Client
-	seq    atomic.Int64
+}
+
+// deliveryID returns a new X-GitHub-Delivery GUID shaped like GitHub's: a
+// time-based (version 1) UUID, e.g. 72d3162e-cc78-11e3-81ab-4c9367dc0958.
+// Its first field is the clock's low 32 bits, so ids sent within the ~7
+// minutes that field takes to wrap sort in the order they were sent: the
+// inbox's index on them grows at one end, as it does with GitHub's.
+// (Random version-4 ids would land each on a leaf of its own, a few more
+// pages per commit.)
+func deliveryID() string {
+	u, err := uuid.NewUUID()
+	if err != nil { // no clock: never on Linux
+		return uuid.NewString()
+	}
+	return u.String()
 }
 
 func newClient(conns int) *http.Client {
@@ -785,7 +801,7 @@ func (s *sender) send(ctx context.Context, d delivery) (int, error) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-GitHub-Event", d.event)
-	req.Header.Set("X-GitHub-Delivery", "load-"+strconv.FormatInt(s.seq.Add(1), 10))
+	req.Header.Set("X-GitHub-Delivery", deliveryID())
 	req.Header.Set("X-Hub-Signature-256", d.sig)
 	resp, err := s.client.Do(req)
 	if err != nil {
@@ -827,8 +843,8 @@ func (c *conn) send(d delivery) (int, error) {
 	b = append(b, c.addr...)
 	b = append(b, "\r\nContent-Type: application/json\r\nX-GitHub-Event: "...)
 	b = append(b, d.event...)
-	b = append(b, "\r\nX-GitHub-Delivery: load-"...)
-	b = strconv.AppendInt(b, c.s.seq.Add(1), 10)
+	b = append(b, "\r\nX-GitHub-Delivery: "...)
+	b = append(b, deliveryID()...)
 	b = append(b, "\r\nX-Hub-Signature-256: "...)
 	b = append(b, d.sig...)
 	b = append(b, "\r\nContent-Length: "...)

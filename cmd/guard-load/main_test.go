@@ -1,16 +1,18 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/mergeguard/guard/internal/webhook"
 )
@@ -180,11 +182,26 @@ func TestConnSend(t *testing.T) {
 	for i, r := range got {
 		if r.Method != http.MethodPost || r.URL.Path != "/webhook" || bodies[i] != string(body) ||
 			r.Header.Get("Content-Type") != "application/json" || r.Header.Get("X-GitHub-Event") != "pull_request" ||
-			r.Header.Get("X-GitHub-Delivery") != fmt.Sprintf("load-%d", i+1) || r.Header.Get("X-Hub-Signature-256") != d.sig {
+			r.Header.Get("X-Hub-Signature-256") != d.sig {
 			t.Errorf("request %d: %s %s %v %q", i, r.Method, r.URL.Path, r.Header, bodies[i])
 		}
 		if err := webhook.Verify(r.Header.Get("X-Hub-Signature-256"), []byte(bodies[i]), []byte(secret)); err != nil {
 			t.Errorf("request %d: signature: %v", i, err)
+		}
+	}
+	// Delivery ids as GitHub's: time-based UUIDs, sorting in sending order
+	// (unless the clock's low 32 bits wrapped between two, every ~7 min).
+	var ids []string
+	for i, r := range got {
+		id := r.Header.Get("X-GitHub-Delivery")
+		if u, err := uuid.Parse(id); err != nil || u.Version() != 1 || u.Variant() != uuid.RFC4122 || id != u.String() {
+			t.Errorf("request %d: X-GitHub-Delivery %q is not a lower-case version-1 UUID (%v)", i, id, err)
+		}
+		ids = append(ids, id)
+	}
+	if !slices.IsSorted(ids) || len(slices.Compact(slices.Clone(ids))) != len(ids) {
+		if u, _ := uuid.Parse(ids[0]); u.Time()&0xffffffff < 0xfff00000 { // not a wrap
+			t.Errorf("delivery ids %v: want distinct ids sorting in sending order", ids)
 		}
 	}
 	if remotes[0] != remotes[1] || remotes[1] == remotes[2] {
