@@ -33,13 +33,17 @@ type DispatcherOptions struct {
 	Done func(d Delivery, took time.Duration)
 	// FloodRate is the intake rate (deliveries passed to Receive in the
 	// last second) from which processing yields to the intake: one delivery
-	// at a time, each followed by a pause so that processing takes about
-	// FloodShare of one core. Acknowledging within GitHub's 10 s matters more
-	// than deciding at once; the inbox holds the backlog and it drains in
-	// order when the flood ends. Default 500/s.
+	// at a time, each followed by a pause so that processing is at work
+	// FloodShare of the time, and so takes at most that share of one core.
+	// (The pause follows the delivery's wall time, waits included: on a
+	// busy machine processing gets less. Under the open-loop load of 3,000
+	// deliveries/s on two cores it decided ~7/s, BENCHMARKS.md.)
+	// Acknowledging within GitHub's 10 s matters more than deciding at
+	// once; the inbox holds the backlog and it drains in order when the
+	// flood ends. Default 500/s.
 	FloodRate int
-	// FloodShare is the share of one core processing keeps during a flood
-	// (0 < FloodShare <= 1). Default 0.25.
+	// FloodShare is the share of the time processing is at work during a
+	// flood (0 < FloodShare <= 1). Default 0.25.
 	FloodShare float64
 	// MaxQueued bounds the deliveries held in memory (default 20,000, a few
 	// MiB). Beyond it a delivery stays only in the inbox, and Refill reads
@@ -510,8 +514,9 @@ func (d *Dispatcher) refiller(ctx context.Context) {
 const refillEvery = 250 * time.Millisecond
 
 // processDuringFlood processes del while no other worker does, then, if the
-// flood goes on, pauses so that processing takes about FloodShare of one
-// core, leaving the rest to the intake. Shutdown cuts the pause short.
+// flood goes on, pauses so that processing is at work about FloodShare of
+// the time (at most maxFloodPause), leaving the rest to the intake.
+// Shutdown cuts the pause short.
 func (d *Dispatcher) processDuringFlood(ctx, pctx context.Context, del Delivery) error {
 	d.flood.Lock()
 	defer d.flood.Unlock()
