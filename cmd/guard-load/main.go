@@ -774,13 +774,7 @@ type sender struct {
 // inbox's index on them grows at one end, as it does with GitHub's.
 // (Random version-4 ids would land each on a leaf of its own, a few more
 // pages per commit.)
-func deliveryID() string {
-	u, err := uuid.NewUUID()
-	if err != nil { // no clock: never on Linux
-		return uuid.NewString()
-	}
-	return u.String()
-}
+func deliveryID() string { return uuid.Must(uuid.NewUUID()).String() }
 
 func newClient(conns int) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()

@@ -514,8 +514,8 @@ func (d *Dispatcher) refiller(ctx context.Context) {
 const refillEvery = 250 * time.Millisecond
 
 // processDuringFlood processes del while no other worker does, then, if the
-// flood goes on, pauses so that processing is at work about FloodShare of
-// the time (at most maxFloodPause), leaving the rest to the intake.
+// flood goes on, pauses (up to maxFloodPause) so that processing is at
+// work about FloodShare of the time, leaving the rest to the intake.
 // Shutdown cuts the pause short.
 func (d *Dispatcher) processDuringFlood(ctx, pctx context.Context, del Delivery) error {
 	d.flood.Lock()
