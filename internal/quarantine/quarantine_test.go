@@ -481,3 +481,22 @@ func BenchmarkAnnotate(b *testing.B) {
 		quarantine.Annotate(&in)
 	}
 }
+
+// BenchmarkAnnotateSmallPR annotates the load tool's pull request shape:
+// two changed files (one a test), with the default quarantine globs plus
+// two; what a typical evaluation pays beside the policy.
+func BenchmarkAnnotateSmallPR(b *testing.B) {
+	globs := append(config.DefaultQuarantineFiles(), ".github/quarantine.yml", "**/flaky-tests.txt")
+	base := []pr.File{
+		{Filename: "widget.go", Status: "modified", Additions: 3, Deletions: 1,
+			Patch: "@@ -10,3 +10,5 @@ func Widget() {\n \tx := 1\n-\ty := 2\n+\ty := 3\n+\tz := 4\n+\t_ = z\n \treturn"},
+		{Filename: "widget_test.go", Status: "modified", Additions: 2,
+			Patch: "@@ -5,2 +5,4 @@ func TestWidget(t *testing.T) {\n \tw := Widget()\n+\tif w == nil {\n+\t\tt.Fatal(\"nil\")\n \t}"},
+	}
+	in := pr.Input{QuarantineFiles: globs, Files: make([]pr.File, len(base))}
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(in.Files, base)
+		quarantine.Annotate(&in)
+	}
+}
