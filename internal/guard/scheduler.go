@@ -140,8 +140,8 @@ func (g *Guard) Tick(ctx context.Context, o SchedulerOptions) error {
 		// the next boundary from now. A retry goes on with the PRs the last
 		// try did not finish while that is the same; once a boundary has
 		// passed (or a freeze, the configuration changed) every PR again.
-		gen := fmt.Sprint(boundaryState, "|", verStr, "|", cfg.Digest, "|", everyone, "|",
-			g.nextBoundary(ctx, cfg.Calendar.NextBoundary(now), now).UnixNano())
+		next := g.nextBoundary(ctx, cfg.Calendar.NextBoundary(now), now)
+		gen := fmt.Sprint(boundaryState, "|", verStr, "|", cfg.Digest, "|", everyone, "|", next.UnixNano())
 		if g.redo == nil || g.redo.gen != gen {
 			g.redo = &retry{gen: gen, done: map[string]bool{}, failed: map[string]bool{}}
 		}
@@ -159,7 +159,8 @@ func (g *Guard) Tick(ctx context.Context, o SchedulerOptions) error {
 			if err := g.o.Store.SetState(ctx, stateConfig, cfg.Digest); err != nil {
 				return err
 			}
-			next := g.nextBoundary(ctx, cfg.Calendar.NextBoundary(now), now)
+			// next as computed above: a freeze declared meanwhile changed
+			// the freeze version, so the next tick is due again anyway.
 			if err := g.o.Store.SetState(ctx, stateBoundary, next.UTC().Format(time.RFC3339Nano)); err != nil {
 				return err
 			}
