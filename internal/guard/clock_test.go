@@ -2,6 +2,8 @@ package guard
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,4 +53,46 @@ func TestClockNextBoundaryIncludesDeclaredFreezeEnds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// failingFreezes is a State whose freezes cannot be read.
+type failingFreezes struct{ freezesOnly }
+
+func (failingFreezes) ActiveFreezes(context.Context, time.Time) ([]audit.ManualFreeze, error) {
+	return nil, errors.New("database is locked")
+}
+
+// The scheduler's next boundary is the calendar's or a declared freeze's
+// end, whichever comes first; when the freezes cannot be read it is an
+// error, not the calendar's boundary (stored, that would skip the freeze's
+// end and hold its PRs until the calendar's next change).
+func TestSchedulerNextBoundary(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 3, 3, 10, 0, 0, 0, time.UTC)
+	cal := now.Add(8 * time.Hour)
+	for _, tt := range []struct {
+		name  string
+		cal   time.Time
+		state State
+		want  time.Time
+	}{
+		{"no freezes", cal, freezesOnly{}, cal},
+		{"no calendar boundary: a day", time.Time{}, freezesOnly{}, now.Add(24 * time.Hour)},
+		{"a freeze ends first", cal, freezesOnly{{ID: 1, From: now.Add(-time.Hour), Until: now.Add(time.Hour)}}, now.Add(time.Hour)},
+		{"a freeze ends later", cal, freezesOnly{{ID: 1, From: now.Add(-time.Hour), Until: cal.Add(time.Hour)}}, cal},
+		{"an open-ended freeze", cal, freezesOnly{{ID: 1, From: now.Add(-time.Hour)}}, cal},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := nextBoundary(ctx, tt.state, tt.cal, now)
+			if err != nil || !got.Equal(tt.want) {
+				t.Fatalf("nextBoundary = %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+	t.Run("freezes unreadable", func(t *testing.T) {
+		got, err := nextBoundary(ctx, failingFreezes{}, cal, now)
+		if err == nil || !strings.Contains(err.Error(), "database is locked") {
+			t.Fatalf("nextBoundary = %v, %v; want the store's error", got, err)
+		}
+	})
 }

@@ -140,7 +140,10 @@ func (g *Guard) Tick(ctx context.Context, o SchedulerOptions) error {
 		// the next boundary from now. A retry goes on with the PRs the last
 		// try did not finish while that is the same; once a boundary has
 		// passed (or a freeze, the configuration changed) every PR again.
-		next := g.nextBoundary(ctx, cfg.Calendar.NextBoundary(now), now)
+		next, err := nextBoundary(ctx, g.o.Store, cfg.Calendar.NextBoundary(now), now)
+		if err != nil {
+			return err // stored, a boundary that skips a freeze's end would hold its PRs past it
+		}
 		gen := fmt.Sprint(boundaryState, "|", verStr, "|", cfg.Digest, "|", everyone, "|", next.UnixNano())
 		if g.redo == nil || g.redo.gen != gen {
 			g.redo = &retry{gen: gen, done: map[string]bool{}, failed: map[string]bool{}}
@@ -224,21 +227,23 @@ func (g *Guard) recheck(ctx context.Context, pace time.Duration) error {
 	return g.o.Store.SetState(ctx, stateRecheck, "")
 }
 
-// nextBoundary is the earlier of the calendar's next boundary and the end
-// of any declared freeze with a duration.
-func (g *Guard) nextBoundary(ctx context.Context, cal, now time.Time) time.Time {
+// nextBoundary is the earlier of the calendar's next boundary cal (none:
+// a day from now) and the end of any declared freeze with a duration.
+func nextBoundary(ctx context.Context, state State, cal, now time.Time) (time.Time, error) {
 	next := cal
 	if next.IsZero() {
 		next = now.Add(24 * time.Hour)
 	}
-	if fs, err := g.o.Store.ActiveFreezes(ctx, now); err == nil {
-		for _, f := range fs {
-			if !f.Until.IsZero() && f.Until.After(now) && f.Until.Before(next) {
-				next = f.Until
-			}
+	fs, err := state.ActiveFreezes(ctx, now)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("next boundary: %w", err)
+	}
+	for _, f := range fs {
+		if !f.Until.IsZero() && f.Until.After(now) && f.Until.Before(next) {
+			next = f.Until
 		}
 	}
-	return next
+	return next, nil
 }
 
 // retry is a re-evaluation being retried: gen names what it is for, done
