@@ -2,15 +2,18 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/user"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/mergeguard/guard/internal/audit"
 	"github.com/mergeguard/guard/internal/calendar"
+	guardcmd "github.com/mergeguard/guard/internal/command"
 )
 
 func runFreeze(ctx context.Context, args []string, s stdio) error {
@@ -32,23 +35,65 @@ func runFreeze(ctx context.Context, args []string, s stdio) error {
 	return usageErr("unknown subcommand %q: want start, end or list", args[0])
 }
 
-// scope reads --repo / --org into a freeze scope.
-func scope(repo, org string) (string, string, error) {
+// scope reads --repo / --org into a freeze scope; verb says what the
+// command does with it ("freeze", "end the freezes of").
+func scope(verb, repo, org string) (string, string, error) {
+	sc, target := "", ""
 	switch {
 	case repo != "" && org != "":
 		return "", "", usageErr("pass either --repo or --org, not both")
 	case repo != "":
-		if strings.Count(repo, "/") != 1 || strings.HasPrefix(repo, "/") || strings.HasSuffix(repo, "/") {
-			return "", "", usageErr("--repo %q: want OWNER/NAME", repo)
-		}
-		return "repo", repo, nil
+		sc, target = audit.ScopeRepo, repo
 	case org != "":
-		if strings.Contains(org, "/") {
-			return "", "", usageErr("--org %q: want an organization login, without a slash", org)
-		}
-		return "org", org, nil
+		sc, target = audit.ScopeOrg, org
+	default:
+		return "", "", usageErr("name what to %s: --repo OWNER/NAME or --org ORG", verb)
 	}
-	return "", "", usageErr("name what to freeze: --repo OWNER/NAME or --org ORG")
+	if err := audit.CheckFreezeTarget(sc, target); err != nil {
+		return "", "", usageErr("--%s: %v", sc, err)
+	}
+	return sc, target, nil
+}
+
+// noArgs refuses the words left after the flags: a reason of several words
+// without quotes would lose all but its first, and the flags after it.
+func noArgs(fs *flag.FlagSet) error {
+	if fs.NArg() == 0 {
+		return nil
+	}
+	return usageErr("unexpected argument %q: flags go before it, and a value with spaces needs quotes (--reason \"INC-9 database failover\")", fs.Arg(0))
+}
+
+// parseFor reads --for: a Go duration (90m, 1h30m) or days first, as
+// /guard freeze takes them (1d, 2d12h); at most 90 days, as there.
+func parseFor(s string) (time.Duration, error) {
+	want := fmt.Errorf("want a duration like 30m, 2h or 1d")
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		days, rest, ok := strings.Cut(s, "d")
+		n, err := strconv.Atoi(days)
+		if !ok || err != nil || n < 0 || days[0] == '+' {
+			return 0, want
+		}
+		if n > 10000 {
+			n = 10000 // longer than any bound, without overflowing
+		}
+		d = time.Duration(n) * 24 * time.Hour
+		if rest != "" {
+			r, err := time.ParseDuration(rest)
+			if err != nil || r < 0 {
+				return 0, want
+			}
+			d += r
+		}
+	}
+	switch {
+	case d <= 0:
+		return 0, fmt.Errorf("a duration must be positive (leave --for out for a freeze that lasts until ended)")
+	case d > guardcmd.MaxDuration:
+		return 0, fmt.Errorf("longer than 90 days: leave --for out and end the freeze with 'guard freeze end'")
+	}
+	return d, nil
 }
 
 func openDB(ctx context.Context, db string) (*audit.Store, error) {
@@ -71,7 +116,11 @@ func operator() string {
 func freezeStart(ctx context.Context, args []string, s stdio) error {
 	fs := newFlagSet("freeze start", "freeze start --reason TEXT [--for DURATION] [--repo OWNER/NAME | --org ORG] [--branch GLOB]", s)
 	reason := fs.String("reason", "", "why (shown on every check run it blocks)")
-	dur := fs.Duration("for", 0, "how long, like 2h or 30m (default: until 'guard freeze end')")
+	var dur time.Duration
+	fs.Func("for", "how long, like 30m, 2h or 1d (default: until 'guard freeze end')", func(v string) (err error) {
+		dur, err = parseFor(v)
+		return err
+	})
 	repo := fs.String("repo", "", "freeze one repository `OWNER/NAME`")
 	org := fs.String("org", "", "freeze every repository of an `ORG`")
 	branch := fs.String("branch", "", "only branches matching `GLOB` (default every branch)")
@@ -79,18 +128,18 @@ func freezeStart(ctx context.Context, args []string, s stdio) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
 	if strings.TrimSpace(*reason) == "" {
 		return usageErr("--reason is required: say why the freeze is declared")
-	}
-	if *dur < 0 {
-		return usageErr("--for %s: a duration must be positive", *dur)
 	}
 	if *branch != "" {
 		if err := calendar.CheckBranchGlob(*branch); err != nil {
 			return usageErr("--branch %q is not a valid branch pattern: %v", *branch, err)
 		}
 	}
-	sc, target, err := scope(*repo, *org)
+	sc, target, err := scope("freeze", *repo, *org)
 	if err != nil {
 		return err
 	}
@@ -101,8 +150,8 @@ func freezeStart(ctx context.Context, args []string, s stdio) error {
 	defer store.Close()
 	now := time.Now()
 	f := audit.ManualFreeze{Scope: sc, Target: target, Branch: *branch, Reason: *reason, By: operator(), From: now}
-	if *dur > 0 {
-		f.Until = now.Add(*dur)
+	if dur > 0 {
+		f.Until = now.Add(dur)
 	}
 	f, err = store.StartFreeze(ctx, f)
 	if err != nil {
@@ -124,7 +173,10 @@ func freezeEnd(ctx context.Context, args []string, s stdio) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	sc, target, err := scope(*repo, *org)
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	sc, target, err := scope("end the freezes of", *repo, *org)
 	if err != nil {
 		return err
 	}
@@ -148,6 +200,9 @@ func freezeList(ctx context.Context, args []string, s stdio) error {
 	fs := newFlagSet("freeze list", "freeze list", s)
 	db := fs.String("db", envOr("GUARD_DB", "guard.db"), "SQLite database `file` (GUARD_DB)")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
 		return err
 	}
 	store, err := openAuditDB(ctx, *db) // only reads

@@ -33,17 +33,37 @@ const (
 func checkScope(scope, target string) error {
 	switch scope {
 	case ScopeRepo:
-		if i := strings.IndexByte(target, '/'); i <= 0 || i == len(target)-1 || strings.Count(target, "/") != 1 {
-			return fmt.Errorf("repo freeze target %q: want owner/name", target)
+		owner, name, ok := strings.Cut(target, "/")
+		if !ok || !isLogin(owner) || !isLogin(name) || name == "." || name == ".." {
+			return fmt.Errorf("repo freeze target %q: want OWNER/NAME, like octo-org/shop", target)
 		}
 	case ScopeOrg:
-		if target == "" || strings.Contains(target, "/") {
-			return fmt.Errorf("org freeze target %q: want an organization login", target)
+		if !isLogin(target) {
+			return fmt.Errorf("org freeze target %q: want an organization login, like octo-org", target)
 		}
 	default:
 		return fmt.Errorf("freeze scope %q: want repo or org", scope)
 	}
 	return nil
+}
+
+// CheckFreezeTarget reports whether target names a repository (scope repo:
+// OWNER/NAME) or an organization (scope org) as GitHub spells them.
+func CheckFreezeTarget(scope, target string) error { return checkScope(scope, target) }
+
+// isLogin reports whether s is made of the characters GitHub allows in
+// logins and repository names (letters, digits, '-', '_', '.'; underscores
+// for Enterprise Managed Users), at most 100 of them.
+func isLogin(s string) bool {
+	if s == "" || len(s) > 100 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // freezeRecord is the trail record of a freeze starting or ending.
@@ -121,7 +141,9 @@ func (s *Store) EndFreezes(ctx context.Context, scope, target, by string) (int, 
 	now := s.nowUTC()
 	var n int
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		fs, err := queryFreezes(ctx, tx, `WHERE scope = ? AND target = ? AND ended_at IS NULL
+		// GitHub's logins and repository names ignore case, as the freezes'
+		// matching does (--repo Octo/Shop is ended by octo/shop).
+		fs, err := queryFreezes(ctx, tx, `WHERE scope = ? AND target = ? COLLATE NOCASE AND ended_at IS NULL
 			AND (until_ns IS NULL OR until_ns > ?) ORDER BY id`, scope, target, ns(now))
 		if err != nil {
 			return err

@@ -59,9 +59,9 @@ func TestFreezes(t *testing.T) {
 			t.Fatalf("ActiveFreezes before = %v", ids(fs))
 		}
 	})
-	t.Run("end ends only that scope and target", func(t *testing.T) {
+	t.Run("end ends only that scope and target, in any case", func(t *testing.T) {
 		c.Set(t0.Add(time.Hour))
-		n, err := s.EndFreezes(ctx, ScopeRepo, "o/r", "carol")
+		n, err := s.EndFreezes(ctx, ScopeRepo, "O/R", "carol") // GitHub's names ignore case
 		if err != nil || n != 1 {
 			t.Fatalf("EndFreezes = %d, %v", n, err)
 		}
@@ -100,6 +100,10 @@ func TestFreezes(t *testing.T) {
 		{"a repo target with two slashes", ManualFreeze{Scope: ScopeRepo, Target: "o/r/x"}},
 		{"an org target with a slash", ManualFreeze{Scope: ScopeOrg, Target: "o/r"}},
 		{"an empty org", ManualFreeze{Scope: ScopeOrg}},
+		{"a repo target with spaces", ManualFreeze{Scope: ScopeRepo, Target: "a b/c d"}},
+		{"a repo target with an empty name", ManualFreeze{Scope: ScopeRepo, Target: "o/"}},
+		{"a repo target of ..", ManualFreeze{Scope: ScopeRepo, Target: "o/.."}},
+		{"an org with a colon", ManualFreeze{Scope: ScopeOrg, Target: "o:x"}},
 		{"until before from", ManualFreeze{Scope: ScopeOrg, Target: "o", From: t0, Until: t0.Add(-time.Minute)}},
 	} {
 		t.Run("refuses "+bad.name, func(t *testing.T) {
