@@ -403,3 +403,55 @@ func TestShutdownDuringAnOutage(t *testing.T) {
 		return len(decisionsByDelivery(t, h.db)["hang-1"]) == 1
 	})
 }
+
+// TestFailedDeliveriesAreRetried: GitHub does not redeliver a delivery it
+// got a 2xx for, so one whose processing failed in an outage is retried by
+// the guard itself once its pause is over (here: a review dismissed while
+// GitHub's API was down must not leave the PR green), and recorded once.
+func TestFailedDeliveriesAreRetried(t *testing.T) {
+	fake := newFake(t)
+	h := startGuard(t, fake, "")
+	h.clock.Set(time.Now())
+	addPull(fake, 70, agent, sha('7'))
+	fake.AddReview(testRepo, 70, pr.Review{User: carol, State: "APPROVED", CommitID: sha('7'),
+		SubmittedAt: time.Now().Add(-time.Minute).UTC().Truncate(time.Second)})
+	h.deliver("pull_request", prEvent(t, "opened", 70, agent, sha('7'), agent))
+	h.waitCheckOn(t, sha('7'), "success")
+
+	// carol's approval is dismissed while GitHub's API answers 503.
+	fake.AddReview(testRepo, 70, pr.Review{User: carol, State: "DISMISSED", CommitID: sha('7')})
+	fake.FailNext("", "", 0, http.StatusServiceUnavailable, nil, "")
+	body := payload(t, "pull_request_review.submitted", map[string]any{
+		"action": "dismissed", "pull_request.number": 70, "pull_request.user.login": agent.Login, "pull_request.user.type": "Bot",
+		"pull_request.head.sha": sha('7'), "pull_request.base.ref": "main", "pull_request.state": "open",
+		"pull_request.updated_at": time.Now().UTC().Format(time.RFC3339),
+		"review.user.login":       "carol", "review.user.type": "User", "review.state": "dismissed", "review.commit_id": sha('7'),
+		"sender.login": "carol", "sender.type": "User",
+	})
+	if code := postWebhook(t, h.base, "pull_request_review", "dismissed-in-outage", body); code != http.StatusAccepted {
+		t.Fatalf("webhook answered %d", code)
+	}
+	waitFor(t, "the delivery to fail", func() bool { return strings.Contains(h.log.String(), "delivery failed") })
+
+	// Not retried before its pause is over (a minute after the failure),
+	// even with GitHub back.
+	fake.ClearFaults()
+	time.Sleep(300 * time.Millisecond) // several scheduler ticks
+	if strings.Contains(h.log.String(), "retrying a delivery that failed") {
+		t.Fatal("retried before the pause was over")
+	}
+	h.clock.Set(time.Now().Add(61 * time.Second))
+	h.waitCheckOn(t, sha('7'), "action_required")
+	waitFor(t, "the retried delivery to be recorded", func() bool {
+		return len(decisionsByDelivery(t, h.db)["dismissed-in-outage"]) == 1
+	})
+	if n := strings.Count(h.log.String(), "retrying a delivery that failed"); n != 1 {
+		t.Fatalf("retried %d times, want once", n)
+	}
+	if code := postWebhook(t, h.base, "pull_request_review", "dismissed-in-outage", body); code != http.StatusOK {
+		t.Fatalf("a redelivery after the retry answered %d, want 200 (done)", code)
+	}
+	if n := len(decisionsByDelivery(t, h.db)["dismissed-in-outage"]); n != 1 {
+		t.Fatalf("%d decision records for the delivery, want one", n)
+	}
+}

@@ -313,7 +313,8 @@ func serve(ctx context.Context, c *serveConfig, s stdio) error {
 	go pruneInbox(runCtx, store, now, log)
 	schedDone := make(chan struct{})
 	go func() {
-		g.RunScheduler(runCtx, guard.SchedulerOptions{Tick: c.tick, Reconcile: c.reconcile, ExportDir: exportDir})
+		g.RunScheduler(runCtx, guard.SchedulerOptions{Tick: c.tick, Reconcile: c.reconcile, ExportDir: exportDir,
+			Retry: func(d audit.Delivery) { disp.Enqueue(inboxToWebhook(d)) }})
 		close(schedDone)
 	}()
 

@@ -2,11 +2,13 @@ package audit
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -401,12 +403,13 @@ func (s *Store) Delivery(ctx context.Context, seq int64) (Delivery, error) {
 	return d, nil
 }
 
-// Fail counts a failed attempt and marks the delivery failed with reason. A
-// delivery already done stays done (its records are in the trail).
+// Fail counts a failed attempt and marks the delivery failed with reason,
+// noting when (done_at) for RetryFailed. A delivery already done stays done
+// (its records are in the trail).
 func (s *Store) Fail(ctx context.Context, seq int64, reason string) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		out, err := tx.ExecContext(ctx, `UPDATE deliveries SET attempts = attempts + 1, state = 'failed', last_error = ?
-			WHERE seq = ? AND state <> 'done'`, reason, seq)
+		out, err := tx.ExecContext(ctx, `UPDATE deliveries SET attempts = attempts + 1, state = 'failed', last_error = ?,
+			done_at = ? WHERE seq = ? AND state <> 'done'`, reason, ns(s.nowUTC()), seq)
 		if err != nil {
 			return err
 		}
@@ -422,6 +425,56 @@ func (s *Store) Fail(ctx context.Context, seq int64, reason string) error {
 		return fmt.Errorf("fail delivery %d: %w", seq, err)
 	}
 	return nil
+}
+
+// RetryWithin is how long after its receipt a failed delivery is tried
+// again; retryPauseFirst and retryPauseMax bound the pause after a failed
+// attempt, which doubles from the first to the most: 1, 2, 4, 8, 16, 30,
+// 30... minutes.
+const (
+	RetryWithin     = 24 * time.Hour
+	retryPauseFirst = time.Minute
+	retryPauseMax   = 30 * time.Minute
+)
+
+// RetryFailed sets the failed deliveries whose pause since their last
+// attempt is over back to pending, and returns them (without payloads) in
+// Seq order, to be processed again: GitHub does not redeliver a delivery
+// it got a 2xx for, so an outage of GitHub's API while one was processed
+// must not lose it. Those received more than RetryWithin ago stay failed.
+// Times are the store's clock, as Accept and Fail note them.
+func (s *Store) RetryFailed(ctx context.Context) ([]Delivery, error) {
+	now := s.nowUTC()
+	// The pause after attempt n is retryPauseFirst << (n-1), at most
+	// retryPauseMax; a delivery failed before done_at was noted (schema
+	// version 2) is due at once.
+	const q = `UPDATE deliveries SET state = 'pending'
+		WHERE state = 'failed' AND received_at >= ?
+		AND coalesce(done_at, 0) + min(? << (min(max(attempts, 1), 16) - 1), ?) <= ?
+		RETURNING seq, id, event, action, key, received_at, attempts, state`
+	var out []Delivery
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, q, ns(now.Add(-RetryWithin)), int64(retryPauseFirst), int64(retryPauseMax), ns(now))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var d Delivery
+			var at int64
+			if err := rows.Scan(&d.Seq, &d.ID, &d.Event, &d.Action, &d.Key, &at, &d.Attempts, &d.State); err != nil {
+				return err
+			}
+			d.ReceivedAt = fromNS(at)
+			out = append(out, d)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("retry failed deliveries: %w", err)
+	}
+	slices.SortFunc(out, func(a, b Delivery) int { return cmp.Compare(a.Seq, b.Seq) })
+	return out, nil
 }
 
 // Complete appends recs to the trail and marks the delivery done in ONE

@@ -420,3 +420,96 @@ func TestGather(t *testing.T) {
 		t.Fatalf("closed: gather = %d requests after %v, want 1 at once", len(got), time.Since(start))
 	}
 }
+
+// A failed delivery is pending again once the pause after its last attempt
+// is over (1, 2, 4... minutes, at most 30), for a day after its receipt.
+func TestRetryFailed(t *testing.T) {
+	ctx := context.Background()
+	c := newClock(t0)
+	s := mustOpen(t, WithClock(c.Now))
+	accept := func(id string) int64 {
+		seq, _, err := s.Accept(ctx, Delivery{ID: id, Event: "pull_request", Payload: []byte(`{}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seq
+	}
+	fail := func(seq int64) {
+		if err := s.Fail(ctx, seq, "GitHub 503"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	retry := func(at time.Duration) []int64 {
+		t.Helper()
+		c.Set(t0.Add(at))
+		ds, err := s.RetryFailed(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seqs []int64
+		for _, d := range ds {
+			if d.State != StatePending || d.Payload != nil {
+				t.Fatalf("retried %+v: want pending, without payload", d)
+			}
+			seqs = append(seqs, d.Seq)
+		}
+		return seqs
+	}
+	a, b, done := accept("a"), accept("b"), accept("done")
+	fail(b)
+	fail(a)
+	if _, err := s.Complete(ctx, done); err != nil {
+		t.Fatal(err)
+	}
+	if got := retry(59 * time.Second); got != nil {
+		t.Fatalf("retried %v before the first pause was over", got)
+	}
+	if got := retry(time.Minute); fmt.Sprint(got) != fmt.Sprint([]int64{a, b}) {
+		t.Fatalf("retried %v after a minute, want %v in order", got, []int64{a, b})
+	}
+	if ps, _ := s.Pending(ctx, 0, 0); len(ps) != 2 {
+		t.Fatalf("%d pending after the retry, want 2", len(ps))
+	}
+	if got := retry(time.Hour); got != nil {
+		t.Fatalf("retried %v again while pending", got)
+	}
+
+	// Attempt 2 fails at 1m: the next pause is 2 minutes.
+	c.Set(t0.Add(time.Minute))
+	fail(a)
+	if got := retry(time.Minute + 119*time.Second); got != nil {
+		t.Fatalf("retried %v before the second pause was over", got)
+	}
+	if got := retry(3 * time.Minute); fmt.Sprint(got) != fmt.Sprint([]int64{a}) {
+		t.Fatalf("retried %v, want [%d]", got, a)
+	}
+	if d, _ := s.Delivery(ctx, a); d.Attempts != 2 {
+		t.Fatalf("attempts %d, want 2", d.Attempts)
+	}
+
+	// The pause grows to 30 minutes, no more.
+	c.Set(t0.Add(time.Hour))
+	for range 12 {
+		fail(b)
+	}
+	if got := retry(time.Hour + 29*time.Minute); got != nil {
+		t.Fatalf("retried %v before 30 minutes", got)
+	}
+	if got := retry(time.Hour + 30*time.Minute); fmt.Sprint(got) != fmt.Sprint([]int64{b}) {
+		t.Fatalf("retried %v after 30 minutes, want [%d]", got, b)
+	}
+
+	// A day after its receipt a delivery stays failed; done ones are never
+	// touched.
+	c.Set(t0.Add(2 * time.Hour))
+	fail(b)
+	if got := retry(RetryWithin + time.Second); got != nil {
+		t.Fatalf("retried %v more than a day after receipt", got)
+	}
+	if d, _ := s.Delivery(ctx, b); d.State != StateFailed {
+		t.Fatalf("state %s, want failed", d.State)
+	}
+	if d, _ := s.Delivery(ctx, done); d.State != StateDone {
+		t.Fatalf("done delivery is %s", d.State)
+	}
+}

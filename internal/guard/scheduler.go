@@ -38,6 +38,10 @@ type SchedulerOptions struct {
 	Reconcile time.Duration // repair interval; default 10m, negative: never (tests)
 	Pace      time.Duration // pause between re-evaluations (secondary rate limits); default 200ms
 	ExportDir string        // weekly exports; "" disables them
+	// Retry is given each failed delivery whose pause is over, set back to
+	// pending (audit.Store.RetryFailed), to be processed again; nil: failed
+	// deliveries are not retried.
+	Retry func(audit.Delivery)
 }
 
 // FreezesChanged tells the scheduler that a freeze started or ended in this
@@ -84,6 +88,18 @@ func (g *Guard) Tick(ctx context.Context, o SchedulerOptions) error {
 	cfg := g.o.Config()
 	due := false
 	why := ""
+
+	if o.Retry != nil {
+		ds, err := g.o.Store.RetryFailed(ctx)
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			g.o.Logger.Info("retrying a delivery that failed", "delivery", d.ID, "event", d.Event,
+				"attempts", d.Attempts, "received_at", d.ReceivedAt.UTC().Format(time.RFC3339))
+			o.Retry(d)
+		}
+	}
 
 	// Calendar boundaries: due when the stored next boundary has passed (also
 	// one that passed while the guard was down).
