@@ -512,30 +512,58 @@ func TestEndpoints(t *testing.T) {
 }
 
 // TestStaleHeadIsRecordedNotPublished: GitHub may deliver out of order; an
-// evaluation of a head that is no longer the PR's head never reaches GitHub.
+// evaluation of a head that is no longer the PR's head never reaches GitHub,
+// also when both events carry the same updated_at second (bots push within
+// one), and the unpublished record does not make the merge of the current
+// head a bypass.
 func TestStaleHeadIsRecordedNotPublished(t *testing.T) {
-	fake := newFake(t)
-	h := startGuard(t, fake, "")
-	addPull(fake, 40, agent, sha('b'))
-	newer := payload(t, "pull_request.synchronize", map[string]any{
-		"number": 40, "pull_request.number": 40, "pull_request.user.login": agent.Login, "pull_request.user.type": "Bot",
-		"pull_request.head.sha": sha('b'), "pull_request.base.ref": "main", "pull_request.state": "open",
-		"pull_request.updated_at": "2026-11-20T10:05:00Z", "sender.login": agent.Login, "sender.type": "Bot",
-	})
-	older := payload(t, "pull_request.opened", map[string]any{
-		"number": 40, "pull_request.number": 40, "pull_request.user.login": agent.Login, "pull_request.user.type": "Bot",
-		"pull_request.head.sha": sha('a'), "pull_request.base.ref": "main", "pull_request.state": "open",
-		"pull_request.updated_at": "2026-11-20T10:00:00Z", "sender.login": agent.Login, "sender.type": "Bot",
-	})
-	h.deliver("pull_request", newer)
-	h.waitCheckOn(t, sha('b'), "action_required")
-	h.deliver("pull_request", older)
-	waitFor(t, "the late delivery to be recorded", func() bool {
-		code, out, _ := runGuard(t, "audit", "export", "--db", h.db, "--format", "jsonl", "--from", "2000-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z")
-		return code == 0 && strings.Contains(out, "no longer the head")
-	})
-	if runs := fake.CheckRuns(testRepo, sha('a')); len(runs) != 0 {
-		t.Fatalf("a decision for a stale head was published: %+v", runs)
+	for _, tt := range []struct {
+		name, olderAt string
+	}{
+		{"the late event is older", "2026-11-20T10:00:00Z"},
+		{"both in the same second", "2026-11-20T10:05:00Z"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := newFake(t)
+			h := startGuard(t, fake, "")
+			addPull(fake, 40, agent, sha('b'))
+			fake.AddReview(testRepo, 40, pr.Review{User: carol, State: "APPROVED", CommitID: sha('b')})
+			event := func(action, head, at string) []byte {
+				return payload(t, "pull_request."+action, map[string]any{
+					"number": 40, "pull_request.number": 40, "pull_request.user.login": agent.Login, "pull_request.user.type": "Bot",
+					"pull_request.head.sha": head, "pull_request.base.ref": "main", "pull_request.state": "open",
+					"pull_request.updated_at": at, "sender.login": agent.Login, "sender.type": "Bot",
+				})
+			}
+			h.deliver("pull_request", event("synchronize", sha('b'), "2026-11-20T10:05:00Z"))
+			h.waitCheckOn(t, sha('b'), "success")
+			h.deliver("pull_request", event("opened", sha('a'), tt.olderAt))
+			st := openAudit(t, h)
+			waitFor(t, "the late delivery to be processed", func() bool {
+				return len(records(t, st, 40, kind("decision", ""))) == 2
+			})
+			if runs := fake.CheckRuns(testRepo, sha('a')); len(runs) != 0 {
+				t.Fatalf("a decision for a stale head was published: %+v", runs)
+			}
+			if p, _, err := st.TrackedPR(context.Background(), testRepo, 40); err != nil || p.HeadSHA != sha('b') {
+				t.Fatalf("tracked head %s (%v), want the current one", p.HeadSHA, err)
+			}
+			if runs := fake.CheckRuns(testRepo, sha('b')); len(runs) != 1 || runs[0].Conclusion != "success" {
+				t.Fatalf("the current head's runs: %+v", runs)
+			}
+
+			closed := patchJSON(t, payload(t, "pull_request.closed", nil), map[string]any{
+				"number": 40, "pull_request.number": 40,
+				"pull_request.user":     map[string]any{"login": agent.Login, "type": "Bot", "id": 5},
+				"pull_request.head.sha": sha('b'), "pull_request.base.ref": "main", "pull_request.merged": true,
+				"pull_request.merged_by": map[string]any{"login": "mona", "type": "User", "id": 6},
+				"pull_request.state":     "closed", "sender": map[string]any{"login": "mona", "type": "User", "id": 6},
+			})
+			h.deliver("pull_request", closed)
+			if rec := waitRecord(t, st, 40, "the merge", kind("merge", "")); rec.Outcome != "merged" {
+				t.Fatalf("the merge of the allowed head was recorded as %s: %s", rec.Outcome, rec.Reason)
+			}
+		})
 	}
 }
 

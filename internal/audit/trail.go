@@ -275,10 +275,12 @@ func (s *Store) PRHistory(ctx context.Context, repo string, number, limit int) (
 	return out, nil
 }
 
-// LastDecision returns the newest decision record of that pull request.
+// LastDecision returns the newest decision record of that pull request
+// that was published as its check run (CheckRunID set): a decision recorded
+// for a head that was no longer the PR's is not what GitHub shows.
 func (s *Store) LastDecision(ctx context.Context, repo string, number int) (Record, bool, error) {
 	r, err := scanRecord(s.r.QueryRowContext(ctx, "SELECT "+recordCols+` FROM records
-		WHERE repository = ? AND pull_request = ? AND pull_request <> 0 AND kind = 'decision'
+		WHERE repository = ? AND pull_request = ? AND pull_request <> 0 AND kind = 'decision' AND check_run_id <> 0
 		ORDER BY seq DESC LIMIT 1`, repo, number))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Record{}, false, nil

@@ -98,12 +98,14 @@ func TestPRHistoryAndLastDecision(t *testing.T) {
 		t.Fatalf("LastDecision on empty trail = %v, %v", ok, err)
 	}
 	recs := []Record{
-		{ID: "1", Kind: KindDecision, Outcome: "escalate", Repository: "o/r", PullRequest: 1},
-		{ID: "2", Kind: KindDecision, Outcome: "allow", Repository: "o/r", PullRequest: 2},
+		{ID: "1", Kind: KindDecision, Outcome: "escalate", Repository: "o/r", PullRequest: 1, CheckRunID: 7},
+		{ID: "2", Kind: KindDecision, Outcome: "allow", Repository: "o/r", PullRequest: 2, CheckRunID: 8},
 		{ID: "3", Kind: KindOverride, Outcome: "granted", Repository: "o/r", PullRequest: 1},
-		{ID: "4", Kind: KindDecision, Outcome: "allow", Repository: "o/r", PullRequest: 1},
+		{ID: "4", Kind: KindDecision, Outcome: "allow", Repository: "o/r", PullRequest: 1, CheckRunID: 7},
 		{ID: "5", Kind: KindMerge, Outcome: "merged", Repository: "o/r", PullRequest: 1},
-		{ID: "6", Kind: KindDecision, Outcome: "block", Repository: "o/other", PullRequest: 1},
+		{ID: "6", Kind: KindDecision, Outcome: "block", Repository: "o/other", PullRequest: 1, CheckRunID: 9},
+		// Recorded, not published: its head was no longer the PR's.
+		{ID: "7", Kind: KindDecision, Outcome: "escalate", Repository: "o/r", PullRequest: 1},
 	}
 	if _, err := s.Append(ctx, recs...); err != nil {
 		t.Fatal(err)
@@ -122,8 +124,8 @@ func TestPRHistoryAndLastDecision(t *testing.T) {
 		limit int
 		want  string
 	}{
-		{"all kinds of one PR, newest first", "o/r", 1, 0, "5,4,3,1"},
-		{"limited", "o/r", 1, 2, "5,4"},
+		{"all kinds of one PR, newest first", "o/r", 1, 0, "7,5,4,3,1"},
+		{"limited", "o/r", 1, 2, "7,5"},
 		{"another repository", "o/other", 1, 10, "6"},
 		{"a PR without records", "o/r", 9, 10, ""},
 	} {
@@ -134,7 +136,7 @@ func TestPRHistoryAndLastDecision(t *testing.T) {
 			}
 		})
 	}
-	t.Run("LastDecision skips other kinds", func(t *testing.T) {
+	t.Run("LastDecision skips other kinds and what was not published", func(t *testing.T) {
 		r, ok, err := s.LastDecision(ctx, "o/r", 1)
 		if err != nil || !ok || r.ID != "4" {
 			t.Fatalf("LastDecision = %s, %v, %v; want 4", r.ID, ok, err)

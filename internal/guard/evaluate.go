@@ -75,13 +75,22 @@ func (g *Guard) evaluate(ctx context.Context, t target) ([]audit.Record, error) 
 		return nil, fmt.Errorf("read tracked PR: %w", err)
 	}
 	t.tracked, t.seen, t.trackedRead = tracked, seen, true
-	if t.known != nil && seen && t.known.HeadSHA == tracked.HeadSHA &&
-		!t.known.UpdatedAt.IsZero() && tracked.UpdatedAt.After(t.known.UpdatedAt) {
-		// The payload shows the PR as it was before a state already
-		// evaluated (a late or redelivered event on the same head: base,
-		// labels or auto-merge may have changed since): read it afresh
-		// rather than publish a decision on old facts over a newer one.
-		t.known = nil
+	if t.known != nil && seen && !t.known.UpdatedAt.IsZero() {
+		switch {
+		case t.known.HeadSHA == tracked.HeadSHA && tracked.UpdatedAt.After(t.known.UpdatedAt):
+			// The payload shows the PR as it was before a state already
+			// evaluated (a late or redelivered event on the same head:
+			// base, labels or auto-merge may have changed since): read it
+			// afresh rather than publish a decision on old facts over a
+			// newer one.
+			t.known = nil
+		case t.known.HeadSHA != tracked.HeadSHA && t.known.UpdatedAt.Equal(tracked.UpdatedAt):
+			// Another head in the same second (updated_at has no finer
+			// grain; bots push that fast): which is newer only GitHub can
+			// tell. Older (an earlier updated_at) is recorded, not
+			// published, below.
+			t.known = nil
+		}
 	}
 
 	client := g.o.GitHub.Installation(t.installation)
