@@ -526,6 +526,53 @@ func TestCommentCommands(t *testing.T) {
 		}
 	})
 
+	t.Run("a freeze command processed again declares one freeze and replies once", func(t *testing.T) {
+		fake.AddIssue(testRepo, 901)
+		// GitHub stores the reply but the guard hears a 422: the delivery
+		// fails after the freeze was declared, and GitHub redelivers it.
+		fake.FailAfterNext("POST", "/repos/{owner}/{repo}/issues/{number}/comments", 1, http.StatusUnprocessableEntity)
+		id := ids.id()
+		body := commentEvent(t, 901, false, id, mona, "/guard freeze 2h INC-77 retried", time.Time{}, nil)
+		if code := postWebhook(t, h.base, "issue_comment", "freeze-retried", body); code != http.StatusAccepted {
+			t.Fatalf("webhook answered %d", code)
+		}
+		waitFor(t, "the delivery to fail", func() bool {
+			return strings.Contains(h.log.String(), "delivery=freeze-retried") && strings.Contains(h.log.String(), "reply to /guard command")
+		})
+		if code := postWebhook(t, h.base, "issue_comment", "freeze-retried", body); code != http.StatusAccepted {
+			t.Fatalf("redelivery answered %d", code)
+		}
+		idle(t, st)
+		ctx := context.Background()
+		t.Cleanup(func() { st.EndFreezes(ctx, audit.ScopeRepo, testRepo, "test") })
+		fs, err := st.ActiveFreezes(ctx, time.Now())
+		if err != nil || len(fs) != 1 || fs[0].Reason != "INC-77 retried" {
+			t.Fatalf("active freezes %+v, %v; want the one declared", fs, err)
+		}
+		var buf bytes.Buffer
+		if _, _, err := st.Export(ctx, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "csv", &buf); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, line := range strings.Split(buf.String(), "\n") {
+			if strings.Contains(line, ",freeze,") && strings.Contains(line, "INC-77 retried") {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("%d freeze records of the command, want one (started):\n%s", n, buf.String())
+		}
+		replies := 0
+		for _, c := range fake.Comments(testRepo, 901) {
+			if strings.Contains(c.Body, fmt.Sprintf("merge-guard:reply-%d", id)) {
+				replies++
+			}
+		}
+		if replies != 1 {
+			t.Fatalf("%d replies to the command, want one", replies)
+		}
+	})
+
 	t.Run("override with nothing blocking is refused", func(t *testing.T) {
 		n, head := escalated(t)
 		h.deliver("issue_comment", commentEvent(t, n, true, ids.id(), mona, "/guard override just because", time.Time{}, nil))

@@ -22,6 +22,9 @@ type ManualFreeze struct {
 	Until   time.Time // zero: until ended
 	EndedAt time.Time // zero: not ended
 	EndedBy string
+	// Source names what declared it, once ("comment:ID"): StartFreeze with
+	// a Source already used returns that freeze and starts none.
+	Source string
 }
 
 // Freeze scopes.
@@ -87,7 +90,9 @@ func freezeRecord(f ManualFreeze, at time.Time, actor, outcome string) Record {
 
 // StartFreeze stores a manual freeze and appends its freeze record (outcome
 // started) in the same transaction. From defaults to now; Until, if set,
-// must be after From. It returns the freeze with its ID.
+// must be after From. It returns the freeze with its ID; when f.Source
+// declared a freeze before, that freeze, unchanged (a command processed
+// again declares nothing more).
 func (s *Store) StartFreeze(ctx context.Context, f ManualFreeze) (ManualFreeze, error) {
 	if err := checkScope(f.Scope, f.Target); err != nil {
 		return ManualFreeze{}, fmt.Errorf("start freeze: %w", err)
@@ -106,8 +111,19 @@ func (s *Store) StartFreeze(ctx context.Context, f ManualFreeze) (ManualFreeze, 
 	}
 	f.EndedAt, f.EndedBy = time.Time{}, ""
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		out, err := tx.ExecContext(ctx, `INSERT INTO freezes (scope, target, branch, reason, started_by, from_ns, until_ns)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`, f.Scope, f.Target, f.Branch, f.Reason, f.By, ns(f.From), nullTime(f.Until))
+		if f.Source != "" {
+			fs, err := queryFreezes(ctx, tx, "WHERE source = ?", f.Source)
+			if err != nil {
+				return err
+			}
+			if len(fs) > 0 {
+				fs[0].Source = f.Source
+				f = fs[0]
+				return nil
+			}
+		}
+		out, err := tx.ExecContext(ctx, `INSERT INTO freezes (scope, target, branch, reason, started_by, from_ns, until_ns, source)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, f.Scope, f.Target, f.Branch, f.Reason, f.By, ns(f.From), nullTime(f.Until), f.Source)
 		if err != nil {
 			return err
 		}

@@ -91,7 +91,8 @@ func schema1DB(tb testing.TB, src string) string {
 	exec(tb, db, "PRAGMA user_version = 1")
 	exec(tb, db, "ATTACH ? AS src", src)
 	exec(tb, db, "INSERT INTO records SELECT * FROM src.records")
-	exec(tb, db, "INSERT INTO freezes SELECT * FROM src.freezes")
+	exec(tb, db, `INSERT INTO freezes SELECT id, scope, target, branch, reason, started_by, from_ns, until_ns,
+		ended_at, ended_by FROM src.freezes`) // the columns of version 1
 	exec(tb, db, "DETACH src")
 	if err := db.Close(); err != nil {
 		tb.Fatal(err)

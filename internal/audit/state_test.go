@@ -357,3 +357,35 @@ func TestState(t *testing.T) {
 		t.Fatal("SetState with empty key succeeded")
 	}
 }
+
+// A freeze declared by a command processed twice (its delivery retried)
+// is declared once.
+func TestStartFreezeOnce(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t)
+	f := ManualFreeze{Scope: ScopeRepo, Target: "o/r", Reason: "INC-7", By: "mona", Source: "comment:5551"}
+	first, err := s.StartFreeze(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := s.FreezeVersion(ctx)
+	f.From = t0.Add(time.Minute) // the retry runs later
+	again, err := s.StartFreeze(ctx, f)
+	if err != nil || again.ID != first.ID || !again.From.Equal(first.From) || again.Source != f.Source {
+		t.Fatalf("second StartFreeze = %+v, %v; want the first, %+v", again, err, first)
+	}
+	if fs, _ := s.ActiveFreezes(ctx, first.From); len(fs) != 1 {
+		t.Fatalf("%d active freezes, want 1", len(fs))
+	}
+	if v2, _ := s.FreezeVersion(ctx); v2 != v {
+		t.Fatalf("freeze version moved from %d to %d", v, v2)
+	}
+	if res, err := s.Verify(ctx, ""); err != nil || res.Records != 1 {
+		t.Fatalf("Verify = %+v, %v; want one started record", res, err)
+	}
+	other := f
+	other.Source = "comment:5552"
+	if g, err := s.StartFreeze(ctx, other); err != nil || g.ID == first.ID {
+		t.Fatalf("another comment's freeze = %+v, %v", g, err)
+	}
+}

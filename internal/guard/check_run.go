@@ -53,9 +53,10 @@ func (g *Guard) onCheckRun(ctx context.Context, d webhook.Delivery, e *github.Ch
 			if err != nil {
 				return nil, err
 			}
-			// The button has no reply of its own: say on the PR what came of it.
+			// The button has no reply of its own: say on the PR what came of
+			// it, once per click (the delivery) even if processed again.
 			body := "@" + q.actor.Login + " (" + buttonSource + ") " + text
-			if err := client.Comment(ctx, repo.Owner, repo.Name, n, body); err != nil {
+			if _, err := client.EnsureComment(ctx, repo.Owner, repo.Name, n, "action-"+d.ID, body); err != nil {
 				return nil, fmt.Errorf("reply to check-run button: %w", err)
 			}
 			recs = append(recs, r...)

@@ -47,8 +47,10 @@ func (g *Guard) onIssueComment(ctx context.Context, d webhook.Delivery, e *githu
 	client := g.o.GitHub.Installation(e.GetInstallation().GetID())
 	number := e.GetIssue().GetNumber()
 	reply := func(text string) error {
+		// Marked with the comment's id: a command processed again (its
+		// delivery retried after a failure) replies once.
 		body := "@" + c.GetUser().GetLogin() + " " + text
-		if err := client.Comment(ctx, repo.Owner, repo.Name, number, body); err != nil {
+		if _, err := client.EnsureComment(ctx, repo.Owner, repo.Name, number, fmt.Sprintf("reply-%d", c.GetID()), body); err != nil {
 			return fmt.Errorf("reply to /guard command: %w", err)
 		}
 		return nil
@@ -56,6 +58,7 @@ func (g *Guard) onIssueComment(ctx context.Context, d webhook.Delivery, e *githu
 	q := request{
 		delivery: d, installation: e.GetInstallation().GetID(), repo: repo, number: number,
 		actor: account(c.GetUser()), cmd: cmd, at: c.GetCreatedAt().Time, source: "comment",
+		commentID: c.GetID(),
 	}
 	if why := unauthentic(e, d.Payload); why != "" {
 		q.actor = account(e.GetSender())
@@ -140,7 +143,9 @@ func (g *Guard) freezeCommand(ctx context.Context, q request, client *gh.Client)
 		g.FreezesChanged()
 		return nil, "Freeze of " + q.repo.FullName + " ended.", nil
 	}
-	f := audit.ManualFreeze{Scope: "repo", Target: q.repo.FullName, Reason: q.cmd.Reason, By: q.actor.Login, From: now}
+	// One freeze per comment, also when its delivery is processed again.
+	f := audit.ManualFreeze{Scope: "repo", Target: q.repo.FullName, Reason: q.cmd.Reason, By: q.actor.Login, From: now,
+		Source: fmt.Sprintf("comment:%d", q.commentID)}
 	until := "until `/guard unfreeze`"
 	if q.cmd.Duration > 0 {
 		f.Until = now.Add(q.cmd.Duration)
@@ -149,6 +154,9 @@ func (g *Guard) freezeCommand(ctx context.Context, q request, client *gh.Client)
 	f, err := g.o.Store.StartFreeze(ctx, f)
 	if err != nil {
 		return nil, "", fmt.Errorf("start freeze: %w", err)
+	}
+	if !f.Until.IsZero() { // as declared the first time
+		until = "until " + f.Until.In(cfg.Location).Format("Mon 2 Jan 15:04 MST")
 	}
 	g.FreezesChanged()
 	return nil, fmt.Sprintf("Incident freeze `%s` of %s declared %s: agent pull requests are blocked.", incidentName(f), q.repo.FullName, until), nil

@@ -27,6 +27,7 @@ type request struct {
 	at           time.Time // when the human asked (comment created_at)
 	headSHA      string    // check-run button: the run's head SHA
 	source       string    // "comment" or "check-run button"
+	commentID    int64     // the comment's id, 0 for a button
 }
 
 // refusal is a request the guard said no to, with the reason.
