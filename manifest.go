@@ -221,6 +221,10 @@ func (m *AppManifest) JSON() ([]byte, error) {
 	return json.Marshal(m)
 }
 
+// PublicURL checks the guard's public base URL (absolute http(s), no
+// credentials, query or fragment) and returns it without a trailing slash.
+func PublicURL(s string) (string, error) { return baseURL(s) }
+
 // baseURL checks a public base URL and returns it without a trailing slash.
 func baseURL(s string) (string, error) {
 	u, err := absURL(s)

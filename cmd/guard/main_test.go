@@ -93,6 +93,16 @@ func TestServeRefusesBadStart(t *testing.T) {
 		{"bad config names file and line", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--config", badConfig}, 1, "guard.yaml:1"},
 		{"bad log level", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--log-level", "loud"}, 2, `--log-level "loud"`},
 		{"bad private key", []string{"--app-id", "1", "--private-key-file", badKey, "--webhook-secret", "s"}, 1, "private key"},
+		{"no workers", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--workers", "0"}, 2, "--workers 0: want 1 to 256"},
+		{"negative workers", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--workers", "-3"}, 2, "--workers -3"},
+		{"GHES URL without /api/v3/", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--github-url", "https://ghe.example.com"}, 2, "https://HOST/api/v3/"},
+		{"GitHub URL not http", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--github-url", "ftp://x/api/v3/"}, 2, "--github-url"},
+		{"public URL not a URL", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--public-url", "not a url"}, 2, "--public-url"},
+		{"public URL with a query", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--public-url", "https://g.example.com/?x=1"}, 2, "query"},
+		{"short link secret", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--link-secret", "x"}, 2, "openssl rand -hex 32"},
+		{"export dir is a file", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--export-dir", badKey}, 1, "is not a folder"},
+		{"export dir below a file", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--export-dir", filepath.Join(badKey, "exports")}, 1, "export dir"},
+		{"database folder missing", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--db", filepath.Join(t.TempDir(), "none", "guard.db"), "--export-dir", t.TempDir()}, 1, "exists and is writable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

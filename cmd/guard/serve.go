@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -16,12 +17,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	mergeguard "github.com/mergeguard/guard"
 	"github.com/mergeguard/guard/internal/audit"
 	"github.com/mergeguard/guard/internal/config"
 	"github.com/mergeguard/guard/internal/gh"
 	"github.com/mergeguard/guard/internal/guard"
 	"github.com/mergeguard/guard/internal/metrics"
 	"github.com/mergeguard/guard/internal/policy"
+	"github.com/mergeguard/guard/internal/setup"
 	"github.com/mergeguard/guard/internal/webhook"
 )
 
@@ -105,8 +108,63 @@ func parseServe(args []string, s stdio) (*serveConfig, error) {
 	if c.WebhookSecret == "" {
 		return nil, usageErr("the webhook secret is required: pass --webhook-secret or GUARD_WEBHOOK_SECRET")
 	}
+	if c.Workers < 1 || c.Workers > maxWorkers {
+		return nil, usageErr("--workers %d: want 1 to %d", c.Workers, maxWorkers)
+	}
+	if err := setup.CheckGitHubURL(c.GitHubURL); err != nil {
+		return nil, usageErr("--github-url (GUARD_GITHUB_URL or the credentials file): %v", err)
+	}
+	if c.PublicURL != "" {
+		if _, err := mergeguard.PublicURL(c.PublicURL); err != nil {
+			return nil, usageErr("--public-url (GUARD_PUBLIC_URL): %v; want the https address at which people open the guard's pages, like https://guard.example.com", err)
+		}
+	}
+	if c.LinkSecret != "" && len(c.LinkSecret) < minLinkSecret {
+		return nil, usageErr("--link-secret (GUARD_LINK_SECRET) has %d bytes, fewer than %d: use a random key, like the output of 'openssl rand -hex 32', or leave it out to derive one from the webhook secret", len(c.LinkSecret), minLinkSecret)
+	}
 	return c, nil
 }
+
+// checkExportDir checks that the weekly exports can be written into dir:
+// it or, while it does not exist (it is created at the first export), its
+// nearest existing parent must be a folder this user can write in. A week
+// closes days after the start, and only then would a bad folder show, as a
+// log line. Nothing is left behind.
+func checkExportDir(dir string) error {
+	fail := func(err error) error {
+		return fmt.Errorf("export dir %s: %w (pass --export-dir or GUARD_EXPORT_DIR with a folder this user can write)", dir, err)
+	}
+	at, err := filepath.Abs(dir)
+	if err != nil {
+		return fail(err)
+	}
+	for {
+		fi, err := os.Stat(at)
+		if err == nil {
+			if !fi.IsDir() {
+				return fail(fmt.Errorf("%s is not a folder", at))
+			}
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) || filepath.Dir(at) == at {
+			return fail(err)
+		}
+		at = filepath.Dir(at)
+	}
+	f, err := os.CreateTemp(at, ".guard-write-check-*")
+	if err != nil {
+		return fail(err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// maxWorkers bounds --workers; minLinkSecret is the shortest link secret
+// accepted (a details link's signature is only as strong as its key).
+const (
+	maxWorkers    = 256
+	minLinkSecret = 16
+)
 
 // serve runs the guard until ctx is done.
 func serve(ctx context.Context, c *serveConfig, s stdio) error {
@@ -167,9 +225,17 @@ func serve(ctx context.Context, c *serveConfig, s stdio) error {
 		return err
 	}
 
+	exportDir := c.ExportDir
+	if exportDir == "" {
+		exportDir = filepath.Join(filepath.Dir(c.DB), "exports")
+	}
+	if err := checkExportDir(exportDir); err != nil {
+		return err
+	}
+
 	store, err = audit.Open(ctx, c.DB, audit.WithClock(now))
 	if err != nil {
-		return fmt.Errorf("open database: %w", err)
+		return fmt.Errorf("open database: %w (check that the folder of --db %s exists and is writable)", err, c.DB)
 	}
 	defer store.Close()
 
@@ -188,10 +254,6 @@ func serve(ctx context.Context, c *serveConfig, s stdio) error {
 		if err != nil {
 			return fmt.Errorf("derive link secret: %w", err)
 		}
-	}
-	exportDir := c.ExportDir
-	if exportDir == "" {
-		exportDir = filepath.Join(filepath.Dir(c.DB), "exports")
 	}
 
 	g := guard.New(guard.Options{

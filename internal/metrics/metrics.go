@@ -6,6 +6,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,7 @@ type Metrics struct {
 	ackLatency  prometheus.Histogram
 	apiCalls    *prometheus.CounterVec
 	rateLimit   prometheus.Gauge
+	rateKnown   sync.Once // rateLimit is registered once GitHub has told it
 	queueDepth  prometheus.GaugeFunc
 	queueOldest prometheus.GaugeFunc
 }
@@ -58,7 +60,7 @@ func New(queue QueueStats) *Metrics {
 		}, []string{"status", "cached"}),
 		rateLimit: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "guard_github_rate_limit_remaining",
-			Help: "X-RateLimit-Remaining of the last GitHub answer.",
+			Help: "X-RateLimit-Remaining of the last GitHub answer (absent until GitHub has answered with one).",
 		}),
 	}
 	m.queueDepth = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -81,7 +83,7 @@ func New(queue QueueStats) *Metrics {
 		_, age := queue()
 		return age.Seconds()
 	})
-	reg.MustRegister(m.deliveries, m.decisions, m.latency, m.ackLatency, m.apiCalls, m.rateLimit,
+	reg.MustRegister(m.deliveries, m.decisions, m.latency, m.ackLatency, m.apiCalls,
 		m.queueDepth, m.queueOldest,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -136,6 +138,9 @@ func (m *Metrics) APICall(status int, cached bool, remaining int) {
 	m.apiCalls.WithLabelValues(statusText(status), c).Inc()
 	if remaining >= 0 {
 		m.rateLimit.Set(float64(remaining))
+		// Not shown before: a 0 for "not known yet" (no answer, or only
+		// network errors) would read as an exhausted rate limit.
+		m.rateKnown.Do(func() { m.reg.MustRegister(m.rateLimit) })
 	}
 }
 

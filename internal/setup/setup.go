@@ -325,6 +325,17 @@ func apiBase(s string) (*url.URL, error) {
 	return u, nil
 }
 
+// CheckGitHubURL reports whether s is a GitHub REST API base the guard
+// can use: https://api.github.com/, https://HOST/api/v3/ (GitHub
+// Enterprise Server) or https://api.SUB.ghe.com/.
+func CheckGitHubURL(s string) error {
+	api, err := apiBase(s)
+	if err == nil {
+		_, err = webBase(api)
+	}
+	return err
+}
+
 // webBase derives the web address where apps are registered from the API
 // base: api.github.com → github.com, HOST/api/v3/ → HOST (GHES),
 // api.SUB.ghe.com → SUB.ghe.com.
