@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,7 +96,6 @@ func TestServeRefusesBadStart(t *testing.T) {
 		{"bad private key", []string{"--app-id", "1", "--private-key-file", badKey, "--webhook-secret", "s"}, 1, "private key"},
 		{"no workers", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--workers", "0"}, 2, "--workers 0: want 1 to 256"},
 		{"negative workers", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--workers", "-3"}, 2, "--workers -3"},
-		{"GHES URL without /api/v3/", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--github-url", "https://ghe.example.com"}, 2, "https://HOST/api/v3/"},
 		{"GitHub URL not http", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--github-url", "ftp://x/api/v3/"}, 2, "--github-url"},
 		{"public URL not a URL", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--public-url", "not a url"}, 2, "--public-url"},
 		{"public URL with a query", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--public-url", "https://g.example.com/?x=1"}, 2, "query"},
@@ -117,5 +117,27 @@ func TestServeRefusesBadStart(t *testing.T) {
 	}
 	if _, err := os.Stat(db); err == nil {
 		t.Fatal("a refused start created the database")
+	}
+}
+
+// A GitHub URL of none of GitHub's forms starts, with a warning (a proxy in
+// front of GitHub's API may rightly have another form).
+func TestServeWarnsOfAnUnusualGitHubURL(t *testing.T) {
+	clearEnv(t)
+	t.Chdir(t.TempDir())
+	key := testKeyPEM(t)
+	for _, tt := range []struct{ url, warning string }{
+		{"https://api.github.com/", ""},
+		{"https://ghe.example.com/api/v3/", ""},
+		{"https://api.acme.ghe.com/", ""},
+		{"https://ghe.example.com", "https://HOST/api/v3/"},
+	} {
+		c, err := parseServe([]string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--github-url", tt.url}, stdio{err: io.Discard})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.url, err)
+		}
+		if tt.warning == "" && c.gitHubURLWarning != "" || !strings.Contains(c.gitHubURLWarning, tt.warning) {
+			t.Errorf("%s: warning %q, want %q", tt.url, c.gitHubURLWarning, tt.warning)
+		}
 	}
 }

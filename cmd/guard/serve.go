@@ -45,6 +45,9 @@ type serveConfig struct {
 	ExportDir      string
 	Workers        int
 	LogLevel       string
+	// gitHubURLWarning is logged at start: GitHubURL has none of GitHub's
+	// forms (a proxy may rightly have another).
+	gitHubURLWarning string
 
 	// Set by tests: the clock, the scheduler's tick and a channel told the
 	// listening address.
@@ -56,7 +59,6 @@ type serveConfig struct {
 	reconcile     time.Duration                                    // repair interval (negative: off)
 	maxQueued     int                                              // deliveries the dispatcher holds (0: maxQueued)
 	shutdownGrace time.Duration                                    // for deliveries under way at shutdown (0: the dispatcher's 5 s)
-
 }
 
 // envOr returns the environment variable key, or def.
@@ -111,7 +113,7 @@ func parseServe(args []string, s stdio) (*serveConfig, error) {
 	if c.Workers < 1 || c.Workers > maxWorkers {
 		return nil, usageErr("--workers %d: want 1 to %d", c.Workers, maxWorkers)
 	}
-	if err := setup.CheckGitHubURL(c.GitHubURL); err != nil {
+	if c.gitHubURLWarning, err = setup.CheckGitHubURL(c.GitHubURL); err != nil {
 		return nil, usageErr("--github-url (GUARD_GITHUB_URL or the credentials file): %v", err)
 	}
 	if c.PublicURL != "" {
@@ -242,6 +244,9 @@ func serve(ctx context.Context, c *serveConfig, s stdio) error {
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", c.Addr, err)
+	}
+	if c.gitHubURLWarning != "" {
+		log.Warn("--github-url: " + c.gitHubURLWarning)
 	}
 	publicURL := strings.TrimSuffix(c.PublicURL, "/")
 	if publicURL == "" {

@@ -325,15 +325,20 @@ func apiBase(s string) (*url.URL, error) {
 	return u, nil
 }
 
-// CheckGitHubURL reports whether s is a GitHub REST API base the guard
-// can use: https://api.github.com/, https://HOST/api/v3/ (GitHub
-// Enterprise Server) or https://api.SUB.ghe.com/.
-func CheckGitHubURL(s string) error {
+// CheckGitHubURL checks a GitHub REST API base: an error when it is no
+// http(s) URL; a warning when it has none of GitHub's forms
+// (https://api.github.com/, https://HOST/api/v3/ for GitHub Enterprise
+// Server, https://api.SUB.ghe.com/), which a proxy in front of GitHub may
+// rightly not have.
+func CheckGitHubURL(s string) (warning string, err error) {
 	api, err := apiBase(s)
-	if err == nil {
-		_, err = webBase(api)
+	if err != nil {
+		return "", err
 	}
-	return err
+	if _, err := webBase(api); err != nil {
+		return err.Error() + " (fine for a proxy in front of GitHub's API)", nil
+	}
+	return "", nil
 }
 
 // webBase derives the web address where apps are registered from the API
