@@ -805,6 +805,70 @@ func TestTimeFreezes(t *testing.T) {
 		}
 		h.clock.Set(to.Add(time.Minute))
 		h.waitCheckOn(t, sha('1'), "success")
+
+		// The trail has the window's start and end, by the schedule, once
+		// each (SPEC §7), with when it held.
+		st := openAudit(t, h)
+		var recs []map[string]string
+		waitFor(t, "the window's freeze records", func() bool {
+			recs = freezeRecords(t, st)
+			return len(recs) == 2
+		})
+		time.Sleep(200 * time.Millisecond) // more ticks record nothing more
+		if recs = freezeRecords(t, st); len(recs) != 2 {
+			t.Fatalf("%d freeze records, want 2: %+v", len(recs), recs)
+		}
+		for i, want := range []string{"started", "ended"} {
+			r := recs[i]
+			if r["actor"] != "schedule" || r["outcome"] != want || r["rules"] != "merge_freeze" || !strings.Contains(r["reason"], "release-window") ||
+				!strings.Contains(r["reason"], from.Format(time.RFC3339)) || !strings.Contains(r["reason"], to.Format(time.RFC3339)) {
+				t.Fatalf("record %d: %v, want %s by schedule naming the window and when it held", i, r, want)
+			}
+		}
+	})
+
+	t.Run("a declared freeze that runs out is recorded as ended by the schedule", func(t *testing.T) {
+		fake := newFake(t)
+		h := startGuard(t, fake, "")
+		t0 := time.Now().UTC()
+		h.clock.Set(t0)
+		st := openAudit(t, h)
+		f, err := st.StartFreeze(context.Background(), audit.ManualFreeze{Scope: audit.ScopeRepo, Target: testRepo,
+			Reason: "INC-12 for an hour", By: "oncall", From: t0, Until: t0.Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if recs := freezeRecords(t, st); len(recs) != 1 || recs[0]["actor"] != "oncall" {
+			t.Fatalf("before it ran out: %+v, want only its start by oncall", recs)
+		}
+		h.clock.Set(t0.Add(time.Hour + time.Second))
+		var recs []map[string]string
+		waitFor(t, "the end of the freeze to be recorded", func() bool {
+			recs = freezeRecords(t, st)
+			return len(recs) == 2
+		})
+		if r := recs[1]; r["actor"] != "schedule" || r["outcome"] != "ended" || r["repository"] != testRepo ||
+			!strings.Contains(r["reason"], fmt.Sprintf("incident-%d ran out", f.ID)) || !strings.Contains(r["reason"], "INC-12") {
+			t.Fatalf("end record %v", r)
+		}
+		// One ended by hand is recorded by who ended it, not again. (An org
+		// freeze: this test's store is on the real clock, by which the
+		// repository's freeze has not run out.)
+		g, err := st.StartFreeze(context.Background(), audit.ManualFreeze{Scope: audit.ScopeOrg, Target: "octo-org",
+			Reason: "INC-13", By: "oncall", Until: t0.Add(3 * time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if _, err := st.EndFreezes(context.Background(), audit.ScopeOrg, "octo-org", "mona"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		recs = freezeRecords(t, st)
+		if len(recs) != 4 || recs[3]["actor"] != "mona" || recs[3]["outcome"] != "ended" {
+			t.Fatalf("freeze %d ended by hand: records %+v", g.ID, recs)
+		}
 	})
 
 	t.Run("a freeze for everyone turns a human PR red and back without a webhook", func(t *testing.T) {
@@ -1178,4 +1242,29 @@ func TestDecisionPage(t *testing.T) {
 			t.Fatalf("GET expired link: %d, want 404", code)
 		}
 	})
+}
+
+// freezeRecords returns the trail's freeze records as exported, oldest
+// first.
+func freezeRecords(t *testing.T, st *audit.Store) []map[string]string {
+	t.Helper()
+	var out []map[string]string
+	var buf bytes.Buffer
+	if _, _, err := st.Export(context.Background(), time.Unix(0, 0), time.Now().Add(1000*time.Hour), "jsonl", &buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var r map[string]any
+		if line == "" || json.Unmarshal([]byte(line), &r) != nil {
+			continue
+		}
+		if r["kind"] == "freeze" {
+			m := map[string]string{}
+			for k, v := range r {
+				m[k] = fmt.Sprint(v)
+			}
+			out = append(out, m)
+		}
+	}
+	return out
 }

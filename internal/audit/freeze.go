@@ -69,6 +69,12 @@ func isLogin(s string) bool {
 	return true
 }
 
+// FreezeRecord is the trail record of a declared freeze starting or ending
+// (outcome started or ended) at at, by actor.
+func FreezeRecord(f ManualFreeze, at time.Time, actor, outcome string) Record {
+	return freezeRecord(f, at, actor, outcome)
+}
+
 // freezeRecord is the trail record of a freeze starting or ending.
 func freezeRecord(f ManualFreeze, at time.Time, actor, outcome string) Record {
 	repo := ""
@@ -199,6 +205,18 @@ func (s *Store) ActiveFreezes(ctx context.Context, at time.Time) ([]ManualFreeze
 		return nil, fmt.Errorf("active freezes: %w", err)
 	}
 	return fs, nil
+}
+
+// Freeze returns the freeze with that ID.
+func (s *Store) Freeze(ctx context.Context, id int64) (ManualFreeze, bool, error) {
+	fs, err := queryFreezes(ctx, &s.rq, "WHERE id = ?", id)
+	if err != nil {
+		return ManualFreeze{}, false, fmt.Errorf("freeze %d: %w", id, err)
+	}
+	if len(fs) == 0 {
+		return ManualFreeze{}, false, nil
+	}
+	return fs[0], true, nil
 }
 
 type querier interface {

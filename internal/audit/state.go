@@ -371,6 +371,25 @@ func (s *Store) SetState(ctx context.Context, key, value string) error {
 	return nil
 }
 
+// AppendWithState appends recs and stores value under key in one
+// transaction: work that is recorded and remembered as done together (the
+// scheduler's freeze records) happens exactly once across crashes.
+func (s *Store) AppendWithState(ctx context.Context, key, value string, recs ...Record) error {
+	if key == "" {
+		return errors.New("append with state: empty key")
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.appendTx(ctx, tx, recs); err != nil {
+			return err
+		}
+		return setState(ctx, tx, key, value, ns(s.nowUTC()))
+	})
+	if err != nil {
+		return fmt.Errorf("append with state %q: %w", key, err)
+	}
+	return nil
+}
+
 // setState stores value under key in tx (now: Unix ns).
 func setState(ctx context.Context, tx *sql.Tx, key, value string, now int64) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?)

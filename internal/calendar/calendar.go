@@ -239,9 +239,19 @@ func (c *Calendar) BusinessHours(t time.Time) bool {
 // branch globs match branch, in configuration order. It reports windows for
 // agents and for everyone alike.
 func (c *Calendar) Frozen(t time.Time, branch string) []Active {
+	return c.active(t, func(w Window) bool { return MatchBranch(w.Branches, branch) })
+}
+
+// Active returns the freeze occurrences active at t on any branch, in
+// configuration order.
+func (c *Calendar) Active(t time.Time) []Active {
+	return c.active(t, func(Window) bool { return true })
+}
+
+func (c *Calendar) active(t time.Time, keep func(Window) bool) []Active {
 	var out []Active
 	for _, w := range c.Windows {
-		if !MatchBranch(w.Branches, branch) {
+		if !keep(w) {
 			continue
 		}
 		if w.Weekly == nil {

@@ -100,6 +100,9 @@ func (g *Guard) Tick(ctx context.Context, o SchedulerOptions) error {
 			o.Retry(d)
 		}
 	}
+	if err := g.recordFreezes(ctx, cfg, now); err != nil {
+		return err
+	}
 
 	// Calendar boundaries: due when the stored next boundary has passed (also
 	// one that passed while the guard was down).

@@ -1,0 +1,102 @@
+package guard
+
+import (
+	"context"
+	"encoding/csv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mergeguard/guard/internal/audit"
+	"github.com/mergeguard/guard/internal/config"
+)
+
+// The schedule's freeze records: an occurrence of a configured freeze is
+// recorded when it starts and when it ends (early, when a new
+// configuration drops it), once each; ticks in between record nothing.
+func TestRecordFreezes(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 3, 6, 17, 0, 0, 0, time.UTC) // a Friday, in the weekly window
+	st, err := audit.Open(ctx, ":memory:", audit.WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	withFreeze, err := config.Parse("guard.yaml", []byte("timezone: UTC\nfreezes:\n  - name: friday-deploys\n    weekly: {from: \"fri 16:00\", to: \"mon 08:00\"}\n    branches: [main]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	without, err := config.Parse("guard.yaml", []byte("timezone: UTC\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := withFreeze
+	g := New(Options{Store: st, Config: func() *config.Config { return cfg }, Now: func() time.Time { return now }})
+	tick := func() {
+		t.Helper()
+		if err := g.recordFreezes(ctx, cfg, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	records := func() int {
+		t.Helper()
+		res, err := st.Verify(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Records
+	}
+	last := func() audit.Record {
+		t.Helper()
+		var b strings.Builder
+		if _, _, err := st.Export(ctx, now.Add(-30*24*time.Hour), now.Add(time.Hour), "csv", &b); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := csv.NewReader(strings.NewReader(b.String())).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := rows[len(rows)-1]
+		return audit.Record{Kind: f[1], Actor: f[5], Outcome: f[7], Reason: f[9]}
+	}
+
+	tick()
+	if n := records(); n != 1 {
+		t.Fatalf("%d records after the first tick, want the start", n)
+	}
+	if r := last(); r.Actor != "schedule" || r.Outcome != "started" ||
+		!strings.Contains(r.Reason, "friday-deploys (weekly freeze of agents' PRs on main") ||
+		!strings.Contains(r.Reason, "2026-03-06T16:00:00Z to 2026-03-09T08:00:00Z") {
+		t.Fatalf("start record %+v", r)
+	}
+	now = now.Add(time.Hour)
+	tick()
+	if n := records(); n != 1 {
+		t.Fatalf("%d records after a tick inside the window, want 1", n)
+	}
+
+	cfg = without // a new guard.yaml drops the freeze
+	tick()
+	if r := last(); records() != 2 || r.Outcome != "ended" || !strings.Contains(r.Reason, "ended early: the configuration no longer has it") {
+		t.Fatalf("%d records, last %+v; want the early end", records(), r)
+	}
+
+	cfg = withFreeze
+	tick() // back: the same occurrence starts again
+	now = time.Date(2026, 3, 9, 8, 0, 0, 0, time.UTC)
+	tick()
+	if r := last(); records() != 4 || r.Outcome != "ended" || !strings.HasSuffix(r.Reason, ") ended") {
+		t.Fatalf("%d records, last %+v; want its end", records(), r)
+	}
+
+	// A state that cannot be read is started over: what is in effect is
+	// recorded again rather than never.
+	now = time.Date(2026, 3, 13, 16, 30, 0, 0, time.UTC)
+	if err := st.SetState(ctx, stateFreezes, "{not json"); err != nil {
+		t.Fatal(err)
+	}
+	tick()
+	if r := last(); records() != 5 || r.Outcome != "started" || !strings.Contains(r.Reason, "2026-03-13T16:00:00Z") {
+		t.Fatalf("%d records, last %+v", records(), r)
+	}
+}
