@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mergeguard/guard/internal/audit"
 	"github.com/mergeguard/guard/internal/config"
 	"github.com/mergeguard/guard/internal/guard"
 	"github.com/mergeguard/guard/internal/policy"
@@ -25,7 +26,7 @@ type evalOutput struct {
 }
 
 func runEval(ctx context.Context, args []string, s stdio) error {
-	fs := newFlagSet("eval", "eval --event FILE [--event-name NAME] [--facts FILE] [--at RFC3339] [--config FILE] [--policy-dir DIR]", s)
+	fs := newFlagSet("eval", "eval --event FILE [--event-name NAME] [--facts FILE] [--at RFC3339] [--config FILE] [--policy-dir DIR]\n       guard eval --replay DECISION_ID [--db FILE] [--policy-dir DIR]", s)
 	event := fs.String("event", "", "webhook payload `file` (JSON)")
 	name := fs.String("event-name", "", "webhook event `name` (X-GitHub-Event); default: guessed from the file name (EVENT.ACTION.json) or the payload")
 	factsFile := fs.String("facts", "", "`file` with what the API and database would supply: reviews, commits, files, overrides, teams, freezes")
@@ -33,14 +34,22 @@ func runEval(ctx context.Context, args []string, s stdio) error {
 	cfgPath := fs.String("config", envOr("GUARD_CONFIG", ""), "policy settings `file` (default guard.yaml if present)")
 	policyDir := fs.String("policy-dir", envOr("GUARD_POLICY_DIR", ""), "Rego policy `dir` instead of the embedded policies")
 	withInput := fs.Bool("input", false, "also print the policy input document")
+	replay := fs.String("replay", "", "decide again the decision with this `id` (the check run's Details page and the trail name it) from the input the trail recorded; exit 1 when the outcome or rules differ")
+	db := fs.String("db", envOr("GUARD_DB", "guard.db"), "SQLite database `file` of --replay (GUARD_DB; read only)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *event == "" {
-		return usageErr("--event FILE is required")
-	}
 	if fs.NArg() > 0 {
 		return usageErr("unexpected argument %q", fs.Arg(0))
+	}
+	if *replay != "" {
+		if *event != "" || *factsFile != "" || *at != "" || *name != "" {
+			return usageErr("--replay decides from the recorded input: leave out --event, --event-name, --facts and --at")
+		}
+		return replayDecision(ctx, *db, *replay, *policyDir, *withInput, s)
+	}
+	if *event == "" {
+		return usageErr("--event FILE is required (or --replay DECISION_ID)")
 	}
 	now := time.Now()
 	if *at != "" {
@@ -107,6 +116,62 @@ func runEval(ctx context.Context, args []string, s stdio) error {
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	return enc.Encode(out)
+}
+
+// replayDecision decides the recorded decision id again from the input the
+// trail kept (patch text only for the lines a rule matched, which is all
+// the policies act on) with the policies of policyDir (default: the
+// embedded ones), prints it as eval does, and compares it with the record.
+func replayDecision(ctx context.Context, db, id, policyDir string, withInput bool, s stdio) error {
+	store, err := openAuditDB(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	rec, err := store.Record(ctx, id)
+	if err != nil {
+		return err
+	}
+	var details struct {
+		Input json.RawMessage `json:"input"`
+	}
+	if rec.Kind != audit.KindDecision || json.Unmarshal(rec.Details, &details) != nil || len(details.Input) == 0 || string(details.Input) == "null" {
+		return fmt.Errorf("record %s is a %s record without a recorded policy input: only a pull request's decision can be replayed", id, rec.Kind)
+	}
+	var in pr.Input
+	if err := json.Unmarshal(details.Input, &in); err != nil {
+		return fmt.Errorf("decision %s: recorded input: %w", id, err)
+	}
+	pfs, err := policyFS(policyDir)
+	if err != nil {
+		return err
+	}
+	eng, err := policy.Compile(ctx, pfs)
+	if err != nil {
+		return fmt.Errorf("policies: %w", err)
+	}
+	d, err := eng.Decide(ctx, &in)
+	if err != nil {
+		return fmt.Errorf("decision %s: %w", id, err)
+	}
+	out := evalOutput{Outcome: string(d.Outcome), Reasons: d.Reasons}
+	if withInput {
+		out.Input = &in
+	}
+	enc := json.NewEncoder(s.out)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(out); err != nil {
+		return err
+	}
+	recorded := rec.Outcome + " (" + strings.Join(rec.Rules, ", ") + ")"
+	replayed := string(d.Outcome) + " (" + strings.Join(d.Rules(), ", ") + ")"
+	if recorded != replayed {
+		return fmt.Errorf("decision %s replayed as %s, but the trail has %s, decided under policy revision %s with these policies at %s",
+			id, replayed, recorded, rec.PolicyRevision, eng.Revision())
+	}
+	fmt.Fprintf(s.err, "decision %s replayed: %s, as recorded (policy revision %s; these policies: %s)\n", id, replayed, rec.PolicyRevision, eng.Revision())
+	return nil
 }
 
 // servedNotes say where `guard serve` would not publish the decision as it

@@ -4,8 +4,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mergeguard/guard/internal/pr"
 )
 
 // TestEvalExamples runs the README's guard eval examples (testdata/eval).
@@ -170,5 +174,58 @@ func TestEvalNotesWhatServeWouldNotPublish(t *testing.T) {
 				t.Errorf("stderr %q does not note %q", errOut, tt.want)
 			}
 		})
+	}
+}
+
+// TestEvalReplay: a decision serve recorded is decided again from the
+// trail's input (which keeps patch text only for the lines a rule
+// matched), with the same outcome; other policies that decide otherwise
+// exit 1 naming both.
+func TestEvalReplay(t *testing.T) {
+	fake := newFake(t)
+	h := startGuard(t, fake, "timezone: UTC\n")
+	h.clock.Set(time.Date(2026, 11, 28, 3, 17, 0, 0, time.UTC)) // a Saturday night
+	addPull(fake, 5, agent, sha('5'))
+	fake.AddFile(testRepo, 5, pr.File{Filename: "pay/pay_test.go", Status: "modified", Additions: 2,
+		Patch: "@@ -1,1 +1,3 @@\n func TestPay(t *testing.T) {\n+\tt.Skip(\"flaky\")\n+\t// token=not-for-the-trail\n"})
+	h.deliver("pull_request", prEvent(t, "opened", 5, agent, sha('5'), agent))
+	run := h.waitCheckOn(t, sha('5'), "action_required")
+	id := run.ExternalID
+	st := openAudit(t, h)
+	rec := waitRecord(t, st, 5, "the decision", kind("decision", "escalate"))
+	if rec.ID != id || !slices.Contains(rec.Rules, "test_quarantine_off_hours") {
+		t.Fatalf("record %s %v, check run %s", rec.ID, rec.Rules, id)
+	}
+	if strings.Contains(string(rec.Details), "not-for-the-trail") || !strings.Contains(string(rec.Details), `t.Skip(\"flaky\")`) {
+		t.Fatalf("the trail keeps an added line no rule matched, or lacks the one matched:\n%s", rec.Details)
+	}
+
+	code, out, errOut := runGuard(t, "eval", "--replay", id, "--db", h.db)
+	if code != 0 || !strings.Contains(out, `"outcome": "escalate"`) || !strings.Contains(out, "pay/pay_test.go") ||
+		!strings.Contains(errOut, "as recorded") {
+		t.Fatalf("replay: exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+
+	allow := t.TempDir()
+	if err := os.WriteFile(filepath.Join(allow, "decision.rego"), []byte("package guard\n\ndecision := {\"outcome\": \"allow\", \"reasons\": []}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = runGuard(t, "eval", "--replay", id, "--db", h.db, "--policy-dir", allow)
+	if code != 1 || !strings.Contains(errOut, "replayed as allow ()") || !strings.Contains(errOut, "the trail has escalate (") || !strings.Contains(errOut, "test_quarantine_off_hours") {
+		t.Fatalf("replay with other policies: exit %d, stderr %s", code, errOut)
+	}
+
+	for _, tt := range []struct {
+		args   []string
+		code   int
+		stderr string
+	}{
+		{[]string{"--replay", "nope", "--db", h.db}, 1, "not found"},
+		{[]string{"--replay", id, "--db", h.db, "--event", "x.json"}, 2, "leave out --event"},
+		{[]string{"--replay", id, "--db", filepath.Join(t.TempDir(), "none.db")}, 1, "guard serve' creates it"},
+	} {
+		if code, _, errOut := runGuard(t, append([]string{"eval"}, tt.args...)...); code != tt.code || !strings.Contains(errOut, tt.stderr) {
+			t.Errorf("eval %v: exit %d, stderr %s; want %d, %q", tt.args, code, errOut, tt.code, tt.stderr)
+		}
 	}
 }

@@ -402,15 +402,21 @@ func (g *Guard) record(cfg *config.Config, t target, ev evaluation) audit.Record
 }
 
 // redactedFile is a changed file as the audit trail keeps it: the added lines
-// a rule matched, and a digest of all of them.
+// a rule matched, and a digest of all of them; with what the policies read
+// of it (test, quarantine_list, markers: a marker's text only when a rule
+// matched its line), so that the decision can be replayed (guard eval
+// --replay).
 type redactedFile struct {
-	Filename     string    `json:"filename"`
-	Status       string    `json:"status"`
-	Additions    int       `json:"additions"`
-	Deletions    int       `json:"deletions"`
-	AddedLines   []pr.Line `json:"added_lines"`
-	AddedDigest  string    `json:"added_lines_sha256"`
-	AddedOmitted int       `json:"added_lines_omitted"`
+	Filename       string      `json:"filename"`
+	Status         string      `json:"status"`
+	Additions      int         `json:"additions"`
+	Deletions      int         `json:"deletions"`
+	AddedLines     []pr.Line   `json:"added_lines"`
+	AddedDigest    string      `json:"added_lines_sha256"`
+	AddedOmitted   int         `json:"added_lines_omitted"`
+	Test           bool        `json:"test"`
+	QuarantineList bool        `json:"quarantine_list"`
+	Markers        []pr.Marker `json:"markers"`
 }
 
 // redact returns the input with patch text reduced to the matched lines.
@@ -427,7 +433,14 @@ func redact(in *pr.Input, d pr.Decision) any {
 	files := make([]redactedFile, 0, len(in.Files))
 	for _, f := range in.Files {
 		h := sha256.New()
-		rf := redactedFile{Filename: f.Filename, Status: f.Status, Additions: f.Additions, Deletions: f.Deletions, AddedLines: []pr.Line{}}
+		rf := redactedFile{Filename: f.Filename, Status: f.Status, Additions: f.Additions, Deletions: f.Deletions, AddedLines: []pr.Line{},
+			Test: f.Test, QuarantineList: f.QuarantineList, Markers: make([]pr.Marker, 0, len(f.Markers))}
+		for _, m := range f.Markers {
+			if m.Line > 0 && !matched[f.Filename][m.Line] {
+				m.Text = "" // an added line no rule matched: only its digest is kept
+			}
+			rf.Markers = append(rf.Markers, m)
+		}
 		for _, l := range f.AddedLines {
 			fmt.Fprintf(h, "%d\x00%s\n", l.Number, l.Text)
 			if matched[f.Filename][l.Number] {
