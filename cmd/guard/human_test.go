@@ -998,6 +998,16 @@ func TestMergeQueue(t *testing.T) {
 		if !containsAll(run.Summary, "#1", "#2") {
 			t.Fatalf("group summary does not list its PRs:\n%s", run.Summary)
 		}
+		// Its Details link shows the group's decision and its PRs.
+		link, err := url.Parse(run.DetailsURL)
+		if err != nil || !strings.HasPrefix(run.DetailsURL, "https://guard.example.com/decisions/"+run.ExternalID) {
+			t.Fatalf("group run's details URL %q", run.DetailsURL)
+		}
+		code, _, page := fetch(t, h.base+link.RequestURI())
+		if code != http.StatusOK || !containsAll(page, "Merge group", "gh-readonly-queue/main", "/pull/1\"", "/pull/2\"", "incident_freeze", "#2: ") ||
+			strings.Contains(page, "History of this pull request") {
+			t.Fatalf("group details page: %d\n%s", code, page)
+		}
 		// A re-run of the group's check is evaluated again, as a fresh run.
 		if _, err := st.EndFreezes(ctx, audit.ScopeRepo, testRepo, "test"); err != nil {
 			t.Fatal(err)

@@ -129,6 +129,7 @@ func (g *Guard) evaluateGroup(ctx context.Context, d webhook.Delivery, repo pr.R
 		Time: pr.Clock{Now: g.o.Now().UTC().Format(time.RFC3339)}}
 	run := gh.CheckRun{
 		Name: cfg.CheckName, HeadSHA: head, ExternalID: id, Status: "completed",
+		DetailsURL: DecisionLink(g.o.PublicURL, g.o.LinkSecret, id, repo.FullName, g.o.Now()),
 		Conclusion: conclusion(outcome),
 		Title:      "Merge group: " + title(in, dec),
 		Summary:    "Pull requests in this merge group:\n" + strings.Join(lines, "\n") + "\n",
@@ -150,11 +151,13 @@ func (g *Guard) evaluateGroup(ctx context.Context, d webhook.Delivery, repo pr.R
 	if len(reasons) > 0 {
 		reason += ": " + reasons[0].Message
 	}
+	// The details page shows the group's reasons and its pull requests.
+	raw, _ := json.Marshal(map[string]any{"result": dec, "merge_group": grp.HeadRef, "pull_requests": numbers})
 	return []audit.Record{{
 		ID: id, Time: g.o.Now(), Kind: "decision", Repository: repo.FullName, HeadSHA: head,
 		Actor: grp.Sender.Login, Agent: agent, Outcome: string(outcome), Rules: rules, Reason: reason,
 		DeliveryID: d.ID, PolicyRevision: revision(g.o.Policies().Revision(), cfg.Digest),
-		Installation: inst, CheckRunID: runID, BaseRef: base,
+		Installation: inst, CheckRunID: runID, BaseRef: base, Details: raw,
 	}}, nil
 }
 
