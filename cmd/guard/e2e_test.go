@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -823,4 +824,79 @@ func guardWithWindow(t *testing.T, fake *githubtest.Server, extra string) (h *ha
 	h = startGuard(t, fake, cfg)
 	h.clock.Set(t0)
 	return h, from, to
+}
+
+// TestAdvisoryMode: with mode: advisory the check always passes, its title
+// saying what enforce mode would do (also when the guard cannot decide),
+// with no buttons; the trail keeps the real outcome and no reviewer is
+// asked.
+func TestAdvisoryMode(t *testing.T) {
+	fake := newFake(t)
+	h := startGuard(t, fake, "mode: advisory\nescalation:\n  reviewers: {users: [carol]}\n")
+	st := openAudit(t, h)
+
+	addPull(fake, 1, agent, sha('1'))
+	h.deliver("pull_request", prEvent(t, "opened", 1, agent, sha('1'), agent))
+	run := h.waitCheckOn(t, sha('1'), "success")
+	if !strings.HasPrefix(run.Title, "Advisory: enforce mode would hold this for a human: ") || len(run.Actions) != 0 {
+		t.Fatalf("advisory run %q with actions %+v", run.Title, run.Actions)
+	}
+	if rec := waitRecord(t, st, 1, "the decision", kind("decision", "")); rec.Outcome != "escalate" {
+		t.Fatalf("recorded %s, want the real outcome escalate", rec.Outcome)
+	}
+	if n := fake.CallCount("POST", "/repos/{owner}/{repo}/pulls/{number}/requested_reviewers"); n != 0 {
+		t.Fatalf("%d reviewer requests in advisory mode", n)
+	}
+
+	addPull(fake, 2, agent, sha('2'))
+	fake.FailNext("GET", "/repos/"+testRepo+"/pulls/2/*", 0, http.StatusNotFound, nil, "")
+	h.deliver("pull_request", prEvent(t, "opened", 2, agent, sha('2'), agent))
+	run = h.waitCheckOn(t, sha('2'), "success")
+	if !strings.HasPrefix(run.Title, "Advisory: enforce mode would fail this (the guard could not decide): ") {
+		t.Fatalf("advisory run of an error %q", run.Title)
+	}
+	if rec := waitRecord(t, st, 2, "the decision", kind("decision", "")); rec.Outcome != "error" {
+		t.Fatalf("recorded %s, want error", rec.Outcome)
+	}
+}
+
+// TestBlocksGoOutFirst: when a freeze begins, the PRs it blocks are
+// re-evaluated and published before those it leaves alone (SPEC §6), so
+// that with GitHub pacing the calls nothing is let through meanwhile.
+func TestBlocksGoOutFirst(t *testing.T) {
+	fake := newFake(t)
+	t0 := time.Now().UTC().Truncate(time.Second)
+	from, to := t0.Add(5*time.Minute), t0.Add(10*time.Minute)
+	h := startGuard(t, fake, fmt.Sprintf("freezes:\n  - name: release-cut\n    from: %q\n    to: %q\n    branches: [\"release/*\"]\n",
+		from.Format(time.RFC3339), to.Format(time.RFC3339)))
+	h.clock.Set(t0)
+	runs := map[int64]int{} // check run id -> PR
+	for n := 1; n <= 4; n++ {
+		head := fmt.Sprintf("%040x", 0xb10c00+n)
+		base := "main"
+		if n == 4 { // the last one listed, the only one the freeze holds
+			base = "release/1"
+		}
+		fake.AddPull(testRepo, pr.PullRequest{Number: n, Title: "change", Author: agent, HeadSHA: head, BaseRef: base, BaseSHA: sha('0')})
+		fake.AddReview(testRepo, n, pr.Review{User: carol, State: "APPROVED", CommitID: head})
+		body := patchJSON(t, prEvent(t, "opened", n, agent, head, agent), map[string]any{"pull_request.base.ref": base})
+		h.deliver("pull_request", body)
+		runs[h.waitCheckOn(t, head, "success").ID] = n
+	}
+	fake.ResetCalls()
+	h.clock.Set(from.Add(time.Minute))
+	h.waitCheckOn(t, fmt.Sprintf("%040x", 0xb10c00+4), "failure")
+	waitFor(t, "every PR to be re-evaluated", func() bool {
+		return fake.CallCount("PATCH", "/repos/{owner}/{repo}/check-runs/{id}") == 4
+	})
+	var order []int
+	for _, c := range fake.Calls() {
+		if c.Method == "PATCH" && c.Route == "/repos/{owner}/{repo}/check-runs/{id}" {
+			id, _ := strconv.ParseInt(c.Path[strings.LastIndex(c.Path, "/")+1:], 10, 64)
+			order = append(order, runs[id])
+		}
+	}
+	if len(order) != 4 || order[0] != 4 {
+		t.Fatalf("check runs updated in the order of PRs %v; want #4, the blocked one, first", order)
+	}
 }
