@@ -986,6 +986,37 @@ func TestMergeQueue(t *testing.T) {
 			t.Fatalf("failure does not say why:\n%s\n%s", run.Summary, run.Text)
 		}
 	})
+	t.Run("a PR is judged by the calendar at queue time", func(t *testing.T) {
+		ctx := context.Background()
+		t0 := time.Now().UTC()
+		h.clock.Set(t0)
+		defer h.clock.Set(time.Time{})
+		h.deliver("pull_request", prEvent(t, "enqueued", 2, agent, sha('2'), mona)) // queued before the freeze
+		idle(t, st)
+		if _, err := st.StartFreeze(ctx, audit.ManualFreeze{Scope: audit.ScopeRepo, Target: testRepo, Reason: "INC-4",
+			By: "oncall", From: t0.Add(time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		defer st.EndFreezes(ctx, audit.ScopeRepo, testRepo, "test")
+		h.clock.Set(t0.Add(2 * time.Minute))
+		g := groupOf(sha('e'), sha('2'))
+		h.deliver("merge_group", mergeGroupEvent(t, base, g))
+		if run := h.waitCheckOn(t, g, "success"); !strings.Contains(run.Summary, "#2: allow (as of its queueing") {
+			t.Fatalf("group summary does not say it judged #2 at queue time:\n%s", run.Summary)
+		}
+
+		// Dequeued and queued again during the freeze: held by it.
+		h.deliver("pull_request", prEvent(t, "dequeued", 2, agent, sha('2'), mona))
+		h.deliver("pull_request", prEvent(t, "enqueued", 2, agent, sha('2'), mona))
+		idle(t, st)
+		g = groupOf(sha('f'), sha('2'))
+		h.deliver("merge_group", mergeGroupEvent(t, base, g))
+		if run := h.waitCheckOn(t, g, "failure"); !strings.Contains(run.Summary, "#2: block") {
+			t.Fatalf("group summary:\n%s", run.Summary)
+		}
+		h.deliver("pull_request", prEvent(t, "dequeued", 2, agent, sha('2'), mona))
+		idle(t, st)
+	})
 	t.Run("during a freeze a group with an agent PR fails", func(t *testing.T) {
 		ctx := context.Background()
 		if _, err := st.StartFreeze(ctx, audit.ManualFreeze{Scope: audit.ScopeRepo, Target: testRepo, Reason: "INC-3", By: "oncall"}); err != nil {

@@ -31,6 +31,9 @@ type target struct {
 	known        *pr.PullRequest // from the payload; nil: fetch it
 	event        pr.Event
 	fresh        bool // publish a new check run (check_run rerequested)
+	// at is the time the PR is evaluated at (the calendar, declared
+	// freezes): for a merge group, when the PR was queued; zero: now.
+	at time.Time
 	// record: evaluate appends the record itself, with the tracked PR in
 	// one transaction (Store.AppendTracked). For evaluations no inbox
 	// delivery stands for (schedule, reconcile): a crash after publishing
@@ -180,6 +183,9 @@ func (g *Guard) decide(ctx context.Context, cfg *config.Config, client *gh.Clien
 	eng := g.o.Policies()
 	ev.revision = revision(eng.Revision(), cfg.Digest)
 	now := g.o.Now()
+	if !t.at.IsZero() {
+		now = t.at
+	}
 	facts := client.Facts(t.repo.Owner, t.repo.Name, t.number, t.known)
 	in, err := buildInput(ctx, cfg, client.Directory(), facts, g.o.Store, t, now)
 	ev.input = in

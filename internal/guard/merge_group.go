@@ -98,9 +98,14 @@ func (g *Guard) evaluateGroup(ctx context.Context, d webhook.Delivery, repo pr.R
 	var reasons []pr.Reason
 	var lines []string
 	agent := false
+	now := g.o.Now()
 	for _, n := range numbers {
+		at, err := g.queuedAt(ctx, repo.FullName, n, now)
+		if err != nil {
+			return nil, err
+		}
 		ev := g.decide(ctx, cfg, client, target{
-			delivery: d, installation: inst, repo: repo, number: n,
+			delivery: d, installation: inst, repo: repo, number: n, at: at,
 			event: pr.Event{Name: "merge_group", Action: "checks_requested", Sender: grp.Sender},
 		})
 		// The group is judged against its own base branch, whatever the PR says.
@@ -114,7 +119,11 @@ func (g *Guard) evaluateGroup(ctx context.Context, d webhook.Delivery, repo pr.R
 			r.Message = "#" + strconv.Itoa(n) + ": " + r.Message
 			reasons = append(reasons, r)
 		}
-		lines = append(lines, fmt.Sprintf("- #%d: %s", n, ev.decision.Outcome))
+		line := fmt.Sprintf("- #%d: %s", n, ev.decision.Outcome)
+		if !at.IsZero() {
+			line += " (as of its queueing, " + at.In(cfg.Location).Format("Mon 2 Jan 15:04 MST") + ")"
+		}
+		lines = append(lines, line)
 	}
 	if mapErr != nil || len(numbers) == 0 {
 		msg := "could not map the merge group to its pull requests"
