@@ -92,6 +92,7 @@ func TestEvalBadInput(t *testing.T) {
 		{"bad --at", []string{"eval", "--event", good, "--at", "yesterday"}, 2, "RFC 3339"},
 		{"unknown facts field", []string{"eval", "--event", good, "--facts", facts}, 1, `unknown field "reviewz"`},
 		{"issue comment without a PR", []string{"eval", "--event", issue, "--event-name", "issue_comment"}, 1, "does not name a pull request"},
+		{"a merge group", []string{"eval", "--event", filepath.Join("..", "..", "testdata", "webhooks", "merge_group.checks_requested.json"), "--event-name", "merge_group"}, 1, "pass the pull_request, pull_request_review or issue_comment payload"},
 		{"unknown event", []string{"eval", "--event", good, "--event-name", "star"}, 1, "star"},
 		{"missing policy dir", []string{"eval", "--event", good, "--policy-dir", filepath.Join(tmp, "nope")}, 1, "--policy-dir " + filepath.Join(tmp, "nope") + ":"},
 		{"policy dir is a file", []string{"eval", "--event", good, "--policy-dir", bad}, 1, "is not a directory"},

@@ -78,7 +78,7 @@ func Offline(ctx context.Context, cfg *config.Config, eng *policy.Engine, event 
 	}
 	t, ok := targetOf(webhook.Delivery{Event: event}, ev)
 	if !ok {
-		return nil, pr.Decision{}, fmt.Errorf("a %s event does not name a pull request the guard evaluates", event)
+		return nil, pr.Decision{}, fmt.Errorf("a %s event does not name a pull request eval can decide offline (merge groups and check runs are mapped to their PRs through GitHub and the guard's records): pass the pull_request, pull_request_review or issue_comment payload of the PR", event)
 	}
 	if facts.PullRequest != nil {
 		t.known = facts.PullRequest
