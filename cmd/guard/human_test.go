@@ -1309,3 +1309,29 @@ func freezeRecords(t *testing.T, st *audit.Store) []map[string]string {
 	}
 	return out
 }
+
+// TestDetailsLinkSurvivesARestart: without --link-secret the key is derived
+// from the webhook secret, so a check run's Details link still opens after
+// the guard restarts; another webhook secret is another key.
+func TestDetailsLinkSurvivesARestart(t *testing.T) {
+	fake := newFake(t)
+	h := startGuard(t, fake, "")
+	addPull(fake, 3, agent, sha('3'))
+	h.deliver("pull_request", prEvent(t, "opened", 3, agent, sha('3'), agent))
+	run := h.waitCheckOn(t, sha('3'), "action_required")
+	link, err := url.Parse(run.DetailsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.stop()
+
+	again := startGuardWith(t, fake, "", func(c *serveConfig) { c.DB = h.db })
+	if code, _, body := fetch(t, again.base+link.RequestURI()); code != http.StatusOK || !strings.Contains(body, "escalate") {
+		t.Fatalf("the link after a restart: %d\n%s", code, body)
+	}
+	again.stop()
+	rotated := startGuardWith(t, fake, "", func(c *serveConfig) { c.DB = h.db; c.WebhookSecret = "another secret" })
+	if code, _, _ := fetch(t, rotated.base+link.RequestURI()); code != http.StatusNotFound {
+		t.Fatalf("the link under another webhook secret: %d, want 404", code)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -139,5 +140,37 @@ func TestServeWarnsOfAnUnusualGitHubURL(t *testing.T) {
 		if tt.warning == "" && c.gitHubURLWarning != "" || !strings.Contains(c.gitHubURLWarning, tt.warning) {
 			t.Errorf("%s: warning %q, want %q", tt.url, c.gitHubURLWarning, tt.warning)
 		}
+	}
+}
+
+// Every server setting can come from its environment variable (SPEC §3);
+// a flag wins over it.
+func TestServeSettingsFromTheEnvironment(t *testing.T) {
+	clearEnv(t)
+	t.Chdir(t.TempDir())
+	key := testKeyPEM(t)
+	exports := t.TempDir()
+	for k, v := range map[string]string{
+		"GUARD_ADDR": "127.0.0.1:9999", "GUARD_DB": "env.db", "GUARD_CONFIG": "env.yaml",
+		"GUARD_APP_ID": "77", "GUARD_PRIVATE_KEY_FILE": key, "GUARD_WEBHOOK_SECRET": "now",
+		"GUARD_WEBHOOK_SECRET_PREVIOUS": "before", "GUARD_GITHUB_URL": "https://ghe.example.com/api/v3/",
+		"GUARD_PUBLIC_URL": "https://guard.example.com", "GUARD_LINK_SECRET": "0123456789abcdef0123",
+		"GUARD_POLICY_DIR": "pol", "GUARD_EXPORT_DIR": exports, "GUARD_LOG_LEVEL": "warn",
+	} {
+		t.Setenv(k, v)
+	}
+	c, err := parseServe(nil, stdio{err: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []any{c.Addr, c.DB, c.ConfigPath, c.AppID, c.WebhookSecret, c.PreviousSecret, c.GitHubURL, c.PublicURL, c.LinkSecret, c.PolicyDir, c.ExportDir, c.LogLevel}
+	want := []any{"127.0.0.1:9999", "env.db", "env.yaml", int64(77), "now", "before", "https://ghe.example.com/api/v3/",
+		"https://guard.example.com", "0123456789abcdef0123", "pol", exports, "warn"}
+	if fmt.Sprint(got) != fmt.Sprint(want) || len(c.PrivateKey) == 0 {
+		t.Fatalf("settings %v, want %v", got, want)
+	}
+	c, err = parseServe([]string{"--db", "flag.db", "--addr", ":1"}, stdio{err: io.Discard})
+	if err != nil || c.DB != "flag.db" || c.Addr != ":1" {
+		t.Fatalf("flags over the environment: %+v, %v", c, err)
 	}
 }
