@@ -965,6 +965,27 @@ func TestMergeQueue(t *testing.T) {
 			t.Fatalf("group summary does not list PR #2:\n%s", run.Summary)
 		}
 	})
+	t.Run("a squashed group holds the PRs queued ahead of the one its ref names", func(t *testing.T) {
+		addPull(fake, 5, agent, sha('5')) // an agent PR nobody approved, queued first
+		h.deliver("pull_request", prEvent(t, "opened", 5, agent, sha('5'), agent))
+		h.waitCheckOn(t, sha('5'), "action_required")
+		h.deliver("pull_request", prEvent(t, "enqueued", 5, agent, sha('5'), mona))
+		h.deliver("pull_request", prEvent(t, "enqueued", 2, agent, sha('2'), mona))
+		idle(t, st)
+		g := groupOf(sha('9')) // squashed: a commit GitHub associates with no PR
+		body := patchJSON(t, mergeGroupEvent(t, base, g), map[string]any{
+			"merge_group.head_ref": "refs/heads/gh-readonly-queue/main/pr-2-" + base[:8],
+		})
+		h.deliver("merge_group", body)
+		run := h.waitCheckOn(t, g, "action_required")
+		if !containsAll(run.Summary, "#2: allow", "#5: escalate") {
+			t.Fatalf("group summary does not hold #5, queued ahead of #2:\n%s", run.Summary)
+		}
+		for _, n := range []int{5, 2} {
+			h.deliver("pull_request", prEvent(t, "dequeued", n, agent, sha(byte('0'+n)), mona))
+		}
+		idle(t, st)
+	})
 	t.Run("a group that cannot be mapped fails", func(t *testing.T) {
 		g := groupOf(sha('b'))
 		h.deliver("merge_group", mergeGroupEvent(t, base, g))

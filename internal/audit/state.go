@@ -359,6 +359,34 @@ func (s *Store) State(ctx context.Context, key string) (string, bool, error) {
 	return v, true, nil
 }
 
+// StatesWithPrefix returns the state entries whose key starts with prefix
+// (non-empty, not ending in byte 0xff), by key.
+func (s *Store) StatesWithPrefix(ctx context.Context, prefix string) (map[string]string, error) {
+	if prefix == "" || prefix[len(prefix)-1] == 0xff {
+		return nil, fmt.Errorf("states with prefix %q: want a non-empty prefix not ending in 0xff", prefix)
+	}
+	// Keys compare as bytes: those with the prefix are below the prefix
+	// with its last byte one higher.
+	upper := prefix[:len(prefix)-1] + string([]byte{prefix[len(prefix)-1] + 1})
+	rows, err := s.r.QueryContext(ctx, "SELECT key, value FROM state WHERE key >= ? AND key < ?", prefix, upper)
+	if err != nil {
+		return nil, fmt.Errorf("states with prefix %q: %w", prefix, err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, fmt.Errorf("states with prefix %q: %w", prefix, err)
+		}
+		out[k] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("states with prefix %q: %w", prefix, err)
+	}
+	return out, nil
+}
+
 // SetState stores value under key.
 func (s *Store) SetState(ctx context.Context, key, value string) error {
 	if key == "" {

@@ -389,3 +389,20 @@ func TestStartFreezeOnce(t *testing.T) {
 		t.Fatalf("another comment's freeze = %+v, %v", g, err)
 	}
 }
+
+func TestStatesWithPrefix(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t)
+	for k, v := range map[string]string{"queued:o/r#1": "a", "queued:o/r#12": "b", "queued:o/r2#1": "c", "queued:o/r$": "d", "queued:o/q#1": "e"} {
+		if err := s.SetState(ctx, k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.StatesWithPrefix(ctx, "queued:o/r#")
+	if err != nil || fmt.Sprint(got) != "map[queued:o/r#1:a queued:o/r#12:b]" {
+		t.Fatalf("StatesWithPrefix = %v, %v", got, err)
+	}
+	if _, err := s.StatesWithPrefix(ctx, ""); err == nil {
+		t.Fatal("an empty prefix was accepted")
+	}
+}

@@ -88,10 +88,20 @@ func (g *Guard) evaluateGroup(ctx context.Context, d webhook.Delivery, repo pr.R
 	id := newID()
 
 	numbers, mapErr := groupPulls(ctx, client, repo, grp.BaseSHA, head)
-	if n, ok := queuedPull(grp.HeadRef); ok && mapErr == nil && !slices.Contains(numbers, n) {
+	if n, ok := queuedPull(grp.HeadRef); ok && mapErr == nil {
 		// The PR that entered the queue last is named by the group's ref,
-		// even when its commits were squashed into one GitHub cannot map.
-		numbers = append(numbers, n)
+		// even when its commits were squashed into one GitHub cannot map;
+		// so are, by their enqueued events, those queued before it on the
+		// same base and still queued (squashed ones too).
+		ahead, err := g.queuedAhead(ctx, repo.FullName, n, base)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range append(ahead, n) {
+			if !slices.Contains(numbers, m) {
+				numbers = append(numbers, m)
+			}
+		}
 		slices.Sort(numbers)
 	}
 	outcome := pr.Allow
@@ -168,6 +178,47 @@ func (g *Guard) evaluateGroup(ctx context.Context, d webhook.Delivery, repo pr.R
 		DeliveryID: d.ID, PolicyRevision: revision(g.o.Policies().Revision(), cfg.Digest),
 		Installation: inst, CheckRunID: runID, BaseRef: base, Details: raw,
 	}}, nil
+}
+
+// queuedAhead returns the pull requests queued for base before pull request
+// last was (by their enqueued events, within maxQueueWait) and not dequeued
+// since: the PRs of the group GitHub built for last. Nothing when last's
+// queue time is unknown.
+func (g *Guard) queuedAhead(ctx context.Context, repo string, last int, base string) ([]int, error) {
+	now := g.o.Now()
+	lastAt, err := g.queuedAt(ctx, repo, last, now)
+	if err != nil || lastAt.IsZero() {
+		return nil, err
+	}
+	prefix := queuedKey(repo, 0)
+	prefix = prefix[:len(prefix)-1]
+	queued, err := g.o.Store.StatesWithPrefix(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for k := range queued {
+		n, err := strconv.Atoi(strings.TrimPrefix(k, prefix))
+		if err != nil || n == last {
+			continue
+		}
+		at, err := g.queuedAt(ctx, repo, n, now)
+		if err != nil {
+			return nil, err
+		}
+		if at.IsZero() || at.After(lastAt) {
+			continue
+		}
+		p, ok, err := g.o.Store.TrackedPR(ctx, repo, n)
+		if err != nil {
+			return nil, err
+		}
+		if ok && p.Open && p.BaseRef == base {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // groupPulls finds the pull requests of a merge group from its commits.
