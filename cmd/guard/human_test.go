@@ -1055,8 +1055,13 @@ func TestMergeQueue(t *testing.T) {
 		if err != nil || !strings.HasPrefix(run.DetailsURL, "https://guard.example.com/decisions/"+run.ExternalID) {
 			t.Fatalf("group run's details URL %q", run.DetailsURL)
 		}
-		code, _, page := fetch(t, h.base+link.RequestURI())
-		if code != http.StatusOK || !containsAll(page, "Merge group", "gh-readonly-queue/main", "/pull/1\"", "/pull/2\"", "incident_freeze", "#2: ") ||
+		var code int
+		var page string
+		waitFor(t, "the group's decision to be recorded", func() bool { // just after the run is published
+			code, _, page = fetch(t, h.base+link.RequestURI())
+			return code == http.StatusOK
+		})
+		if !containsAll(page, "Merge group", "gh-readonly-queue/main", "/pull/1\"", "/pull/2\"", "incident_freeze", "#2: ") ||
 			strings.Contains(page, "History of this pull request") {
 			t.Fatalf("group details page: %d\n%s", code, page)
 		}
@@ -1344,6 +1349,7 @@ func TestDetailsLinkSurvivesARestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	waitRecord(t, openAudit(t, h), 3, "the decision", kind("decision", "escalate")) // recorded just after publishing
 	h.stop()
 
 	again := startGuardWith(t, fake, "", func(c *serveConfig) { c.DB = h.db })
