@@ -1362,3 +1362,54 @@ func TestDetailsLinkSurvivesARestart(t *testing.T) {
 		t.Fatalf("the link under another webhook secret: %d, want 404", code)
 	}
 }
+
+// TestCommandsActAsOfTheirComment: a command processed late (its delivery
+// retried after GitHub was down) acts as of when it was written: an
+// unfreeze ends no freeze declared after it, and "/guard freeze 2h" lasts
+// two hours from the comment.
+func TestCommandsActAsOfTheirComment(t *testing.T) {
+	fake := newFake(t)
+	fake.SetPermission(testRepo, "mona", "maintain")
+	h := startGuard(t, fake, "")
+	st := openAudit(t, h)
+	ids := &commentIDs{}
+	ctx := context.Background()
+	t0 := time.Now().UTC().Truncate(time.Second)
+	h.clock.Set(t0)
+	fake.AddIssue(testRepo, 950)
+	h.deliver("issue_comment", commentEvent(t, 950, false, ids.id(), mona, "/guard freeze INC-1 db down", t0.Add(-3*time.Minute), nil))
+	waitComment(t, fake, 950, "@mona", "incident-1", "declared")
+
+	// The unfreeze fails: GitHub answers 503 to everything.
+	fake.FailNext("", "", 0, http.StatusServiceUnavailable, nil, "")
+	body := commentEvent(t, 950, false, ids.id(), mona, "/guard unfreeze", t0.Add(-2*time.Minute), nil)
+	if code := postWebhook(t, h.base, "issue_comment", "unfreeze-in-outage", body); code != http.StatusAccepted {
+		t.Fatalf("webhook answered %d", code)
+	}
+	waitFor(t, "the delivery to fail", func() bool { return strings.Contains(h.log.String(), "delivery failed") })
+	fake.ClearFaults()
+	// Meanwhile INC-1 is ended from the CLI, and INC-2 declared.
+	if _, err := st.EndFreezes(ctx, "repo", testRepo, "oncall"); err != nil {
+		t.Fatal(err)
+	}
+	h.deliver("issue_comment", commentEvent(t, 950, false, ids.id(), mona, "/guard freeze INC-2 payments down", t0.Add(-time.Minute), nil))
+	waitComment(t, fake, 950, "@mona", "incident-2", "declared")
+
+	h.clock.Set(t0.Add(61 * time.Second)) // the unfreeze's retry is due
+	waitFor(t, "the retry", func() bool { return strings.Contains(h.log.String(), "retrying a delivery that failed") })
+	idle(t, st)
+	waitComment(t, fake, 950, "@mona", "There is no declared freeze")
+	if fs, _ := st.ActiveFreezes(ctx, time.Now()); len(fs) != 1 || fs[0].Reason != "INC-2 payments down" {
+		t.Fatalf("active freezes after the retried unfreeze: %+v; want INC-2, declared after it", fs)
+	}
+	if _, err := st.EndFreezes(ctx, "repo", testRepo, "test"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A "2h" freeze acted on three hours after its comment has run out.
+	h.deliver("issue_comment", commentEvent(t, 950, false, ids.id(), mona, "/guard freeze 2h INC-3", t0.Add(-3*time.Hour), nil))
+	waitComment(t, fake, 950, "@mona", "incident-3", "which has passed")
+	if fs, _ := st.ActiveFreezes(ctx, time.Now()); len(fs) != 0 {
+		t.Fatalf("a freeze whose two hours passed is active: %+v", fs)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -157,16 +158,28 @@ func bumpFreezeVersion(ctx context.Context, tx *sql.Tx) error {
 // record (outcome ended) for each in the same transaction. It returns how
 // many it ended.
 func (s *Store) EndFreezes(ctx context.Context, scope, target, by string) (int, error) {
+	return s.EndFreezesFrom(ctx, scope, target, by, time.Time{})
+}
+
+// EndFreezesFrom is EndFreezes for the freezes whose From is not after
+// before (zero: all): a command given at before, processed later (its
+// delivery retried), does not end a freeze declared after it. (Comment
+// times have whole seconds: one declared in the same second is ended.)
+func (s *Store) EndFreezesFrom(ctx context.Context, scope, target, by string, before time.Time) (int, error) {
 	if err := checkScope(scope, target); err != nil {
 		return 0, fmt.Errorf("end freezes: %w", err)
 	}
 	now := s.nowUTC()
+	limit := int64(math.MaxInt64)
+	if !before.IsZero() {
+		limit = ns(before)
+	}
 	var n int
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		// GitHub's logins and repository names ignore case, as the freezes'
 		// matching does (--repo Octo/Shop is ended by octo/shop).
 		fs, err := queryFreezes(ctx, tx, `WHERE scope = ? AND target = ? COLLATE NOCASE AND ended_at IS NULL
-			AND (until_ns IS NULL OR until_ns > ?) ORDER BY id`, scope, target, ns(now))
+			AND (until_ns IS NULL OR until_ns > ?) AND from_ns <= ? ORDER BY id`, scope, target, ns(now), limit)
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/go-github/v62/github"
 
@@ -133,7 +134,9 @@ func (g *Guard) freezeCommand(ctx context.Context, q request, client *gh.Client)
 	}
 	now := g.o.Now()
 	if q.cmd.Kind == command.Unfreeze {
-		n, err := g.o.Store.EndFreezes(ctx, "repo", q.repo.FullName, q.actor.Login)
+		// Only freezes declared before the comment: processed again later
+		// (its delivery retried), it must not end one declared since.
+		n, err := g.o.Store.EndFreezesFrom(ctx, "repo", q.repo.FullName, q.actor.Login, commandTime(q.at, now))
 		if err != nil {
 			return nil, "", fmt.Errorf("end freeze: %w", err)
 		}
@@ -143,12 +146,14 @@ func (g *Guard) freezeCommand(ctx context.Context, q request, client *gh.Client)
 		g.FreezesChanged()
 		return nil, "Freeze of " + q.repo.FullName + " ended.", nil
 	}
-	// One freeze per comment, also when its delivery is processed again.
-	f := audit.ManualFreeze{Scope: "repo", Target: q.repo.FullName, Reason: q.cmd.Reason, By: q.actor.Login, From: now,
+	// One freeze per comment, also when its delivery is processed again,
+	// from the comment's time: "2h" is two hours from when it was said.
+	from := commandTime(q.at, now)
+	f := audit.ManualFreeze{Scope: "repo", Target: q.repo.FullName, Reason: q.cmd.Reason, By: q.actor.Login, From: from,
 		Source: fmt.Sprintf("comment:%d", q.commentID)}
 	until := "until `/guard unfreeze`"
 	if q.cmd.Duration > 0 {
-		f.Until = now.Add(q.cmd.Duration)
+		f.Until = from.Add(q.cmd.Duration)
 		until = "until " + f.Until.In(cfg.Location).Format("Mon 2 Jan 15:04 MST")
 	}
 	f, err := g.o.Store.StartFreeze(ctx, f)
@@ -157,6 +162,11 @@ func (g *Guard) freezeCommand(ctx context.Context, q request, client *gh.Client)
 	}
 	if !f.Until.IsZero() { // as declared the first time
 		until = "until " + f.Until.In(cfg.Location).Format("Mon 2 Jan 15:04 MST")
+		if !f.Until.After(now) {
+			// The command waited (GitHub down) for longer than it asked.
+			g.FreezesChanged()
+			return nil, fmt.Sprintf("Incident freeze `%s` of %s was declared %s, which has passed by the time the guard could act on the comment: it blocks nothing now.", incidentName(f), q.repo.FullName, until), nil
+		}
 	}
 	g.FreezesChanged()
 	return nil, fmt.Sprintf("Incident freeze `%s` of %s declared %s: agent pull requests are blocked.", incidentName(f), q.repo.FullName, until), nil
@@ -208,4 +218,13 @@ func (g *Guard) status(ctx context.Context, q request, isPR bool) (string, error
 	}
 	fmt.Fprintf(&b, "\nNow is %s business hours (%s).", bh, now.In(cfg.Location).Format("Mon 15:04 MST"))
 	return b.String(), nil
+}
+
+// commandTime is when a command was given: the comment's created_at, or now
+// when that is unknown or ahead of now (clock skew).
+func commandTime(at, now time.Time) time.Time {
+	if at.IsZero() || at.After(now) {
+		return now
+	}
+	return at
 }
