@@ -406,3 +406,21 @@ func TestStatesWithPrefix(t *testing.T) {
 		t.Fatal("an empty prefix was accepted")
 	}
 }
+
+// EndFreezesFrom ends only the freezes that began by then.
+func TestEndFreezesFrom(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t, WithClock(newClock(t0.Add(2*time.Hour)).Now))
+	a, _ := s.StartFreeze(ctx, ManualFreeze{Scope: ScopeRepo, Target: "o/r", Reason: "a", From: t0})
+	b, _ := s.StartFreeze(ctx, ManualFreeze{Scope: ScopeRepo, Target: "o/r", Reason: "b", From: t0.Add(time.Hour)})
+	if n, err := s.EndFreezesFrom(ctx, ScopeRepo, "o/r", "x", t0.Add(30*time.Minute)); err != nil || n != 1 {
+		t.Fatalf("EndFreezesFrom = %d, %v; want 1", n, err)
+	}
+	fs, _ := s.ActiveFreezes(ctx, t0.Add(2*time.Hour))
+	if len(fs) != 1 || fs[0].ID != b.ID {
+		t.Fatalf("active %+v; want only %d (a was %d)", fs, b.ID, a.ID)
+	}
+	if n, _ := s.EndFreezesFrom(ctx, ScopeRepo, "o/r", "x", t0.Add(time.Hour)); n != 1 {
+		t.Fatalf("a freeze from exactly then was not ended")
+	}
+}
