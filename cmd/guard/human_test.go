@@ -1007,37 +1007,6 @@ func TestMergeQueue(t *testing.T) {
 			t.Fatalf("failure does not say why:\n%s\n%s", run.Summary, run.Text)
 		}
 	})
-	t.Run("a PR is judged by the calendar at queue time", func(t *testing.T) {
-		ctx := context.Background()
-		t0 := time.Now().UTC()
-		h.clock.Set(t0)
-		defer h.clock.Set(time.Time{})
-		h.deliver("pull_request", prEvent(t, "enqueued", 2, agent, sha('2'), mona)) // queued before the freeze
-		idle(t, st)
-		if _, err := st.StartFreeze(ctx, audit.ManualFreeze{Scope: audit.ScopeRepo, Target: testRepo, Reason: "INC-4",
-			By: "oncall", From: t0.Add(time.Minute)}); err != nil {
-			t.Fatal(err)
-		}
-		defer st.EndFreezes(ctx, audit.ScopeRepo, testRepo, "test")
-		h.clock.Set(t0.Add(2 * time.Minute))
-		g := groupOf(sha('e'), sha('2'))
-		h.deliver("merge_group", mergeGroupEvent(t, base, g))
-		if run := h.waitCheckOn(t, g, "success"); !strings.Contains(run.Summary, "#2: allow (as of its queueing") {
-			t.Fatalf("group summary does not say it judged #2 at queue time:\n%s", run.Summary)
-		}
-
-		// Dequeued and queued again during the freeze: held by it.
-		h.deliver("pull_request", prEvent(t, "dequeued", 2, agent, sha('2'), mona))
-		h.deliver("pull_request", prEvent(t, "enqueued", 2, agent, sha('2'), mona))
-		idle(t, st)
-		g = groupOf(sha('f'), sha('2'))
-		h.deliver("merge_group", mergeGroupEvent(t, base, g))
-		if run := h.waitCheckOn(t, g, "failure"); !strings.Contains(run.Summary, "#2: block") {
-			t.Fatalf("group summary:\n%s", run.Summary)
-		}
-		h.deliver("pull_request", prEvent(t, "dequeued", 2, agent, sha('2'), mona))
-		idle(t, st)
-	})
 	t.Run("during a freeze a group with an agent PR fails", func(t *testing.T) {
 		ctx := context.Background()
 		if _, err := st.StartFreeze(ctx, audit.ManualFreeze{Scope: audit.ScopeRepo, Target: testRepo, Reason: "INC-3", By: "oncall"}); err != nil {
@@ -1411,5 +1380,72 @@ func TestCommandsActAsOfTheirComment(t *testing.T) {
 	waitComment(t, fake, 950, "@mona", "incident-3", "which has passed")
 	if fs, _ := st.ActiveFreezes(ctx, time.Now()); len(fs) != 0 {
 		t.Fatalf("a freeze whose two hours passed is active: %+v", fs)
+	}
+}
+
+// TestMergeQueueTimes: a PR in a merge group is judged by the calendar of
+// when it was queued (a PR queued before a configured freeze merges during
+// it), but by the incident freezes declared now; an enqueued event
+// processed after the PR's dequeued one does not put it back.
+func TestMergeQueueTimes(t *testing.T) {
+	fake := newFake(t)
+	t0 := time.Now().UTC().Truncate(time.Second)
+	h := startGuard(t, fake, fmt.Sprintf("freezes:\n  - name: release-window\n    from: %q\n    to: %q\n",
+		t0.Add(time.Minute).Format(time.RFC3339), t0.Add(time.Hour).Format(time.RFC3339)))
+	h.clock.Set(t0)
+	st := openAudit(t, h)
+	ctx := context.Background()
+	base := sha('0')
+	fake.AddGraphCommit(testRepo, pr.Commit{SHA: base, Message: "main"})
+	for _, n := range []int{2, 5} { // approved agent PRs
+		addPull(fake, n, agent, sha(byte('0'+n)))
+		fake.AddReview(testRepo, n, pr.Review{User: carol, State: "APPROVED", CommitID: sha(byte('0' + n))})
+		h.deliver("pull_request", prEvent(t, "opened", n, agent, sha(byte('0'+n)), agent))
+		h.waitCheckOn(t, sha(byte('0'+n)), "success")
+	}
+	group := func(g string, last int) githubtest.CheckRun {
+		t.Helper()
+		fake.AddGraphCommit(testRepo, pr.Commit{SHA: g, Message: "merge group"}, base)
+		h.deliver("merge_group", patchJSON(t, mergeGroupEvent(t, base, g), map[string]any{
+			"merge_group.head_ref": fmt.Sprintf("refs/heads/gh-readonly-queue/main/pr-%d-%s", last, base[:8]),
+		}))
+		waitFor(t, "the group's run", func() bool { return len(fake.CheckRuns(testRepo, g)) > 0 })
+		return lastRun(t, fake, g)
+	}
+
+	h.deliver("pull_request", prEvent(t, "enqueued", 2, agent, sha('2'), mona)) // before the window
+	idle(t, st)
+	h.clock.Set(t0.Add(2 * time.Minute)) // inside it
+	if run := group(sha('a'), 2); run.Conclusion != "success" || !strings.Contains(run.Summary, "#2: allow (as of its queueing") {
+		t.Fatalf("a PR queued before the window: %s\n%s", run.Conclusion, run.Summary)
+	}
+
+	if _, err := st.StartFreeze(ctx, audit.ManualFreeze{Scope: audit.ScopeRepo, Target: testRepo, Reason: "INC-4", By: "oncall"}); err != nil {
+		t.Fatal(err)
+	}
+	if run := group(sha('b'), 2); run.Conclusion != "failure" || !strings.Contains(run.Summary, "#2: block") {
+		t.Fatalf("an incident declared after the PR was queued: %s\n%s", run.Conclusion, run.Summary)
+	}
+	if _, err := st.EndFreezes(ctx, audit.ScopeRepo, testRepo, "test"); err != nil {
+		t.Fatal(err)
+	}
+
+	// #5's enqueued event is processed after its dequeued one (out of
+	// order, or retried): #5 is not in #2's group.
+	dequeued := prEvent(t, "dequeued", 5, agent, sha('5'), mona)
+	enqueued := prEvent(t, "enqueued", 5, agent, sha('5'), mona)
+	h.clock.Set(t0.Add(3 * time.Minute))
+	postWebhook(t, h.base, "pull_request", "dequeued-5", dequeued)
+	idle(t, st)
+	h.clock.Set(t0.Add(-30 * time.Second)) // received before it (and before #2 was queued), as a retried delivery was
+	postWebhook(t, h.base, "pull_request", "enqueued-5", enqueued)
+	idle(t, st)
+	h.clock.Set(t0.Add(4 * time.Minute))
+	v, _, _ := st.State(ctx, "queued:"+testRepo+"#5")
+	if !strings.HasPrefix(v, "d ") {
+		t.Fatalf("queue mark of #5 %q, want dequeued", v)
+	}
+	if run := group(sha('c'), 2); strings.Contains(run.Summary, "#5") {
+		t.Fatalf("#5, dequeued, is in #2's group:\n%s", run.Summary)
 	}
 }

@@ -31,8 +31,9 @@ type target struct {
 	known        *pr.PullRequest // from the payload; nil: fetch it
 	event        pr.Event
 	fresh        bool // publish a new check run (check_run rerequested)
-	// at is the time the PR is evaluated at (the calendar, declared
-	// freezes): for a merge group, when the PR was queued; zero: now.
+	// at is the time of the calendar the PR is judged by (business hours,
+	// configured freezes): for a merge group, when the PR was queued; zero:
+	// now. Declared (incident) freezes are those active now, whatever at.
 	at time.Time
 	// record: evaluate appends the record itself, with the tracked PR in
 	// one transaction (Store.AppendTracked). For evaluations no inbox
@@ -183,9 +184,6 @@ func (g *Guard) decide(ctx context.Context, cfg *config.Config, client *gh.Clien
 	eng := g.o.Policies()
 	ev.revision = revision(eng.Revision(), cfg.Digest)
 	now := g.o.Now()
-	if !t.at.IsZero() {
-		now = t.at
-	}
 	facts := client.Facts(t.repo.Owner, t.repo.Name, t.number, t.known)
 	in, err := buildInput(ctx, cfg, client.Directory(), facts, g.o.Store, t, now)
 	ev.input = in
@@ -323,14 +321,25 @@ func buildInput(ctx context.Context, cfg *config.Config, dir pr.Directory, facts
 	in.Overrides = append(in.Overrides, overrides...)
 
 	quarantine.Annotate(in)
-	in.Time, err = clock(ctx, cfg, state, t.repo, in.PullRequest.BaseRef, now)
+	cal := now
+	if !t.at.IsZero() {
+		cal = t.at
+	}
+	in.Time, err = clockAt(ctx, cfg, state, t.repo, in.PullRequest.BaseRef, cal, now)
 	return in, err
 }
 
 // clock computes the time facts for a base branch at now: the calendar's,
 // plus the declared freezes that cover the branch.
 func clock(ctx context.Context, cfg *config.Config, state State, repo pr.Repository, base string, now time.Time) (pr.Clock, error) {
-	c := cfg.Calendar.Clock(now, base)
+	return clockAt(ctx, cfg, state, repo, base, now, now)
+}
+
+// clockAt is clock with the calendar read at cal (a merge group's PR: when
+// it was queued) and the declared freezes active now: an incident freeze
+// stops merges from the moment it is declared.
+func clockAt(ctx context.Context, cfg *config.Config, state State, repo pr.Repository, base string, cal, now time.Time) (pr.Clock, error) {
+	c := cfg.Calendar.Clock(cal, base)
 	manual, err := state.ActiveFreezes(ctx, now)
 	if err != nil {
 		return c, fmt.Errorf("read freezes: %w", err)

@@ -197,16 +197,12 @@ func (g *Guard) queuedAhead(ctx context.Context, repo string, last int, base str
 		return nil, err
 	}
 	var out []int
-	for k := range queued {
+	for k, v := range queued {
 		n, err := strconv.Atoi(strings.TrimPrefix(k, prefix))
 		if err != nil || n == last {
 			continue
 		}
-		at, err := g.queuedAt(ctx, repo, n, now)
-		if err != nil {
-			return nil, err
-		}
-		if at.IsZero() || at.After(lastAt) {
+		if at := queuedSince(v, now); at.IsZero() || at.After(lastAt) {
 			continue
 		}
 		p, ok, err := g.o.Store.TrackedPR(ctx, repo, n)
