@@ -399,14 +399,28 @@ func (s *Store) SetState(ctx context.Context, key, value string) error {
 	return nil
 }
 
-// AppendWithState appends recs and stores value under key in one
-// transaction: work that is recorded and remembered as done together (the
-// scheduler's freeze records) happens exactly once across crashes.
-func (s *Store) AppendWithState(ctx context.Context, key, value string, recs ...Record) error {
+// ErrStateChanged is returned by AppendWithState when the state it was to
+// move on from changed meanwhile.
+var ErrStateChanged = errors.New("state changed meanwhile")
+
+// AppendWithState appends recs and moves the state under key from from to
+// value ("" for no state) in one transaction: work that is recorded and
+// remembered as done together (the scheduler's freeze records) happens
+// exactly once across crashes, and, when the state is no longer from
+// (another guard on the database did that work), not at all: it returns
+// ErrStateChanged and writes nothing.
+func (s *Store) AppendWithState(ctx context.Context, key, from, value string, recs ...Record) error {
 	if key == "" {
 		return errors.New("append with state: empty key")
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var cur string
+		if err := tx.QueryRowContext(ctx, "SELECT value FROM state WHERE key = ?", key).Scan(&cur); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if cur != from {
+			return ErrStateChanged
+		}
 		if _, err := s.appendTx(ctx, tx, recs); err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -422,5 +423,26 @@ func TestEndFreezesFrom(t *testing.T) {
 	}
 	if n, _ := s.EndFreezesFrom(ctx, ScopeRepo, "o/r", "x", t0.Add(time.Hour)); n != 1 {
 		t.Fatalf("a freeze from exactly then was not ended")
+	}
+}
+
+func TestAppendWithState(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t)
+	rec := Record{Kind: KindFreeze, Actor: "schedule", Outcome: "started", Reason: "x"}
+	if err := s.AppendWithState(ctx, "k", "", "one", rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendWithState(ctx, "k", "", "two", rec); !errors.Is(err, ErrStateChanged) {
+		t.Fatalf("moving from a state that is gone = %v, want ErrStateChanged", err)
+	}
+	if v, _, _ := s.State(ctx, "k"); v != "one" {
+		t.Fatalf("state %q after the refused move", v)
+	}
+	if res, _ := s.Verify(ctx, ""); res.Records != 1 {
+		t.Fatalf("%d records, want the first only", res.Records)
+	}
+	if err := s.AppendWithState(ctx, "k", "one", "two"); err != nil {
+		t.Fatal(err)
 	}
 }

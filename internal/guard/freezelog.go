@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -99,7 +100,9 @@ func (g *Guard) recordFreezes(ctx context.Context, cfg *config.Config, now time.
 	if err != nil {
 		return err
 	}
-	if err := g.o.Store.AppendWithState(ctx, stateFreezes, string(b), recs...); err != nil {
+	if err := g.o.Store.AppendWithState(ctx, stateFreezes, v, string(b), recs...); errors.Is(err, audit.ErrStateChanged) {
+		return nil // recorded by another guard on this database; the next tick looks again
+	} else if err != nil {
 		return fmt.Errorf("record freezes: %w", err)
 	}
 	for _, r := range recs {

@@ -3,7 +3,9 @@ package guard
 import (
 	"context"
 	"encoding/csv"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -98,5 +100,45 @@ func TestRecordFreezes(t *testing.T) {
 	tick()
 	if r := last(); records() != 5 || r.Outcome != "started" || !strings.Contains(r.Reason, "2026-03-13T16:00:00Z") {
 		t.Fatalf("%d records, last %+v", records(), r)
+	}
+}
+
+// Two guards on one database (an overlapping restart) record a freeze's
+// start once: the second finds the state moved on and writes nothing.
+func TestRecordFreezesTwoGuardsOneDatabase(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 3, 6, 17, 0, 0, 0, time.UTC)
+	cfg, err := config.Parse("guard.yaml", []byte("timezone: UTC\nfreezes:\n  - name: friday-deploys\n    weekly: {from: \"fri 16:00\", to: \"mon 08:00\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		path := filepath.Join(t.TempDir(), "guard.db")
+		var guards []*Guard
+		var stores []*audit.Store
+		for range 2 {
+			s, err := audit.Open(ctx, path, audit.WithClock(func() time.Time { return now }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			stores = append(stores, s)
+			guards = append(guards, New(Options{Store: s, Config: func() *config.Config { return cfg }, Now: func() time.Time { return now }}))
+		}
+		var wg sync.WaitGroup
+		for _, g := range guards {
+			wg.Go(func() {
+				if err := g.recordFreezes(ctx, cfg, now); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		res, err := stores[0].Verify(ctx, "")
+		if err != nil || res.Records != 1 {
+			t.Fatalf("Verify = %+v, %v; want the start recorded once", res, err)
+		}
+		for _, s := range stores {
+			s.Close()
+		}
 	}
 }
