@@ -77,7 +77,7 @@ func (g *Guard) RunScheduler(ctx context.Context, o SchedulerOptions) {
 
 // Tick does the scheduled work that is due at g's now. Tests call it after
 // moving their clock.
-func (g *Guard) Tick(ctx context.Context, o SchedulerOptions) error {
+func (g *Guard) Tick(ctx context.Context, o SchedulerOptions) (err error) {
 	if o.Reconcile == 0 {
 		o.Reconcile = 10 * time.Minute
 	}
@@ -89,20 +89,12 @@ func (g *Guard) Tick(ctx context.Context, o SchedulerOptions) error {
 	due := false
 	why := ""
 
-	if o.Retry != nil {
-		ds, err := g.o.Store.RetryFailed(ctx)
-		if err != nil {
-			return err
-		}
-		for _, d := range ds {
-			g.o.Logger.Info("retrying a delivery that failed", "delivery", d.ID, "event", d.Event,
-				"attempts", d.Attempts, "received_at", d.ReceivedAt.UTC().Format(time.RFC3339))
-			o.Retry(d)
-		}
-	}
-	if err := g.recordFreezes(ctx, cfg, now); err != nil {
-		return err
-	}
+	// Retries and the schedule's freeze records come after the rest of the
+	// tick, whatever becomes of them: a failure there must not hold up a
+	// freeze's enforcement.
+	defer func() {
+		err = errors.Join(err, g.retryFailed(ctx, o), g.recordFreezes(ctx, cfg, now))
+	}()
 
 	// Calendar boundaries: due when the stored next boundary has passed (also
 	// one that passed while the guard was down).
@@ -221,6 +213,23 @@ func (g *Guard) Tick(ctx context.Context, o SchedulerOptions) error {
 		}
 	}
 	return failed
+}
+
+// retryFailed hands the failed deliveries whose pause is over to o.Retry.
+func (g *Guard) retryFailed(ctx context.Context, o SchedulerOptions) error {
+	if o.Retry == nil {
+		return nil
+	}
+	ds, err := g.o.Store.RetryFailed(ctx)
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		g.o.Logger.Info("retrying a delivery that failed", "delivery", d.ID, "event", d.Event,
+			"attempts", d.Attempts, "received_at", d.ReceivedAt.UTC().Format(time.RFC3339))
+		o.Retry(d)
+	}
+	return nil
 }
 
 // recheck re-evaluates the open agent PRs once the deliveries that were in
