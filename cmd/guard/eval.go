@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -43,8 +44,10 @@ func runEval(ctx context.Context, args []string, s stdio) error {
 		return usageErr("unexpected argument %q", fs.Arg(0))
 	}
 	if *replay != "" {
-		if *event != "" || *factsFile != "" || *at != "" || *name != "" {
-			return usageErr("--replay decides from the recorded input: leave out --event, --event-name, --facts and --at")
+		given := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+		if given["event"] || given["facts"] || given["at"] || given["event-name"] || given["config"] {
+			return usageErr("--replay decides from the recorded input, configuration included: leave out --event, --event-name, --facts, --at and --config")
 		}
 		return replayDecision(ctx, *db, *replay, *policyDir, *withInput, s)
 	}
@@ -141,6 +144,18 @@ func replayDecision(ctx context.Context, db, id, policyDir string, withInput boo
 	var in pr.Input
 	if err := json.Unmarshal(details.Input, &in); err != nil {
 		return fmt.Errorf("decision %s: recorded input: %w", id, err)
+	}
+	// A guard before --replay recorded no "markers" of the files: the
+	// policies would see no skipped test where there was one.
+	var files struct {
+		Files []map[string]json.RawMessage `json:"files"`
+	}
+	if json.Unmarshal(details.Input, &files) == nil {
+		for _, f := range files.Files {
+			if _, ok := f["markers"]; !ok {
+				return fmt.Errorf("decision %s was recorded by an older guard, which kept no markers of the changed files: it cannot be replayed faithfully", id)
+			}
+		}
 	}
 	pfs, err := policyFS(policyDir)
 	if err != nil {

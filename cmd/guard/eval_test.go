@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mergeguard/guard/internal/audit"
 	"github.com/mergeguard/guard/internal/pr"
 )
 
@@ -216,13 +218,21 @@ func TestEvalReplay(t *testing.T) {
 		t.Fatalf("replay with other policies: exit %d, stderr %s", code, errOut)
 	}
 
+	// A decision recorded by a guard that kept no markers.
+	old := `{"input": {"version": 1, "files": [{"filename": "a_test.go", "status": "modified", "additions": 1, "added_lines": [], "added_lines_sha256": "x", "added_lines_omitted": 1}]}}`
+	if _, err := st.Append(context.Background(), audit.Record{ID: "older", Kind: audit.KindDecision, Repository: testRepo, PullRequest: 9,
+		Outcome: "allow", CheckRunID: 1, Details: json.RawMessage(old)}); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
 		args   []string
 		code   int
 		stderr string
 	}{
+		{[]string{"--replay", "older", "--db", h.db}, 1, "recorded by an older guard"},
 		{[]string{"--replay", "nope", "--db", h.db}, 1, "not found"},
 		{[]string{"--replay", id, "--db", h.db, "--event", "x.json"}, 2, "leave out --event"},
+		{[]string{"--replay", id, "--db", h.db, "--config", "guard.yaml"}, 2, "configuration included"},
 		{[]string{"--replay", id, "--db", filepath.Join(t.TempDir(), "none.db")}, 1, "guard serve' creates it"},
 	} {
 		if code, _, errOut := runGuard(t, append([]string{"eval"}, tt.args...)...); code != tt.code || !strings.Contains(errOut, tt.stderr) {

@@ -103,7 +103,7 @@ func TestServeRefusesBadStart(t *testing.T) {
 		{"short link secret", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--link-secret", "x"}, 2, "openssl rand -hex 32"},
 		{"export dir is a file", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--export-dir", badKey}, 1, "is not a folder"},
 		{"export dir below a file", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--export-dir", filepath.Join(badKey, "exports")}, 1, "export dir"},
-		{"database folder missing", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--db", filepath.Join(t.TempDir(), "none", "guard.db"), "--export-dir", t.TempDir()}, 1, "exists and is writable"},
+		{"database folder missing", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--db", filepath.Join(t.TempDir(), "none", "guard.db")}, 1, "does not exist (create it"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

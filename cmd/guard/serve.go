@@ -227,6 +227,11 @@ func serve(ctx context.Context, c *serveConfig, s stdio) error {
 		return err
 	}
 
+	if c.DB != ":memory:" {
+		if fi, err := os.Stat(filepath.Dir(c.DB)); err != nil || !fi.IsDir() {
+			return fmt.Errorf("open database %s: its folder %s does not exist (create it, or pass --db or GUARD_DB with a path in an existing folder)", c.DB, filepath.Dir(c.DB))
+		}
+	}
 	exportDir := c.ExportDir
 	if exportDir == "" {
 		exportDir = filepath.Join(filepath.Dir(c.DB), "exports")
