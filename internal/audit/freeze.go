@@ -8,6 +8,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/mergeguard/guard/internal/pr"
 )
 
 // ManualFreeze is an incident freeze declared by a human (guard freeze, or
@@ -34,15 +36,17 @@ const (
 	ScopeOrg  = "org"
 )
 
-func checkScope(scope, target string) error {
+// CheckFreezeTarget reports whether target names a repository (scope repo:
+// OWNER/NAME) or an organization (scope org) as GitHub spells them.
+func CheckFreezeTarget(scope, target string) error {
 	switch scope {
 	case ScopeRepo:
 		owner, name, ok := strings.Cut(target, "/")
-		if !ok || !isLogin(owner) || !isLogin(name) || name == "." || name == ".." {
+		if !ok || !isName(owner) || !isName(name) || name == "." || name == ".." {
 			return fmt.Errorf("repo freeze target %q: want OWNER/NAME, like octo-org/shop", target)
 		}
 	case ScopeOrg:
-		if !isLogin(target) {
+		if !pr.ValidOrgLogin(target) {
 			return fmt.Errorf("org freeze target %q: want an organization login, like octo-org", target)
 		}
 	default:
@@ -51,14 +55,10 @@ func checkScope(scope, target string) error {
 	return nil
 }
 
-// CheckFreezeTarget reports whether target names a repository (scope repo:
-// OWNER/NAME) or an organization (scope org) as GitHub spells them.
-func CheckFreezeTarget(scope, target string) error { return checkScope(scope, target) }
-
-// isLogin reports whether s is made of the characters GitHub allows in
+// isName reports whether s is made of the characters GitHub allows in
 // logins and repository names (letters, digits, '-', '_', '.'; underscores
 // for Enterprise Managed Users), at most 100 of them.
-func isLogin(s string) bool {
+func isName(s string) bool {
 	if s == "" || len(s) > 100 {
 		return false
 	}
@@ -73,11 +73,6 @@ func isLogin(s string) bool {
 // FreezeRecord is the trail record of a declared freeze starting or ending
 // (outcome started or ended) at at, by actor.
 func FreezeRecord(f ManualFreeze, at time.Time, actor, outcome string) Record {
-	return freezeRecord(f, at, actor, outcome)
-}
-
-// freezeRecord is the trail record of a freeze starting or ending.
-func freezeRecord(f ManualFreeze, at time.Time, actor, outcome string) Record {
 	repo := ""
 	reason := f.Reason
 	if f.Scope == ScopeRepo {
@@ -101,7 +96,7 @@ func freezeRecord(f ManualFreeze, at time.Time, actor, outcome string) Record {
 // declared a freeze before, that freeze, unchanged (a command processed
 // again declares nothing more).
 func (s *Store) StartFreeze(ctx context.Context, f ManualFreeze) (ManualFreeze, error) {
-	if err := checkScope(f.Scope, f.Target); err != nil {
+	if err := CheckFreezeTarget(f.Scope, f.Target); err != nil {
 		return ManualFreeze{}, fmt.Errorf("start freeze: %w", err)
 	}
 	now := s.nowUTC()
@@ -137,7 +132,7 @@ func (s *Store) StartFreeze(ctx context.Context, f ManualFreeze) (ManualFreeze, 
 		if f.ID, err = out.LastInsertId(); err != nil {
 			return err
 		}
-		if _, err := s.appendTx(ctx, tx, []Record{freezeRecord(f, now, f.By, "started")}); err != nil {
+		if _, err := s.appendTx(ctx, tx, []Record{FreezeRecord(f, now, f.By, "started")}); err != nil {
 			return err
 		}
 		return bumpFreezeVersion(ctx, tx)
@@ -166,7 +161,7 @@ func (s *Store) EndFreezes(ctx context.Context, scope, target, by string) (int, 
 // delivery retried), does not end a freeze declared after it. (Comment
 // times have whole seconds: one declared in the same second is ended.)
 func (s *Store) EndFreezesFrom(ctx context.Context, scope, target, by string, before time.Time) (int, error) {
-	if err := checkScope(scope, target); err != nil {
+	if err := CheckFreezeTarget(scope, target); err != nil {
 		return 0, fmt.Errorf("end freezes: %w", err)
 	}
 	now := s.nowUTC()
@@ -192,7 +187,7 @@ func (s *Store) EndFreezesFrom(ctx context.Context, scope, target, by string, be
 			if _, err := tx.ExecContext(ctx, "UPDATE freezes SET ended_at = ?, ended_by = ? WHERE id = ?", ns(now), by, f.ID); err != nil {
 				return err
 			}
-			recs = append(recs, freezeRecord(f, now, by, "ended"))
+			recs = append(recs, FreezeRecord(f, now, by, "ended"))
 		}
 		if _, err := s.appendTx(ctx, tx, recs); err != nil {
 			return err

@@ -356,6 +356,24 @@ func AddedLines(patch string) []Line {
 	return out
 }
 
+// ValidOrgLogin reports whether s is an organization login as GitHub allows
+// one: letters and digits, single hyphens between them, at most 39.
+func ValidOrgLogin(s string) bool {
+	if s == "" || len(s) > 39 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-' && s[i-1] != '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 func indexByte(s string, c byte) int {
 	for i := 0; i < len(s); i++ {
 		if s[i] == c {

@@ -2,6 +2,7 @@ package pr
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -48,4 +49,16 @@ func FuzzAddedLines(f *testing.F) {
 			prev = l.Number
 		}
 	})
+}
+
+func TestValidOrgLogin(t *testing.T) {
+	for s, want := range map[string]bool{
+		"octo-org": true, "a": true, "A1-b2-C3": true, strings.Repeat("a", 39): true,
+		"": false, "-octo": false, "octo-": false, "oc--to": false, "octo_org": false, "octo.org": false,
+		"o/r": false, strings.Repeat("a", 40): false, "ö": false,
+	} {
+		if got := ValidOrgLogin(s); got != want {
+			t.Errorf("ValidOrgLogin(%q) = %v, want %v", s, got, want)
+		}
+	}
 }

@@ -43,6 +43,7 @@ import (
 	"github.com/google/go-github/v62/github"
 
 	mergeguard "github.com/mergeguard/guard"
+	"github.com/mergeguard/guard/internal/pr"
 )
 
 // DefaultGitHubURL is the REST API base of github.com.
@@ -176,8 +177,6 @@ type result struct {
 	err   error
 }
 
-var orgRE = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9]|-[A-Za-z0-9]){0,38}$`)
-
 // newFlow checks the options that do not depend on the listener.
 func newFlow(o Options) (*flow, error) {
 	f := &flow{o: o, out: o.Out, client: o.HTTPClient, result: make(chan result, 1)}
@@ -190,7 +189,7 @@ func newFlow(o Options) (*flow, error) {
 	if strings.TrimSpace(o.PublicURL) == "" {
 		return nil, errors.New("the public URL is required: pass the https URL at which GitHub can reach the guard, such as your tunnel's (webhooks go to PUBLIC_URL/webhook)")
 	}
-	if o.Org != "" && !orgRE.MatchString(o.Org) {
+	if o.Org != "" && !pr.ValidOrgLogin(o.Org) {
 		return nil, fmt.Errorf("organization %q is not a valid GitHub login", o.Org)
 	}
 	gh := o.GitHubURL
