@@ -88,12 +88,17 @@ func (g *Guard) evaluateGroup(ctx context.Context, d webhook.Delivery, repo pr.R
 	id := newID()
 
 	numbers, mapErr := groupPulls(ctx, client, repo, grp.BaseSHA, head)
+	now := g.o.Now()
+	queue, err := g.queueOf(ctx, repo.FullName, now)
+	if err != nil {
+		return nil, err
+	}
 	if n, ok := queuedPull(grp.HeadRef); ok && mapErr == nil {
 		// The PR that entered the queue last is named by the group's ref,
 		// even when its commits were squashed into one GitHub cannot map;
 		// so are, by their enqueued events, those queued before it on the
 		// same base and still queued (squashed ones too).
-		ahead, err := g.queuedAhead(ctx, repo.FullName, n, base)
+		ahead, err := g.queuedAhead(ctx, repo.FullName, queue, n, base)
 		if err != nil {
 			return nil, err
 		}
@@ -108,12 +113,8 @@ func (g *Guard) evaluateGroup(ctx context.Context, d webhook.Delivery, repo pr.R
 	var reasons []pr.Reason
 	var lines []string
 	agent := false
-	now := g.o.Now()
 	for _, n := range numbers {
-		at, err := g.queuedAt(ctx, repo.FullName, n, now)
-		if err != nil {
-			return nil, err
-		}
+		at := queue[n]
 		ev := g.decide(ctx, cfg, client, target{
 			delivery: d, installation: inst, repo: repo, number: n, at: at,
 			event: pr.Event{Name: "merge_group", Action: "checks_requested", Sender: grp.Sender},
@@ -180,29 +181,35 @@ func (g *Guard) evaluateGroup(ctx context.Context, d webhook.Delivery, repo pr.R
 	}}, nil
 }
 
-// queuedAhead returns the pull requests queued for base before pull request
-// last was (by their enqueued events, within maxQueueWait) and not dequeued
-// since: the PRs of the group GitHub built for last. Nothing when last's
-// queue time is unknown.
-func (g *Guard) queuedAhead(ctx context.Context, repo string, last int, base string) ([]int, error) {
-	now := g.o.Now()
-	lastAt, err := g.queuedAt(ctx, repo, last, now)
-	if err != nil || lastAt.IsZero() {
-		return nil, err
-	}
-	prefix := queuedKey(repo, 0)
-	prefix = prefix[:len(prefix)-1]
-	queued, err := g.o.Store.StatesWithPrefix(ctx, prefix)
+// queueOf returns when each pull request of repo now in the merge queue
+// entered it, by their queue marks (queuedSince).
+func (g *Guard) queueOf(ctx context.Context, repo string, now time.Time) (map[int]time.Time, error) {
+	prefix := strings.TrimSuffix(queuedKey(repo, 0), "0")
+	marks, err := g.o.Store.StatesWithPrefix(ctx, prefix)
 	if err != nil {
 		return nil, err
 	}
-	var out []int
-	for k, v := range queued {
+	queue := map[int]time.Time{}
+	for k, v := range marks {
 		n, err := strconv.Atoi(strings.TrimPrefix(k, prefix))
-		if err != nil || n == last {
-			continue
+		if at := queuedSince(v, now); err == nil && !at.IsZero() {
+			queue[n] = at
 		}
-		if at := queuedSince(v, now); at.IsZero() || at.After(lastAt) {
+	}
+	return queue, nil
+}
+
+// queuedAhead returns the pull requests of queue that are open, target
+// base and were queued before pull request last: the PRs of the group
+// GitHub built for last. Nothing when last's queue time is unknown.
+func (g *Guard) queuedAhead(ctx context.Context, repo string, queue map[int]time.Time, last int, base string) ([]int, error) {
+	lastAt, ok := queue[last]
+	if !ok {
+		return nil, nil
+	}
+	var out []int
+	for n, at := range queue {
+		if n == last || at.After(lastAt) {
 			continue
 		}
 		p, ok, err := g.o.Store.TrackedPR(ctx, repo, n)

@@ -88,13 +88,3 @@ func queuedSince(v string, now time.Time) time.Time {
 	}
 	return m.At
 }
-
-// queuedAt is when pull request number entered the merge queue, as
-// queuedSince tells.
-func (g *Guard) queuedAt(ctx context.Context, repo string, number int, now time.Time) (time.Time, error) {
-	v, _, err := g.o.Store.State(ctx, queuedKey(repo, number))
-	if err != nil {
-		return time.Time{}, err
-	}
-	return queuedSince(v, now), nil
-}
