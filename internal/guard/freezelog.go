@@ -63,7 +63,11 @@ func (g *Guard) recordFreezes(ctx context.Context, cfg *config.Config, now time.
 			continue
 		}
 		if rest, ok := strings.CutPrefix(k, "config:"); ok {
-			name, start, _ := strings.Cut(rest, "@")
+			i := strings.LastIndexByte(rest, '@') // a name may hold '@'; the start cannot
+			if i < 0 {
+				continue
+			}
+			name, start := rest[:i], rest[i+1:]
 			from, _ := time.Parse(time.RFC3339, start)
 			end, _ := time.Parse(time.RFC3339, prev[k])
 			why := "ended"

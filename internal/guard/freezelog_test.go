@@ -24,7 +24,7 @@ func TestRecordFreezes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	withFreeze, err := config.Parse("guard.yaml", []byte("timezone: UTC\nfreezes:\n  - name: friday-deploys\n    weekly: {from: \"fri 16:00\", to: \"mon 08:00\"}\n    branches: [main]\n"))
+	withFreeze, err := config.Parse("guard.yaml", []byte("timezone: UTC\nfreezes:\n  - name: friday-deploys@ops\n    weekly: {from: \"fri 16:00\", to: \"mon 08:00\"}\n    branches: [main]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestRecordFreezes(t *testing.T) {
 		t.Fatalf("%d records after the first tick, want the start", n)
 	}
 	if r := last(); r.Actor != "schedule" || r.Outcome != "started" ||
-		!strings.Contains(r.Reason, "friday-deploys (weekly freeze of agents' PRs on main") ||
+		!strings.Contains(r.Reason, "friday-deploys@ops (weekly freeze of agents' PRs on main") ||
 		!strings.Contains(r.Reason, "2026-03-06T16:00:00Z to 2026-03-09T08:00:00Z") {
 		t.Fatalf("start record %+v", r)
 	}
@@ -87,7 +87,7 @@ func TestRecordFreezes(t *testing.T) {
 	tick() // back: the same occurrence starts again
 	now = time.Date(2026, 3, 9, 8, 0, 0, 0, time.UTC)
 	tick()
-	if r := last(); records() != 4 || r.Outcome != "ended" || !strings.HasSuffix(r.Reason, ") ended") {
+	if r := last(); records() != 4 || r.Outcome != "ended" || !strings.HasSuffix(r.Reason, ") ended") || !strings.HasPrefix(r.Reason, "friday-deploys@ops (weekly freeze of agents' PRs on main, 2026-03-06T16:00:00Z to 2026-03-09T08:00:00Z)") {
 		t.Fatalf("%d records, last %+v; want its end", records(), r)
 	}
 
