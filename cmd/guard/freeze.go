@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/user"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -64,34 +64,20 @@ func noArgs(fs *flag.FlagSet) error {
 	return usageErr("unexpected argument %q: flags go before it, and a value with spaces needs quotes (--reason \"INC-9 database failover\")", fs.Arg(0))
 }
 
-// parseFor reads --for: a Go duration (90m, 1h30m) or days first, as
+// parseFor reads --for: a Go duration (90s, 1h30m) or one with days, as
 // /guard freeze takes them (1d, 2d12h); at most 90 days, as there.
 func parseFor(s string) (time.Duration, error) {
-	want := fmt.Errorf("want a duration like 30m, 2h or 1d")
 	d, err := time.ParseDuration(s)
-	if err != nil {
-		days, rest, ok := strings.Cut(s, "d")
-		n, err := strconv.Atoi(days)
-		if !ok || err != nil || n < 0 || days[0] == '+' {
-			return 0, want
-		}
-		if n > 10000 {
-			n = 10000 // longer than any bound, without overflowing
-		}
-		d = time.Duration(n) * 24 * time.Hour
-		if rest != "" {
-			r, err := time.ParseDuration(rest)
-			if err != nil || r < 0 {
-				return 0, want
-			}
-			d += r
-		}
+	if err != nil && s != "" {
+		d, err = guardcmd.ParseDuration(s)
 	}
 	switch {
-	case d <= 0:
-		return 0, fmt.Errorf("a duration must be positive (leave --for out for a freeze that lasts until ended)")
-	case d > guardcmd.MaxDuration:
+	case errors.Is(err, guardcmd.ErrTooLong) || err == nil && d > guardcmd.MaxDuration:
 		return 0, fmt.Errorf("longer than 90 days: leave --for out and end the freeze with 'guard freeze end'")
+	case errors.Is(err, guardcmd.ErrNotPositive) || err == nil && d <= 0:
+		return 0, fmt.Errorf("a duration must be positive (leave --for out for a freeze that lasts until ended)")
+	case err != nil:
+		return 0, fmt.Errorf("want a duration like 30m, 2h or 1d")
 	}
 	return d, nil
 }

@@ -113,6 +113,13 @@ func looksLikeDuration(s string) bool {
 	return s != "" && s[0] >= '0' && s[0] <= '9'
 }
 
+// ErrTooLong and ErrNotPositive are the durations ParseDuration refuses
+// for their length rather than their form.
+var (
+	ErrTooLong     = errors.New("longer than 90 days")
+	ErrNotPositive = errors.New("must be positive")
+)
+
 // ParseDuration parses 30m, 2h, 1d, 1h30m (days are 24 hours).
 func ParseDuration(s string) (time.Duration, error) {
 	var total time.Duration
@@ -122,10 +129,9 @@ func ParseDuration(s string) (time.Duration, error) {
 		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
 			i++
 		}
-		if i == 0 || i == len(rest) || i > 6 {
+		if i == 0 || i == len(rest) {
 			return 0, fmt.Errorf("duration %q: use forms like 30m, 2h, 1d", truncate(s, 40))
 		}
-		n, _ := strconv.Atoi(rest[:i])
 		var unit time.Duration
 		switch rest[i] {
 		case 'm':
@@ -137,14 +143,18 @@ func ParseDuration(s string) (time.Duration, error) {
 		default:
 			return 0, fmt.Errorf("duration %q: use forms like 30m, 2h, 1d", truncate(s, 40))
 		}
+		n := 0
+		if i <= 6 { // 7 digits of minutes are already over 90 days
+			n, _ = strconv.Atoi(rest[:i])
+		}
 		total += time.Duration(n) * unit
-		if total > MaxDuration {
-			return 0, fmt.Errorf("duration %q is longer than 90 days; declare it without a duration and end it with /guard unfreeze", truncate(s, 40))
+		if i > 6 || total > MaxDuration {
+			return 0, fmt.Errorf("duration %q is %w; declare it without a duration and end it with /guard unfreeze", truncate(s, 40), ErrTooLong)
 		}
 		rest = rest[i+1:]
 	}
 	if total <= 0 {
-		return 0, fmt.Errorf("duration %q must be positive", truncate(s, 40))
+		return 0, fmt.Errorf("duration %q %w", truncate(s, 40), ErrNotPositive)
 	}
 	return total, nil
 }

@@ -29,6 +29,8 @@ func TestParse(t *testing.T) {
 		{"bad duration unit", "/guard freeze 2w long", Command{}, "use forms like"},
 		{"zero duration", "/guard freeze 0m x", Command{}, "must be positive"},
 		{"too long", "/guard freeze 100d x", Command{}, "longer than 90 days"},
+		{"too many digits to count", "/guard freeze 99999999999d x", Command{}, "longer than 90 days"},
+		{"many digits, no unit", "/guard freeze 99999999999w x", Command{}, "use forms like"},
 		{"unknown verb", "/guard merge now", Command{}, "unknown command"},
 		{"bare /guard", "/guard", Command{}, "needs a command"},
 	}
