@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -115,10 +116,15 @@ func runEval(ctx context.Context, args []string, s stdio) error {
 	if *withInput {
 		out.Input = in
 	}
-	enc := json.NewEncoder(s.out)
+	return out.print(s.out)
+}
+
+// print writes o as eval prints it: indented JSON, "<" and ">" as is.
+func (o evalOutput) print(w io.Writer) error {
+	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	return enc.Encode(out)
+	return enc.Encode(o)
 }
 
 // replayDecision decides the recorded decision id again from the input the
@@ -173,10 +179,7 @@ func replayDecision(ctx context.Context, db, id, policyDir string, withInput boo
 	if withInput {
 		out.Input = &in
 	}
-	enc := json.NewEncoder(s.out)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(out); err != nil {
+	if err := out.print(s.out); err != nil {
 		return err
 	}
 	recorded := rec.Outcome + " (" + strings.Join(rec.Rules, ", ") + ")"
