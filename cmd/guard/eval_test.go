@@ -224,12 +224,18 @@ func TestEvalReplay(t *testing.T) {
 		Outcome: "allow", CheckRunID: 1, Details: json.RawMessage(old)}); err != nil {
 		t.Fatal(err)
 	}
+	// A merge group's decision keeps its result, not a policy input.
+	if _, err := st.Append(context.Background(), audit.Record{ID: "group", Kind: audit.KindDecision, Repository: testRepo,
+		Outcome: "allow", CheckRunID: 2, Details: json.RawMessage(`{"result": {"outcome": "allow"}, "pull_requests": [1]}`)}); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
 		args   []string
 		code   int
 		stderr string
 	}{
 		{[]string{"--replay", "older", "--db", h.db}, 1, "recorded by an older guard"},
+		{[]string{"--replay", "group", "--db", h.db}, 1, "only a pull request's decision can be replayed"},
 		{[]string{"--replay", "nope", "--db", h.db}, 1, "not found"},
 		{[]string{"--replay", id, "--db", h.db, "--event", "x.json"}, 2, "leave out --event"},
 		{[]string{"--replay", id, "--db", h.db, "--config", "guard.yaml"}, 2, "configuration included"},
