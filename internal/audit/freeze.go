@@ -215,6 +215,21 @@ func (s *Store) ActiveFreezes(ctx context.Context, at time.Time) ([]ManualFreeze
 	return fs, nil
 }
 
+// FreezesRanOut returns the freezes whose Until is in (after, upTo] and that
+// nobody ended; ordered by ID. The scheduler records their end with it, also
+// for a freeze that started and ran out between two of its looks (or while
+// the guard was down).
+func (s *Store) FreezesRanOut(ctx context.Context, after, upTo time.Time) ([]ManualFreeze, error) {
+	fs, err := queryFreezes(ctx, &s.rq, `WHERE until_ns > ? AND until_ns <= ? AND ended_at IS NULL ORDER BY id`, ns(after), ns(upTo))
+	if err == nil {
+		err = s.readConsistent()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("freezes that ran out: %w", err)
+	}
+	return fs, nil
+}
+
 // Freeze returns the freeze with that ID.
 func (s *Store) Freeze(ctx context.Context, id int64) (ManualFreeze, bool, error) {
 	fs, err := queryFreezes(ctx, &s.rq, "WHERE id = ?", id)

@@ -20,8 +20,14 @@ import (
 // stateFreezes holds the freezes in effect at the last tick, as the trail
 // has them: a JSON object from a freeze's key (config:NAME@START for an
 // occurrence of a configured freeze, incident-N for a declared one) to its
-// end (RFC 3339; "" for none).
+// end (RFC 3339; "" for none), and under keyThrough the time up to which
+// declared freezes that ran out are recorded.
 const stateFreezes = "scheduler.freezes_in_effect"
+
+// keyThrough is stateFreezes' key for the time (RFC 3339, nanoseconds) of
+// the last tick that recorded something. A guard before it reads no
+// freeze by that name.
+const keyThrough = "through"
 
 // recordFreezes appends the freeze records the schedule owns (SPEC §7,
 // actor "schedule"): an occurrence of a configured freeze starting and
@@ -38,6 +44,16 @@ func (g *Guard) recordFreezes(ctx context.Context, cfg *config.Config, now time.
 	if ok && v != "" && json.Unmarshal([]byte(v), &prev) != nil {
 		prev = map[string]string{} // unreadable: what is in effect is recorded again
 	}
+	// Declared freezes that ran out since through are recorded below, also
+	// those never seen in effect. With none yet (a first start, or a state
+	// written before it was kept), from now: what ran out before is not
+	// known to be unrecorded.
+	through, err := time.Parse(time.RFC3339Nano, prev[keyThrough])
+	kept := err == nil
+	if !kept {
+		through = now
+	}
+	delete(prev, keyThrough)
 	cur := map[string]string{}
 	var recs []audit.Record
 	for _, a := range cfg.Calendar.Active(now) {
@@ -92,14 +108,24 @@ func (g *Guard) recordFreezes(ctx context.Context, cfg *config.Config, now time.
 			return err
 		}
 		if ok && f.EndedAt.IsZero() && !f.Until.IsZero() && !now.Before(f.Until) {
-			rec := audit.FreezeRecord(f, now, "schedule", "ended")
-			rec.Reason = fmt.Sprintf("%s ran out at %s: %s", incidentName(f), f.Until.UTC().Format(time.RFC3339), rec.Reason)
-			recs = append(recs, rec)
+			recs = append(recs, ranOutRecord(f, now))
 		}
 	}
-	if len(recs) == 0 && maps.Equal(prev, cur) {
-		return nil
+	// Those that started and ran out between two ticks, or while the guard
+	// was down, were never in effect at a tick: their end is recorded too.
+	unseen, err := g.o.Store.FreezesRanOut(ctx, through, now)
+	if err != nil {
+		return err
 	}
+	for _, f := range unseen {
+		if _, seen := prev[incidentName(f)]; !seen {
+			recs = append(recs, ranOutRecord(f, now))
+		}
+	}
+	if len(recs) == 0 && maps.Equal(prev, cur) && kept {
+		return nil // through stays: the next tick looks from it again
+	}
+	cur[keyThrough] = now.UTC().Format(time.RFC3339Nano)
 	b, err := json.Marshal(cur)
 	if err != nil {
 		return err
@@ -113,6 +139,13 @@ func (g *Guard) recordFreezes(ctx context.Context, cfg *config.Config, now time.
 		g.o.Logger.Info("freeze "+r.Outcome, "reason", r.Reason)
 	}
 	return nil
+}
+
+// ranOutRecord is the trail record of a declared freeze that ran out.
+func ranOutRecord(f audit.ManualFreeze, at time.Time) audit.Record {
+	rec := audit.FreezeRecord(f, at, "schedule", "ended")
+	rec.Reason = fmt.Sprintf("%s ran out at %s: %s", incidentName(f), f.Until.UTC().Format(time.RFC3339), rec.Reason)
+	return rec
 }
 
 func appliesTo(w calendar.Window) string {

@@ -142,3 +142,86 @@ func TestRecordFreezesTwoGuardsOneDatabase(t *testing.T) {
 		}
 	}
 }
+
+// A declared freeze that starts and runs out between two ticks (or while
+// the guard is down) was never in effect at a tick; its end is recorded
+// all the same, once. One seen in effect is recorded once, not twice.
+func TestRecordFreezesRanOutUnseen(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+	now := t0
+	st, err := audit.Open(ctx, ":memory:", audit.WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg, err := config.Parse("guard.yaml", []byte("timezone: UTC\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := New(Options{Store: st, Config: func() *config.Config { return cfg }, Now: func() time.Time { return now }})
+	tick := func(at time.Time) {
+		t.Helper()
+		now = at
+		if err := g.recordFreezes(ctx, cfg, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ended := func() []string {
+		t.Helper()
+		var b strings.Builder
+		if _, _, err := st.Export(ctx, t0.Add(-time.Hour), t0.Add(48*time.Hour), "csv", &b); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := csv.NewReader(strings.NewReader(b.String())).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range rows[1:] {
+			if r[5] == "schedule" && r[7] == "ended" {
+				out = append(out, r[9])
+			}
+		}
+		return out
+	}
+	declare := func(from, until time.Time, reason string) audit.ManualFreeze {
+		t.Helper()
+		f, err := st.StartFreeze(ctx, audit.ManualFreeze{Scope: audit.ScopeRepo, Target: "octo-org/shop", Reason: reason,
+			By: "oncall", From: from, Until: until})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+
+	tick(t0) // nothing in effect: the state starts, from now
+	brief := declare(t0.Add(time.Minute), t0.Add(2*time.Minute), "INC-7 failover drill")
+	tick(t0.Add(time.Hour)) // it began and ran out since the last tick
+	if e := ended(); len(e) != 1 || !strings.HasPrefix(e[0], incidentName(brief)+" ran out at 2026-03-04T10:02:00Z") || !strings.Contains(e[0], "INC-7") {
+		t.Fatalf("schedule's end records %q, want the brief freeze's", e)
+	}
+	tick(t0.Add(2 * time.Hour))
+	if e := ended(); len(e) != 1 {
+		t.Fatalf("a later tick recorded it again: %q", e)
+	}
+
+	// Seen in effect at a tick, then ran out: recorded once.
+	seen := declare(t0.Add(2*time.Hour), t0.Add(4*time.Hour), "INC-8")
+	tick(t0.Add(3 * time.Hour))
+	tick(t0.Add(5 * time.Hour))
+	if e := ended(); len(e) != 2 || !strings.HasPrefix(e[1], incidentName(seen)+" ran out") {
+		t.Fatalf("schedule's end records %q, want INC-8's once", e)
+	}
+
+	// Ended by hand between ticks: that act is its record, not the schedule's.
+	declare(t0.Add(5*time.Hour), t0.Add(6*time.Hour), "INC-9")
+	now = t0.Add(5*time.Hour + time.Minute)
+	if n, err := st.EndFreezes(ctx, audit.ScopeRepo, "octo-org/shop", "mona"); err != nil || n != 1 {
+		t.Fatalf("EndFreezes = %d, %v", n, err)
+	}
+	tick(t0.Add(7 * time.Hour))
+	if e := ended(); len(e) != 2 {
+		t.Fatalf("schedule's end records %q, want none for the freeze ended by hand", e)
+	}
+}
