@@ -151,20 +151,26 @@ func (d *Dispatcher) Receive(del Delivery) {
 	defer d.mu.Unlock()
 	b := d.advance(d.now())
 	d.arrivals[b%floodBuckets]++
-	if del.Seq != 0 && d.active[del.Seq] {
-		// Its processing failed (the inbox took it back as fresh) and has
-		// not finished yet: run it again after.
-		d.again[del.Seq] = del
-		return
-	}
-	d.enqueue(del)
+	d.enqueueAgain(del)
 }
 
-// Enqueue adds a delivery behind the others of its key (resumed from the
-// inbox: it does not count as an arrival).
+// Enqueue adds a delivery behind the others of its key (resumed or retried
+// from the inbox: it does not count as an arrival).
 func (d *Dispatcher) Enqueue(del Delivery) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.enqueueAgain(del)
+}
+
+// enqueueAgain enqueues del, or, while a worker is still finishing its
+// failed processing (the inbox already holds it as pending again: GitHub
+// redelivered it, or the scheduler retries it), keeps it to enqueue when
+// that worker finishes. d.mu must be held.
+func (d *Dispatcher) enqueueAgain(del Delivery) {
+	if del.Seq != 0 && d.active[del.Seq] {
+		d.again[del.Seq] = del
+		return
+	}
 	d.enqueue(del)
 }
 

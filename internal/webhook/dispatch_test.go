@@ -9,55 +9,65 @@ import (
 	"time"
 )
 
-// A failed delivery that GitHub redelivers while its failed processing has
-// not finished yet (the inbox already took it back as fresh) is processed
-// again once that processing finishes, instead of being lost to the
-// workers until a restart.
-func TestDispatcherRunsARedeliveryReceivedWhileItsFailureFinishes(t *testing.T) {
-	var mu sync.Mutex
-	var runs []string
-	inFirst, release := make(chan struct{}), make(chan struct{})
-	done := make(chan struct{}, 10)
-	d := NewDispatcher(DispatcherOptions{
-		Workers: 2,
-		Refill:  func(context.Context, int64, int) ([]Delivery, error) { return nil, nil },
-		Process: func(ctx context.Context, del Delivery) error {
-			mu.Lock()
-			runs = append(runs, string(del.Payload))
-			first := len(runs) == 1
-			mu.Unlock()
-			if first {
-				close(inFirst)
-				<-release
-				return errors.New("GitHub is down")
+// A failed delivery that GitHub redelivers (Receive), or that the
+// scheduler retries (Enqueue, audit.Store.RetryFailed), while its failed
+// processing has not finished yet (the inbox already holds it as pending)
+// is processed again once that processing finishes, instead of being lost
+// to the workers until a restart.
+func TestDispatcherRunsADeliveryHandedBackWhileItsFailureFinishes(t *testing.T) {
+	for _, how := range []string{"Receive", "Enqueue"} {
+		t.Run(how, func(t *testing.T) {
+			var mu sync.Mutex
+			var runs []string
+			inFirst, release := make(chan struct{}), make(chan struct{})
+			done := make(chan struct{}, 10)
+			d := NewDispatcher(DispatcherOptions{
+				Workers: 2,
+				Refill:  func(context.Context, int64, int) ([]Delivery, error) { return nil, nil },
+				Process: func(ctx context.Context, del Delivery) error {
+					mu.Lock()
+					runs = append(runs, string(del.Payload))
+					first := len(runs) == 1
+					mu.Unlock()
+					if first {
+						close(inFirst)
+						<-release
+						return errors.New("GitHub is down")
+					}
+					return nil
+				},
+				Done: func(Delivery, time.Duration) { done <- struct{}{} },
+			})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go d.Run(ctx)
+			d.Receive(Delivery{Seq: 7, Key: "o/r#1", Payload: []byte("first")})
+			<-inFirst
+			again := Delivery{Seq: 7, Key: "o/r#1", Payload: []byte("again")}
+			if how == "Receive" {
+				d.Receive(again)
+			} else {
+				d.Enqueue(again)
 			}
-			return nil
-		},
-		Done: func(Delivery, time.Duration) { done <- struct{}{} },
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go d.Run(ctx)
-	d.Receive(Delivery{Seq: 7, Key: "o/r#1", Payload: []byte("first")})
-	<-inFirst
-	d.Receive(Delivery{Seq: 7, Key: "o/r#1", Payload: []byte("redelivered")})
-	close(release)
-	for range 2 {
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
+			close(release)
+			for range 2 {
+				select {
+				case <-done:
+				case <-time.After(10 * time.Second):
+					mu.Lock()
+					defer mu.Unlock()
+					t.Fatalf("processed %v; want it processed again after the failure", runs)
+				}
+			}
 			mu.Lock()
 			defer mu.Unlock()
-			t.Fatalf("processed %v; want the redelivery processed after the failure", runs)
-		}
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !slices.Equal(runs, []string{"first", "redelivered"}) {
-		t.Fatalf("processed %v", runs)
-	}
-	if n := d.Len(); n != 0 {
-		t.Fatalf("%d still queued", n)
+			if !slices.Equal(runs, []string{"first", "again"}) {
+				t.Fatalf("processed %v", runs)
+			}
+			if n := d.Len(); n != 0 {
+				t.Fatalf("%d still queued", n)
+			}
+		})
 	}
 }
 
