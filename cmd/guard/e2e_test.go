@@ -791,25 +791,41 @@ func TestSchedulerRetriesOnlyWhatFailed(t *testing.T) {
 
 // TestTruncatedCommitListFailsClosed: GitHub lists at most 250 commits of a
 // pull request; with more, an agent's commit can be among those it does not
-// list, so the guard fails closed rather than call the PR a human's.
+// list, so the guard fails closed rather than call the PR a human's. Also
+// when the event's payload has no counts (a review's, GitHub's
+// simple-pull-request): the guard reads them.
 func TestTruncatedCommitListFailsClosed(t *testing.T) {
-	fake := newFake(t)
-	h := startGuard(t, fake, "")
-	head := sha('e')
-	addPull(fake, 46, alice, head)
-	for i := 1; i <= 250; i++ { // with addPull's: 251, the agent's last
-		by := alice
-		if i == 250 {
-			by = agent
-		}
-		p := pr.Person{Name: by.Login, Account: by, Date: time.Now().Add(-time.Hour)}
-		fake.AddCommit(testRepo, 46, pr.Commit{SHA: fmt.Sprintf("%040x", 0xe000+i), Message: "more", Author: p, Committer: p})
-	}
-	body := patchJSON(t, prEvent(t, "opened", 46, alice, head, alice), map[string]any{"pull_request.commits": 251})
-	h.deliver("pull_request", body)
-	run := h.waitCheckOn(t, head, "failure")
-	if !strings.Contains(run.Title+run.Summary+run.Text, "GitHub lists at most 250") {
-		t.Fatalf("failure does not say why: %s\n%s\n%s", run.Title, run.Summary, run.Text)
+	for _, tt := range []struct {
+		name  string
+		event string
+		body  func(t *testing.T, head string) []byte
+	}{
+		{"pull_request payload", "pull_request", func(t *testing.T, head string) []byte {
+			return patchJSON(t, prEvent(t, "opened", 46, alice, head, alice), map[string]any{"pull_request.commits": 251})
+		}},
+		{"review payload, which has no counts", "pull_request_review", func(t *testing.T, head string) []byte {
+			return reviewEvent(t, 46, alice, head, carol, head)
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := newFake(t)
+			h := startGuard(t, fake, "")
+			head := sha('e')
+			addPull(fake, 46, alice, head)
+			for i := 1; i <= 250; i++ { // with addPull's: 251, the agent's last
+				by := alice
+				if i == 250 {
+					by = agent
+				}
+				p := pr.Person{Name: by.Login, Account: by, Date: time.Now().Add(-time.Hour)}
+				fake.AddCommit(testRepo, 46, pr.Commit{SHA: fmt.Sprintf("%040x", 0xe000+i), Message: "more", Author: p, Committer: p})
+			}
+			h.deliver(tt.event, tt.body(t, head))
+			run := h.waitCheckOn(t, head, "failure")
+			if !strings.Contains(run.Title+run.Summary+run.Text, "GitHub lists at most 250") {
+				t.Fatalf("failure does not say why: %s\n%s\n%s", run.Title, run.Summary, run.Text)
+			}
+		})
 	}
 }
 

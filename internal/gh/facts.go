@@ -2,6 +2,7 @@ package gh
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -58,6 +59,7 @@ type facts struct {
 	reviews lazy[[]pr.Review]
 	commits lazy[[]pr.Commit]
 	files   lazy[[]pr.File]
+	fresh   lazy[[2]int] // commits and changed files, read when a list is at its cap
 
 	mu       sync.Mutex
 	fromPull *pr.Repository // the base repository of a fetched PR
@@ -115,39 +117,55 @@ func (f *facts) Reviews(ctx context.Context) ([]pr.Review, error) {
 	return cloned(f.reviews.get(func() ([]pr.Review, error) {
 		var out []pr.Review
 		opt := &github.ListOptions{PerPage: perPage}
-		for {
+		err := pages(opt, func() (int, *github.Response, error) {
 			rs, resp, err := f.c.gh.PullRequests.ListReviews(ctx, f.owner, f.repo, f.number, opt)
-			if err != nil {
-				return nil, wrap("list reviews of "+f.what(), err)
-			}
 			for _, r := range rs {
 				out = append(out, reviewFrom(r))
 			}
-			if resp.NextPage == 0 {
-				return out, nil
-			}
-			opt.Page = resp.NextPage
+			return len(rs), resp, err
+		})
+		if err != nil {
+			return nil, wrap("list reviews of "+f.what(), err)
 		}
+		return out, nil
 	}))
 }
+
+// GitHub lists at most this many commits and files of a pull request.
+const (
+	MaxListedCommits = 250
+	MaxListedFiles   = 3000
+)
+
+// ErrListCut is returned when GitHub's list of a pull request's commits or
+// files stops at its cap before the pull request's count: the guard cannot
+// see the rest.
+var ErrListCut = errors.New("GitHub's list is cut short")
 
 func (f *facts) Commits(ctx context.Context) ([]pr.Commit, error) {
 	return cloned(f.commits.get(func() ([]pr.Commit, error) {
 		var out []pr.Commit
 		opt := &github.ListOptions{PerPage: perPage}
-		for {
+		err := pages(opt, func() (int, *github.Response, error) {
 			cs, resp, err := f.c.gh.PullRequests.ListCommits(ctx, f.owner, f.repo, f.number, opt)
-			if err != nil {
-				return nil, wrap("list commits of "+f.what(), err)
-			}
 			for _, c := range cs {
 				out = append(out, commitFrom(c))
 			}
-			if resp.NextPage == 0 {
-				return out, nil
-			}
-			opt.Page = resp.NextPage
+			return len(cs), resp, err
+		})
+		if err != nil {
+			return nil, wrap("list commits of "+f.what(), err)
 		}
+		if len(out) >= MaxListedCommits {
+			n, _, err := f.counts(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if n > len(out) {
+				return nil, fmt.Errorf("%s has %d commits and GitHub lists at most %d: the guard cannot see who made the others: %w", f.what(), n, MaxListedCommits, ErrListCut)
+			}
+		}
+		return out, nil
 	}))
 }
 
@@ -155,20 +173,42 @@ func (f *facts) Files(ctx context.Context) ([]pr.File, error) {
 	return cloned(f.files.get(func() ([]pr.File, error) {
 		var out []pr.File
 		opt := &github.ListOptions{PerPage: perPage}
-		for {
+		err := pages(opt, func() (int, *github.Response, error) {
 			fs, resp, err := f.c.gh.PullRequests.ListFiles(ctx, f.owner, f.repo, f.number, opt)
-			if err != nil {
-				return nil, wrap("list files of "+f.what(), err)
-			}
 			for _, cf := range fs {
 				out = append(out, fileFrom(cf))
 			}
-			if resp.NextPage == 0 {
-				return out, nil
-			}
-			opt.Page = resp.NextPage
+			return len(fs), resp, err
+		})
+		if err != nil {
+			return nil, wrap("list files of "+f.what(), err)
 		}
+		if len(out) >= MaxListedFiles {
+			_, n, err := f.counts(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if n > len(out) {
+				return nil, fmt.Errorf("%s changes %d files and GitHub lists at most %d: the guard cannot check the others for skipped tests: %w", f.what(), n, MaxListedFiles, ErrListCut)
+			}
+		}
+		return out, nil
 	}))
+}
+
+// counts reads the pull request's commit and changed-file counts from
+// GitHub, once per Facts value: a list at its cap may be cut short. The
+// PR the facts were given cannot tell: review payloads and lists of pull
+// requests carry no counts, and a payload's are as of its event.
+func (f *facts) counts(ctx context.Context) (commits, files int, err error) {
+	c, err := f.fresh.get(func() ([2]int, error) {
+		gp, _, err := f.c.gh.PullRequests.Get(ctx, f.owner, f.repo, f.number)
+		if err != nil {
+			return [2]int{}, wrap("get pull request "+f.what(), err)
+		}
+		return [2]int{gp.GetCommits(), gp.GetChangedFiles()}, nil
+	})
+	return c[0], c[1], err
 }
 
 // cloned returns a copy of the cached slice, so that callers may modify it.

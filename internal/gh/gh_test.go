@@ -275,6 +275,7 @@ func TestRetries(t *testing.T) {
 		{"secondary rate limit with Retry-After", 1, 403, http.Header{"Retry-After": {"7"}}, "", nil, 2, 7 * time.Second, 7 * time.Second, 1},
 		{"secondary rate limit without Retry-After waits a minute", 1, 403, nil, "", nil, 2, time.Minute, time.Minute, 1},
 		{"429 with Retry-After", 1, 429, http.Header{"Retry-After": {"2"}}, "", nil, 2, 2 * time.Second, 2 * time.Second, 1},
+		{"429 without Retry-After waits a minute", 1, 429, nil, "", nil, 2, time.Minute, time.Minute, 1},
 		{"primary limit exhausted waits for the reset", 1, 403, http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {soon}}, "", nil, 2, 20 * time.Second, 32 * time.Second, 1},
 		{"primary limit beyond MaxWait fails at once", 1, 403, http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {later}}, "", ErrRateLimited, 1, 0, 0, 0},
 		{"rate limited after retries", 0, 429, http.Header{"Retry-After": {"1"}}, "", ErrRateLimited, 5, time.Second, time.Second, 4},

@@ -49,21 +49,21 @@ func (c *Client) EnsureComment(ctx context.Context, owner, repo string, number i
 
 func (c *Client) hasComment(ctx context.Context, owner, repo string, number int, marker string) (bool, error) {
 	opt := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: perPage}}
-	for {
+	found := false
+	err := pages(&opt.ListOptions, func() (int, *github.Response, error) {
 		cs, resp, err := c.gh.Issues.ListComments(ctx, owner, repo, number, opt)
-		if err != nil {
-			return false, wrap("list comments", err)
-		}
 		for _, cm := range cs {
-			if strings.Contains(cm.GetBody(), marker) {
-				return true, nil
-			}
+			found = found || strings.Contains(cm.GetBody(), marker)
 		}
-		if resp.NextPage == 0 {
-			return false, nil
+		if found && err == nil {
+			return 0, &github.Response{}, nil // the last page asked for
 		}
-		opt.Page = resp.NextPage
+		return len(cs), resp, err
+	})
+	if err != nil {
+		return false, wrap("list comments", err)
 	}
+	return found, nil
 }
 
 // Comment posts body on issue or pull request number. It is not retried
@@ -90,38 +90,34 @@ func (c *Client) RequestReviewers(ctx context.Context, owner, repo string, numbe
 func (c *Client) OpenPulls(ctx context.Context, owner, repo string) ([]pr.PullRequest, error) {
 	var out []pr.PullRequest
 	opt := &github.PullRequestListOptions{State: "open", ListOptions: github.ListOptions{PerPage: perPage}}
-	for {
+	err := pages(&opt.ListOptions, func() (int, *github.Response, error) {
 		ps, resp, err := c.gh.PullRequests.List(ctx, owner, repo, opt)
-		if err != nil {
-			return nil, wrap("list open pull requests of "+owner+"/"+repo, err)
-		}
 		for _, p := range ps {
 			out = append(out, PullRequestFrom(p))
 		}
-		if resp.NextPage == 0 {
-			return out, nil
-		}
-		opt.Page = resp.NextPage
+		return len(ps), resp, err
+	})
+	if err != nil {
+		return nil, wrap("list open pull requests of "+owner+"/"+repo, err)
 	}
+	return out, nil
 }
 
 // PullsForCommit returns the numbers of the pull requests that contain sha.
 func (c *Client) PullsForCommit(ctx context.Context, owner, repo, sha string) ([]int, error) {
 	var out []int
 	opt := &github.ListOptions{PerPage: perPage}
-	for {
+	err := pages(opt, func() (int, *github.Response, error) {
 		ps, resp, err := c.gh.PullRequests.ListPullRequestsWithCommit(ctx, owner, repo, sha, opt)
-		if err != nil {
-			return nil, wrap("list pull requests of commit "+sha, err)
-		}
 		for _, p := range ps {
 			out = append(out, p.GetNumber())
 		}
-		if resp.NextPage == 0 {
-			return out, nil
-		}
-		opt.Page = resp.NextPage
+		return len(ps), resp, err
+	})
+	if err != nil {
+		return nil, wrap("list pull requests of commit "+sha, err)
 	}
+	return out, nil
 }
 
 // CompareCommits returns the SHAs of the commits in head but not in base,

@@ -248,7 +248,9 @@ func rateLimitWait(resp *http.Response, remaining int) (d time.Duration, limited
 		return secondaryDefaultWait, true, true
 	}
 	if resp.StatusCode == http.StatusTooManyRequests {
-		return 0, true, false
+		// GitHub: with neither Retry-After nor an exhausted limit, wait
+		// at least a minute (retrying sooner can get the app banned).
+		return secondaryDefaultWait, true, false
 	}
 	// A 403 is a secondary limit only if GitHub says so in the body.
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
@@ -340,7 +342,9 @@ func newCacheEntry(key string, h http.Header, b []byte) *cacheEntry {
 const entryOverhead = 256
 
 // response rebuilds the cached answer for req, with the fresh rate-limit
-// headers of the 304.
+// headers of the 304 and its Link header when it has one: a list page's
+// body can be unchanged while the list grew past it (callers also follow
+// a full page that has no next link; see pages).
 func (e *cacheEntry) response(req *http.Request, fresh http.Header) (*http.Response, error) {
 	body, err := s2.Decode(nil, e.body)
 	if err != nil {
@@ -348,7 +352,7 @@ func (e *cacheEntry) response(req *http.Request, fresh http.Header) (*http.Respo
 	}
 	h := e.header.Clone()
 	for k, vs := range fresh {
-		if strings.HasPrefix(strings.ToLower(k), "x-ratelimit-") {
+		if strings.HasPrefix(strings.ToLower(k), "x-ratelimit-") || http.CanonicalHeaderKey(k) == "Link" {
 			h[k] = vs
 		}
 	}

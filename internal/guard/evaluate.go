@@ -49,12 +49,6 @@ type target struct {
 	trackedRead bool // tracked and seen are set
 }
 
-// GitHub lists at most this many commits and files of a pull request.
-const (
-	maxListedCommits = 250
-	maxListedFiles   = 3000
-)
-
 // evaluation is what one evaluation found.
 type evaluation struct {
 	id       string
@@ -256,9 +250,6 @@ func buildInput(ctx context.Context, cfg *config.Config, dir pr.Directory, facts
 	if err != nil {
 		return in, fmt.Errorf("list commits: %w", err)
 	}
-	if n := in.PullRequest.CommitCount; len(commits) >= maxListedCommits && n > len(commits) {
-		return in, fmt.Errorf("the pull request has %d commits and GitHub lists at most %d: the guard cannot see who made the others", n, maxListedCommits)
-	}
 	for _, c := range commits {
 		for _, person := range []*pr.Person{&c.Author, &c.Committer} {
 			if person.Account.Login == "" {
@@ -307,9 +298,6 @@ func buildInput(ctx context.Context, cfg *config.Config, dir pr.Directory, facts
 		files, err := facts.Files(ctx)
 		if err != nil {
 			return in, fmt.Errorf("list files: %w", err)
-		}
-		if n := in.PullRequest.ChangedFileCount; len(files) >= maxListedFiles && n > len(files) {
-			return in, fmt.Errorf("the pull request changes %d files and GitHub lists at most %d: the guard cannot check the others for skipped tests", n, maxListedFiles)
 		}
 		in.Files = append(in.Files, files...)
 	}
