@@ -61,6 +61,10 @@ type Options struct {
 	Logger     *slog.Logger
 	MaxRetries int           // default 4
 	MaxWait    time.Duration // cap for one backoff wait, default 60s
+	// RequestTimeout bounds one attempt, its answer's body included
+	// (default 30s; GitHub ends its own requests after 10 s): a connection
+	// that never answers is a network error, not a worker held forever.
+	RequestTimeout time.Duration
 	// Sleep waits d or until ctx is done (then it returns ctx's error);
 	// injectable for tests.
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -82,13 +86,14 @@ type Options struct {
 
 // Defaults of Options.
 const (
-	DefaultBaseURL      = "https://api.github.com/"
-	DefaultMaxRetries   = 4
-	DefaultMaxWait      = 60 * time.Second
-	DefaultCacheEntries = 20000
-	DefaultDirectoryTTL = 5 * time.Minute
-	defaultDirEntries   = 10000
-	cacheBytes          = 32 << 20
+	DefaultBaseURL        = "https://api.github.com/"
+	DefaultMaxRetries     = 4
+	DefaultMaxWait        = 60 * time.Second
+	DefaultRequestTimeout = 30 * time.Second
+	DefaultCacheEntries   = 20000
+	DefaultDirectoryTTL   = 5 * time.Minute
+	defaultDirEntries     = 10000
+	cacheBytes            = 32 << 20
 )
 
 // Errors a caller can classify with errors.Is.
@@ -145,6 +150,9 @@ func New(o Options) (*App, error) {
 	}
 	if o.MaxWait <= 0 {
 		o.MaxWait = DefaultMaxWait
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultRequestTimeout
 	}
 	if o.Sleep == nil {
 		o.Sleep = sleep

@@ -132,10 +132,12 @@ func (t *transport) roundTrip(req *http.Request, scope string) (*http.Response, 
 	}
 
 	for attempt := 0; ; attempt++ {
-		r := req.Clone(ctx)
+		actx, cancel := context.WithTimeout(ctx, t.o.RequestTimeout)
+		r := req.Clone(actx)
 		if req.GetBody != nil {
 			body, err := req.GetBody()
 			if err != nil {
+				cancel()
 				return nil, fmt.Errorf("rewind request body: %w", err)
 			}
 			r.Body = body
@@ -144,7 +146,10 @@ func (t *transport) roundTrip(req *http.Request, scope string) (*http.Response, 
 			r.Header.Set("If-None-Match", cached.etag)
 		}
 		resp, err := t.base.RoundTrip(r)
-		if err != nil {
+		if err == nil {
+			resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+		} else {
+			cancel()
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
@@ -200,15 +205,23 @@ func (t *transport) roundTrip(req *http.Request, scope string) (*http.Response, 
 		}
 
 		if key != "" && resp.StatusCode == http.StatusOK && resp.Header.Get("ETag") != "" {
-			b, err := io.ReadAll(io.LimitReader(resp.Body, maxCachedBody+1))
-			resp.Body.Close()
+			body := resp.Body
+			b, err := io.ReadAll(io.LimitReader(body, maxCachedBody+1))
 			if err != nil {
+				body.Close()
 				return nil, &Error{Kind: ErrUnavailable, Status: resp.StatusCode, Err: fmt.Errorf("%s %s: read body: %w", method, route, err)}
 			}
 			if len(b) <= maxCachedBody {
+				body.Close()
 				t.cache.put(key, newCacheEntry(key, resp.Header, b))
+				resp.Body = io.NopCloser(bytes.NewReader(b))
+			} else {
+				// Too large to keep: the caller reads it whole, uncached.
+				resp.Body = struct {
+					io.Reader
+					io.Closer
+				}{io.MultiReader(bytes.NewReader(b), body), body}
 			}
-			resp.Body = io.NopCloser(bytes.NewReader(b))
 		}
 		if remaining == 0 {
 			// The transport owns rate limiting: keep go-github from refusing
@@ -278,6 +291,18 @@ func rateLimitError(method, route string, resp *http.Response, d time.Duration, 
 		msg = fmt.Sprintf("%s %s: GitHub %s (status %d) after retries; retry after %s", method, route, what, resp.StatusCode, until)
 	}
 	return &Error{Kind: ErrRateLimited, Status: resp.StatusCode, Err: errors.New(msg)}
+}
+
+// cancelOnClose ends an attempt's context when its answer's body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 func drain(resp *http.Response) {
