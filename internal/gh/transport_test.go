@@ -46,8 +46,8 @@ func TestLargeAnswerIsNotCut(t *testing.T) {
 	}
 	h := newHarness(t, wrapFiles(func(r *http.Request) (*http.Response, error) {
 		return &http.Response{StatusCode: http.StatusOK, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-			Header:  http.Header{"Content-Type": {"application/json"}, "Etag": {`W/"big"`}},
-			Body:    io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)), Request: r}, nil
+			Header: http.Header{"Content-Type": {"application/json"}, "Etag": {`W/"big"`}},
+			Body:   io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)), Request: r}, nil
 	}))
 	fs, err := h.c.Facts("acme", "widgets", 1, nil).Files(context.Background())
 	if err != nil || len(fs) != 60 || len(fs[59].Patch) != len(patch) {
