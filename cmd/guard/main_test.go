@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"github.com/mergeguard/guard/internal/dirtest"
 	"io"
 	"os"
 	"path/filepath"
@@ -72,6 +73,8 @@ func TestServeRefusesBadStart(t *testing.T) {
 	key := testKeyPEM(t)
 	brokenPolicy := t.TempDir()
 	os.WriteFile(filepath.Join(brokenPolicy, "decision.rego"), []byte("package guard\n\ndecision := {\n"), 0o644)
+	failingPolicy := dirtest.Policies(t, map[string]string{"extra_test.rego": "package guard\n\n" +
+		"test_agent_pr_is_allowed_always if {\n\tdecision.outcome == \"allow\" with input as agent_input\n}\n"})
 	badConfig := filepath.Join(t.TempDir(), "guard.yaml")
 	os.WriteFile(badConfig, []byte("timezone: Mars/Olympus\n"), 0o644)
 	badKey := filepath.Join(t.TempDir(), "bad.pem")
@@ -92,6 +95,7 @@ func TestServeRefusesBadStart(t *testing.T) {
 		{"unknown flag", []string{"--port", "80"}, 2, "flag provided but not defined"},
 		{"stray argument", []string{"now"}, 2, `unexpected argument "now"`},
 		{"broken policy names file and line", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--policy-dir", brokenPolicy}, 1, "decision.rego:4"},
+		{"policy dir whose tests fail names them", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--policy-dir", failingPolicy}, 1, "1 of its tests fail: FAIL test_agent_pr_is_allowed_always (extra_test.rego:3)"},
 		{"bad config names file and line", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--config", badConfig}, 1, "guard.yaml:1"},
 		{"bad log level", []string{"--app-id", "1", "--private-key-file", key, "--webhook-secret", "s", "--log-level", "loud"}, 2, `--log-level "loud"`},
 		{"bad private key", []string{"--app-id", "1", "--private-key-file", badKey, "--webhook-secret", "s"}, 1, "private key"},

@@ -81,7 +81,7 @@ func runServe(ctx context.Context, args []string, s stdio) error {
 
 // parseServe reads flags and environment and fills in the credentials.
 func parseServe(args []string, s stdio) (*serveConfig, error) {
-	fs := newFlagSet("serve", "serve [flags]   (every flag also has an environment variable)", s)
+	fs := newFlagSet("serve", "serve [flags]   (every flag but --workers also has an environment variable)", s)
 	c := &serveConfig{}
 	fs.StringVar(&c.Addr, "addr", envOr("GUARD_ADDR", ":8080"), "listen address `[host]:port` (GUARD_ADDR)")
 	fs.StringVar(&c.DB, "db", envOr("GUARD_DB", "guard.db"), "SQLite database `file` (GUARD_DB)")
@@ -89,7 +89,7 @@ func parseServe(args []string, s stdio) (*serveConfig, error) {
 	cf := addCredentialFlags(fs)
 	fs.StringVar(&c.WebhookSecret, "webhook-secret", envOr("GUARD_WEBHOOK_SECRET", ""), "webhook `secret` (GUARD_WEBHOOK_SECRET; GUARD_WEBHOOK_SECRET_PREVIOUS is also accepted while rotating)")
 	fs.StringVar(&c.PublicURL, "public-url", envOr("GUARD_PUBLIC_URL", ""), "public base `URL` of this guard, for check-run links (GUARD_PUBLIC_URL)")
-	fs.StringVar(&c.LinkSecret, "link-secret", envOr("GUARD_LINK_SECRET", ""), "`key` that signs details links (GUARD_LINK_SECRET; default derived from the webhook secret)")
+	fs.StringVar(&c.LinkSecret, "link-secret", envOr("GUARD_LINK_SECRET", ""), "`key` that signs details links, at least 16 bytes (GUARD_LINK_SECRET; default derived from the webhook secret)")
 	fs.StringVar(&c.PolicyDir, "policy-dir", envOr("GUARD_POLICY_DIR", ""), "`dir` of Rego policies to use instead of the embedded ones (GUARD_POLICY_DIR)")
 	fs.StringVar(&c.ExportDir, "export-dir", envOr("GUARD_EXPORT_DIR", ""), "`dir` for weekly audit exports (GUARD_EXPORT_DIR; default exports/ beside the database)")
 	fs.IntVar(&c.Workers, "workers", 8, "deliveries processed in parallel")
@@ -200,6 +200,13 @@ func serve(ctx context.Context, c *serveConfig, s stdio) error {
 	eng, err := policy.Compile(ctx, pfs)
 	if err != nil {
 		return fmt.Errorf("policies: %w", err)
+	}
+	if c.PolicyDir != "" {
+		// As on a reload: a set whose own tests fail is refused. (The
+		// embedded set's pass in CI.)
+		if err := policy.TestsPass(ctx, pfs); err != nil {
+			return fmt.Errorf("policies in %s: %w; guard policy test -v %s shows why", c.PolicyDir, err, c.PolicyDir)
+		}
 	}
 	var engRef atomic.Pointer[policy.Engine]
 	engRef.Store(eng)

@@ -1,7 +1,6 @@
 package doctor
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -63,7 +62,7 @@ func checkPolicies(ctx context.Context, fsys fs.FS, dir string) *Policies {
 		p.Findings = append(p.Findings, Finding{
 			Status: StatusProblem,
 			Message: fmt.Sprintf("%s compile, revision %s, but %d of %d tests fail: %s",
-				what, p.Revision, failed, passed+failed, strings.Join(failedTests(out.String()), "; ")),
+				what, p.Revision, failed, passed+failed, strings.Join(policy.FailedTests(out.String()), "; ")),
 			Fix: "run guard policy test -v " + dir + " to see why, and fix the policies or the tests",
 		})
 	case passed == 0:
@@ -77,21 +76,4 @@ func checkPolicies(ctx context.Context, fsys fs.FS, dir string) *Policies {
 			Message: fmt.Sprintf("policies: %s compile, revision %s, %d tests passed", what, p.Revision, passed)})
 	}
 	return p
-}
-
-// failedTests picks the FAIL and ERROR lines of policy.Test's output
-// ("FAIL name (file:line)"), with the failing cases of data-driven tests.
-func failedTests(out string) []string {
-	var lines []string
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		l := sc.Text()
-		switch {
-		case strings.HasPrefix(l, "FAIL ") || strings.HasPrefix(l, "ERROR "):
-			lines = append(lines, l)
-		case strings.HasPrefix(l, "    FAIL ") && len(lines) > 0:
-			lines[len(lines)-1] += " [" + strings.TrimSpace(l) + "]"
-		}
-	}
-	return lines
 }

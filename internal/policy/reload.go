@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -96,9 +95,8 @@ func (r *Reloader) Reload(ctx context.Context) (bool, error) {
 	e, err := Compile(ctx, fsys)
 	if err == nil {
 		// The set's own tests must pass too, as `guard policy test` shows.
-		var failed int
-		if _, failed, err = Test(ctx, fsys, io.Discard, false); err == nil && failed > 0 {
-			err = fmt.Errorf("%d of its tests fail (guard policy test %s shows which)", failed, r.dir)
+		if err = TestsPass(ctx, fsys); err != nil {
+			err = fmt.Errorf("%w (guard policy test -v %s shows why)", err, r.dir)
 		}
 	}
 	if err != nil {

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -106,4 +107,35 @@ func (i indent) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return i.w.Write(p)
+}
+
+// FailedTests picks the failing tests out of Test's report: their FAIL or
+// ERROR lines, with a data-driven test's failing cases in brackets.
+func FailedTests(report string) []string {
+	var lines []string
+	for l := range strings.Lines(report) {
+		l = strings.TrimRight(l, "\n")
+		switch {
+		case strings.HasPrefix(l, "FAIL ") || strings.HasPrefix(l, "ERROR "):
+			lines = append(lines, l)
+		case strings.HasPrefix(l, "    FAIL ") && len(lines) > 0:
+			lines[len(lines)-1] += " [" + strings.TrimSpace(l) + "]"
+		}
+	}
+	return lines
+}
+
+// TestsPass runs the tests of fsys (see Test) and returns an error naming
+// those that fail, or nil when none does. guard serve and a reload refuse a
+// policy directory whose tests fail.
+func TestsPass(ctx context.Context, fsys fs.FS) error {
+	var out bytes.Buffer
+	_, failed, err := Test(ctx, fsys, &out, false)
+	if err != nil {
+		return err
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of its tests fail: %s", failed, strings.Join(FailedTests(out.String()), "; "))
+	}
+	return nil
 }
