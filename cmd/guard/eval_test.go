@@ -36,6 +36,8 @@ func TestEvalExamples(t *testing.T) {
 			"block", "merge_freeze", "friday-deploys"},
 		{"a human's PR during the freeze", "human_pr.pull_request.json", "human.facts.json", "2026-11-27T17:30:00-05:00",
 			"allow", "", ""},
+		{"agent renames a test file away at 03:17 (previous_filename)", "agent_pr.pull_request.json", "renamed.facts.json", "2026-11-24T03:17:00-05:00",
+			"escalate", "test_quarantine_off_hours", "renames test file(s) checkout/checkout_test.go.disabled"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -44,6 +44,8 @@ type OfflineFile struct {
 	Additions int    `json:"additions"`
 	Deletions int    `json:"deletions"`
 	Patch     string `json:"patch"`
+	// PreviousFilename is the path of a renamed file before the rename.
+	PreviousFilename string `json:"previous_filename"`
 }
 
 // OfflineFreeze is a declared freeze.
@@ -139,7 +141,7 @@ func (o *offline) Files(ctx context.Context) ([]pr.File, error) {
 	out := make([]pr.File, 0, len(o.f.Files))
 	for _, f := range o.f.Files {
 		out = append(out, pr.File{Filename: f.Filename, Status: f.Status, Additions: f.Additions,
-			Deletions: f.Deletions, Patch: f.Patch, AddedLines: pr.AddedLines(f.Patch)})
+			Deletions: f.Deletions, Patch: f.Patch, AddedLines: pr.AddedLines(f.Patch), PreviousFilename: f.PreviousFilename})
 	}
 	return out, nil
 }
