@@ -18,7 +18,7 @@ import (
 
 func runFreeze(ctx context.Context, args []string, s stdio) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(s.err, "Usage:\n  guard freeze start --reason TEXT [--for DURATION] [--repo OWNER/NAME | --org ORG] [--branch GLOB]\n  guard freeze end [--repo OWNER/NAME | --org ORG]\n  guard freeze list\n\nA running 'guard serve' on the same database notices within seconds. list only reads the database.")
+		fmt.Fprintln(s.err, "Usage:\n  guard freeze start --reason TEXT [--for DURATION] (--repo OWNER/NAME | --org ORG) [--branch GLOB] [--db FILE]\n  guard freeze end (--repo OWNER/NAME | --org ORG) [--db FILE]\n  guard freeze list [--db FILE]\n\nstart and end need one of --repo or --org. An incident freeze holds agent PRs only; human PRs pass.\nA running 'guard serve' on the same database notices within seconds. list only reads the database.")
 		if len(args) == 0 {
 			return usageErr("missing subcommand: start, end or list")
 		}
@@ -100,7 +100,7 @@ func operator() string {
 }
 
 func freezeStart(ctx context.Context, args []string, s stdio) error {
-	fs := newFlagSet("freeze start", "freeze start --reason TEXT [--for DURATION] [--repo OWNER/NAME | --org ORG] [--branch GLOB]", s)
+	fs := newFlagSet("freeze start", "freeze start --reason TEXT [--for DURATION] (--repo OWNER/NAME | --org ORG) [--branch GLOB] [--db FILE]", s)
 	reason := fs.String("reason", "", "why (shown on every check run it blocks)")
 	var dur time.Duration
 	fs.Func("for", "how long, like 30m, 2h or 1d (default: until 'guard freeze end')", func(v string) (err error) {
@@ -152,7 +152,7 @@ func freezeStart(ctx context.Context, args []string, s stdio) error {
 }
 
 func freezeEnd(ctx context.Context, args []string, s stdio) error {
-	fs := newFlagSet("freeze end", "freeze end [--repo OWNER/NAME | --org ORG]", s)
+	fs := newFlagSet("freeze end", "freeze end (--repo OWNER/NAME | --org ORG) [--db FILE]", s)
 	repo := fs.String("repo", "", "end the freezes of `OWNER/NAME`")
 	org := fs.String("org", "", "end the org-wide freezes of `ORG`")
 	db := fs.String("db", envOr("GUARD_DB", "guard.db"), "SQLite database `file` (GUARD_DB)")
@@ -183,7 +183,7 @@ func freezeEnd(ctx context.Context, args []string, s stdio) error {
 }
 
 func freezeList(ctx context.Context, args []string, s stdio) error {
-	fs := newFlagSet("freeze list", "freeze list", s)
+	fs := newFlagSet("freeze list", "freeze list [--db FILE]", s)
 	db := fs.String("db", envOr("GUARD_DB", "guard.db"), "SQLite database `file` (GUARD_DB)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
