@@ -454,6 +454,32 @@ func TestRunPaginates(t *testing.T) {
 	}
 }
 
+// TestRunReadsEveryPageOfBranchRules: a branch with more rules than one
+// page holds (GitHub's default is 30, its maximum 100), merge-guard pinned
+// by the last, is enforced, not "not required".
+func TestRunReadsEveryPageOfBranchRules(t *testing.T) {
+	fake := githubtest.New(t)
+	fake.AddInstallation(3, "acme")
+	fake.AddRepo(3, "acme/api")
+	// 130 rulesets match main: "[maa]ain" … "[mey]ain", then "main", last
+	// in the order GitHub (the fake) lists them.
+	for i := range 129 {
+		glob := "[m" + string(rune('a'+i/26)) + string(rune('a'+i%26)) + "]ain"
+		fake.SetRulesetChecks("acme/api", glob, githubtest.RequiredCheck{Context: "ci/" + glob})
+	}
+	fake.SetRulesetChecks("acme/api", "main", githubtest.RequiredCheck{Context: "merge-guard", AppID: fake.AppID()})
+	rep, err := doctor.Run(context.Background(), doctor.FromApp(newApp(t, fake, fake.AppID(), fake.PrivateKeyPEM())), doctor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := repoByName(t, rep, "acme/api"); !rep.OK() || r.Rulesets.State != doctor.StatePinned {
+		t.Fatalf("OK %v, repo %+v", rep.OK(), r)
+	}
+	if n := fake.CallCount("GET", "/repos/{owner}/{repo}/rules/branches/{branch}"); n != 2 {
+		t.Errorf("%d requests for the rules, want 2 pages of 100", n)
+	}
+}
+
 // archiveRepos marks repositories archived in what GitHub listed.
 type archiveRepos struct {
 	doctor.GitHub

@@ -33,7 +33,7 @@ type GitHub interface {
 	// without protection is an *APIError with status 404.
 	BranchProtection(ctx context.Context, installation int64, owner, repo, branch string) ([]RequiredCheck, error)
 	// BranchRules is the required status checks of the active rulesets
-	// that apply to branch (GET …/rules/branches/{branch}).
+	// that apply to branch (GET …/rules/branches/{branch}), every page.
 	BranchRules(ctx context.Context, installation int64, owner, repo, branch string) ([]RequiredCheck, error)
 	// Team is GET /orgs/{org}/teams/{team_slug} with the installation's
 	// token, the request the guard makes before it trusts a 404 on a team
@@ -221,13 +221,30 @@ func (g appGitHub) BranchProtection(ctx context.Context, installation int64, own
 func (g appGitHub) BranchRules(ctx context.Context, installation int64, owner, repo, branch string) ([]RequiredCheck, error) {
 	c := g.app.Installation(installation).GitHub()
 	op := fmt.Sprintf("get rules of %s/%s@%s", owner, repo, branch)
-	rules, _, err := c.Repositories.GetRulesForBranch(ctx, owner, repo, branch)
-	if err != nil {
-		return nil, apiErr(op, err)
+	// go-github v62's GetRulesForBranch takes no ListOptions and so reads
+	// GitHub's first page only (30 rules): a required check pinned by a
+	// later rule would be missed. Ask for 100 a page and follow Link next
+	// to the last page. The path is built as go-github builds it.
+	var rules []*github.RepositoryRule
+	for page := 1; ; {
+		req, err := c.NewRequest(http.MethodGet, fmt.Sprintf("repos/%v/%v/rules/branches/%v?per_page=100&page=%d", owner, repo, branch, page), nil)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		var list []*github.RepositoryRule
+		resp, err := c.Do(ctx, req, &list)
+		if err != nil {
+			return nil, apiErr(op, err)
+		}
+		rules = append(rules, list...)
+		if resp.NextPage <= page { // the last page (or a Link that does not move on)
+			break
+		}
+		page = resp.NextPage
 	}
 	var out []RequiredCheck
 	for _, r := range rules {
-		if r.Type != "required_status_checks" || r.Parameters == nil {
+		if r == nil || r.Type != "required_status_checks" || r.Parameters == nil {
 			continue
 		}
 		var p github.RequiredStatusChecksRuleParameters

@@ -951,5 +951,7 @@ func branchRules(q *request) (int, any) {
 			"parameters": obj{"required_status_checks": checks, "strict_required_status_checks_policy": false},
 		})
 	}
-	return http.StatusOK, out
+	// GitHub pages this list like its others (per_page, default 30, at
+	// most 100; page; Link).
+	return http.StatusOK, paginate(q, out)
 }

@@ -390,6 +390,40 @@ func TestProtectionAndRules(t *testing.T) {
 	}
 }
 
+// TestBranchRulesPaginate: GET …/rules/branches/{branch} pages like
+// GitHub's other lists (30 by default, per_page at most 100, Link).
+func TestBranchRulesPaginate(t *testing.T) {
+	s := seeded(t)
+	tok := "token " + s.InstallationToken(inst)
+	// 35 rulesets match main: "[m0]ain" … "[m9]ain", "[mA]ain" … and, last
+	// in GitHub's (the fake's) order, "main".
+	for i := range 34 {
+		s.SetRulesetChecks(repo, fmt.Sprintf("[m%c]ain", "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[i]), RequiredCheck{Context: fmt.Sprint("ci/", i)})
+	}
+	s.SetRulesetChecks(repo, "main", RequiredCheck{Context: "merge-guard", AppID: 4242})
+	var first []map[string]any
+	r := do(t, s, "GET", "/repos/acme/widgets/rules/branches/main", tok, nil)
+	r.json(t, &first)
+	if r.status != 200 || len(first) != 30 || strings.Contains(string(r.body), "merge-guard") {
+		t.Fatalf("first page: status %d, %d rules, want 30 without merge-guard's", r.status, len(first))
+	}
+	if l := r.header.Get("Link"); !strings.Contains(l, "/repos/acme/widgets/rules/branches/main?page=2>; rel=\"next\"") {
+		t.Fatalf("Link %q lacks the next page", l)
+	}
+	var second []map[string]any
+	r = do(t, s, "GET", "/repos/acme/widgets/rules/branches/main?page=2", tok, nil)
+	r.json(t, &second)
+	if len(second) != 5 || !strings.Contains(string(r.body), `"integration_id":4242`) || strings.Contains(r.header.Get("Link"), `rel="next"`) {
+		t.Fatalf("second page: %d rules, Link %q: %s", len(second), r.header.Get("Link"), r.body)
+	}
+	var all []map[string]any
+	r = do(t, s, "GET", "/repos/acme/widgets/rules/branches/main?per_page=100", tok, nil)
+	r.json(t, &all)
+	if len(all) != 35 || r.header.Get("Link") != "" {
+		t.Fatalf("per_page=100: %d rules, Link %q", len(all), r.header.Get("Link"))
+	}
+}
+
 func TestReviewersCommentsCompareDeliveries(t *testing.T) {
 	s := seeded(t)
 	tok := "token " + s.InstallationToken(inst)
