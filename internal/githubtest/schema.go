@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Schemas are the request and response schemas of some GitHub REST
@@ -36,6 +37,13 @@ type schema struct {
 	OneOf      []*schema          `json:"oneOf"`
 	AllOf      []*schema          `json:"allOf"`
 	Format     string             `json:"format"`
+	// MaxLength and MinLength bound a string's length in characters
+	// (Unicode code points, as JSON Schema counts them); MaxItems and
+	// MinItems bound an array's length. Nil: no bound.
+	MaxLength *int `json:"maxLength"`
+	MinLength *int `json:"minLength"`
+	MaxItems  *int `json:"maxItems"`
+	MinItems  *int `json:"minItems"`
 	// Additional is additionalProperties: false, true or a schema.
 	Additional json.RawMessage `json:"additionalProperties"`
 }
@@ -178,6 +186,14 @@ func (s *Schemas) validate(sc *schema, v any, at string, strict bool, problems *
 		}
 	}
 	switch x := v.(type) {
+	case string:
+		n := utf8.RuneCountInString(x)
+		if sc.MaxLength != nil && n > *sc.MaxLength {
+			*problems = append(*problems, fmt.Sprintf("%s: %d characters, at most %d allowed", at, n, *sc.MaxLength))
+		}
+		if sc.MinLength != nil && n < *sc.MinLength {
+			*problems = append(*problems, fmt.Sprintf("%s: %d characters, at least %d required", at, n, *sc.MinLength))
+		}
 	case map[string]any:
 		for _, r := range sc.Required {
 			if _, ok := x[r]; !ok {
@@ -201,6 +217,12 @@ func (s *Schemas) validate(sc *schema, v any, at string, strict bool, problems *
 			s.validate(p, x[k], at+"."+k, strict, problems)
 		}
 	case []any:
+		if sc.MaxItems != nil && len(x) > *sc.MaxItems {
+			*problems = append(*problems, fmt.Sprintf("%s: %d items, at most %d allowed", at, len(x), *sc.MaxItems))
+		}
+		if sc.MinItems != nil && len(x) < *sc.MinItems {
+			*problems = append(*problems, fmt.Sprintf("%s: %d items, at least %d required", at, len(x), *sc.MinItems))
+		}
 		if sc.Items != nil {
 			for i, e := range x {
 				s.validate(sc.Items, e, fmt.Sprintf("%s[%d]", at, i), strict, problems)

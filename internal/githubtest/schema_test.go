@@ -107,3 +107,55 @@ func TestSchemaValidatorCatchesMistakes(t *testing.T) {
 		})
 	}
 }
+
+// TestSchemaEnforcesGitHubsLimits: the extract keeps maxLength/maxItems and
+// the validator enforces them, counting characters (code points), not bytes.
+func TestSchemaEnforcesGitHubsLimits(t *testing.T) {
+	sc := loadSchemas(t)
+	action := func(label, description, identifier string) map[string]any {
+		return map[string]any{"label": label, "description": description, "identifier": identifier}
+	}
+	ok := action("Approve", "Approve this head", "approve")
+	tests := []struct {
+		name   string
+		fields map[string]any
+		want   string // "" : accepted
+	}{
+		{"summary of 65535 characters", map[string]any{"output": map[string]any{"title": "t", "summary": strings.Repeat("a", 65535)}}, ""},
+		{"summary of 65535 multi-byte characters", map[string]any{"output": map[string]any{"title": "t", "summary": strings.Repeat("é", 65534) + "😀"}}, ""},
+		{"summary of 65536 characters", map[string]any{"output": map[string]any{"title": "t", "summary": strings.Repeat("a", 65536)}},
+			"$.output.summary: 65536 characters, at most 65535 allowed"},
+		{"text of 65536 characters", map[string]any{"output": map[string]any{"title": "t", "summary": "s", "text": strings.Repeat("é", 65536)}},
+			"$.output.text: 65536 characters, at most 65535 allowed"},
+		{"3 actions", map[string]any{"actions": []any{ok, ok, ok}}, ""},
+		{"4 actions", map[string]any{"actions": []any{ok, ok, ok, ok}}, "$.actions: 4 items, at most 3 allowed"},
+		{"label of 20 characters", map[string]any{"actions": []any{action(strings.Repeat("é", 20), "d", "i")}}, ""},
+		{"label of 21 characters", map[string]any{"actions": []any{action(strings.Repeat("a", 21), "d", "i")}},
+			"$.actions[0].label: 21 characters, at most 20 allowed"},
+		{"description of 41 characters", map[string]any{"actions": []any{action("l", strings.Repeat("a", 41), "i")}},
+			"$.actions[0].description: 41 characters, at most 40 allowed"},
+		{"identifier of 21 characters", map[string]any{"actions": []any{action("l", "d", strings.Repeat("a", 21))}},
+			"$.actions[0].identifier: 21 characters, at most 20 allowed"},
+	}
+	for _, op := range []string{"POST /repos/{owner}/{repo}/check-runs", "PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}"} {
+		for _, tt := range tests {
+			t.Run(op+"/"+tt.name, func(t *testing.T) {
+				body := map[string]any{"name": "merge-guard", "head_sha": "1111111111111111111111111111111111111111", "conclusion": "action_required"}
+				if strings.HasPrefix(op, "PATCH") {
+					delete(body, "head_sha")
+				}
+				for k, v := range tt.fields {
+					body[k] = v
+				}
+				b, err := json.Marshal(body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				joined := strings.Join(sc.CheckRequest(op, b, true), "\n")
+				if tt.want == "" && joined != "" || !strings.Contains(joined, tt.want) {
+					t.Fatalf("problems %q, want %q", joined, tt.want)
+				}
+			})
+		}
+	}
+}

@@ -8,7 +8,8 @@ Usage (outside the repository):
         > testdata/github/openapi-extract.json
 
 Keeps only validation keywords (type, nullable, required, properties, items,
-enum, anyOf, oneOf, allOf, format, $ref, additionalProperties) of the selected operations and of the
+enum, anyOf, oneOf, allOf, format, $ref, additionalProperties, maxLength,
+minLength, maxItems, minItems) of the selected operations and of the
 component schemas they reference.
 """
 import json
@@ -31,7 +32,10 @@ OPS = [
     ("get", "/repos/{owner}/{repo}/collaborators/{username}/permission", "200", False),
 ]
 KEEP = {"type", "nullable", "required", "properties", "items", "enum", "anyOf",
-        "oneOf", "allOf", "format", "$ref", "additionalProperties"}
+        "oneOf", "allOf", "format", "$ref", "additionalProperties",
+        # GitHub's limits: a check run's output.summary and text at most
+        # 65535 characters, at most 3 actions, an action's label at most 20…
+        "maxLength", "minLength", "maxItems", "minItems"}
 
 
 def prune(node, refs):
