@@ -13,6 +13,14 @@ import (
 // keeps deliveries for a few days and allows redelivery within them.
 const redeliverWindow = 72 * time.Hour
 
+// redeliverMaxPages bounds how many pages (of 100 deliveries) one pass
+// reads. GitHub lists deliveries newest first, so a pass normally stops at
+// the first page that reaches past redeliverWindow; the bound (50,000
+// deliveries) only guards against a listing that never gets there (a
+// cursor that does not move on, an app far busier than any seen), and a
+// warning names it when it is hit. A variable for tests.
+var redeliverMaxPages = 500
+
 // RedeliverFailed asks GitHub to redeliver the app's webhook deliveries
 // that failed (GitHub never redelivers by itself) and that no later attempt
 // delivered. Each delivery GUID is redelivered at most once by this guard:
@@ -27,11 +35,21 @@ func (g *Guard) RedeliverFailed(ctx context.Context) (int, error) {
 	latest := map[string]attempt{} // GUID -> newest attempt
 	var order []string
 	opts := &github.ListCursorOptions{PerPage: 100}
-	for page := 0; page < 20; page++ {
+	// Page until the deliveries are older than the window: a fixed number
+	// of pages would, on a busy app, silently skip failed deliveries older
+	// than the newest few thousand but still redeliverable.
+	read := 0
+	for page := 0; ; page++ {
+		if page == redeliverMaxPages {
+			g.o.Logger.Warn("stopped listing webhook deliveries at the safety bound before reaching the redelivery window's start; older failed deliveries are not redelivered",
+				"max_pages", redeliverMaxPages, "deliveries_read", read, "window", redeliverWindow.String())
+			break
+		}
 		ds, resp, err := client.Apps.ListHookDeliveries(ctx, opts)
 		if err != nil {
 			return 0, fmt.Errorf("list hook deliveries: %w", err)
 		}
+		read += len(ds)
 		old := false
 		for _, d := range ds {
 			if now.Sub(d.GetDeliveredAt().Time) > redeliverWindow {

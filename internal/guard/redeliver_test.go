@@ -1,8 +1,12 @@
 package guard
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,5 +49,86 @@ func TestRedeliverFailed(t *testing.T) {
 	// A second pass does not ask again.
 	if n, err := g.RedeliverFailed(ctx); err != nil || n != 0 {
 		t.Fatalf("second pass redelivered %d (err %v), want 0", n, err)
+	}
+}
+
+// busyDeliveries adds, oldest first (GitHub lists newest first): ancient
+// failed deliveries outside the window, one failed delivery inside it
+// (48 hours old), then recent successful ones. It returns the failed one.
+func busyDeliveries(fake *githubtest.Server, now time.Time, ancient, recent int) int64 {
+	for i := range ancient {
+		fake.AddDelivery(githubtest.Delivery{GUID: fmt.Sprint("ancient-", i), Event: "pull_request", StatusCode: 500, Status: "Internal Server Error",
+			DeliveredAt: now.Add(-100*time.Hour + time.Duration(i)*time.Second)})
+	}
+	failed := fake.AddDelivery(githubtest.Delivery{GUID: "failed", Event: "pull_request", StatusCode: 503, Status: "Service Unavailable", DeliveredAt: now.Add(-48 * time.Hour)})
+	for i := range recent {
+		fake.AddDelivery(githubtest.Delivery{GUID: fmt.Sprint("ok-", i), Event: "pull_request", StatusCode: 202, Status: "OK",
+			DeliveredAt: now.Add(-47*time.Hour + time.Duration(i)*time.Minute)})
+	}
+	return failed
+}
+
+// TestRedeliverFailedBeyondTheNewest2000: a failed delivery inside the
+// window but behind 2,100 newer ones (page 22 of 100) is redelivered, and
+// the listing stops at the first page that reaches past the window.
+func TestRedeliverFailedBeyondTheNewest2000(t *testing.T) {
+	ctx := context.Background()
+	fake := githubtest.New(t)
+	now := time.Now()
+	failed := busyDeliveries(fake, now, 150, 2100)
+
+	store, err := audit.Open(ctx, ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	app, err := gh.New(gh.Options{BaseURL: fake.URL(), AppID: fake.AppID(), PrivateKey: fake.PrivateKeyPEM()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := New(Options{Store: store, GitHub: app, Config: config.Default})
+
+	n, err := g.RedeliverFailed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fake.Redeliveries(); n != 1 || !slices.Equal(got, []int64{failed}) {
+		t.Fatalf("redelivered %v (n=%d), want only the failed delivery %d behind 2,100 newer ones", got, n, failed)
+	}
+	// 2,251 deliveries are 23 pages; the 22nd already reaches past the window.
+	if pages := fake.CallCount("GET", "/app/hook/deliveries"); pages != 22 {
+		t.Errorf("listed %d pages of deliveries, want 22", pages)
+	}
+}
+
+// TestRedeliverFailedWarnsAtTheBound: a pass that hits the page bound says
+// so, naming it.
+func TestRedeliverFailedWarnsAtTheBound(t *testing.T) {
+	defer func(old int) { redeliverMaxPages = old }(redeliverMaxPages)
+	redeliverMaxPages = 2
+	ctx := context.Background()
+	fake := githubtest.New(t)
+	busyDeliveries(fake, time.Now(), 0, 250)
+
+	store, err := audit.Open(ctx, ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	app, err := gh.New(gh.Options{BaseURL: fake.URL(), AppID: fake.AppID(), PrivateKey: fake.PrivateKeyPEM()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	g := New(Options{Store: store, GitHub: app, Config: config.Default, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+
+	if n, err := g.RedeliverFailed(ctx); err != nil || n != 0 {
+		t.Fatalf("redelivered %d (err %v), want 0: the failed delivery is on page 3", n, err)
+	}
+	if pages := fake.CallCount("GET", "/app/hook/deliveries"); pages != 2 {
+		t.Errorf("listed %d pages, want the bound, 2", pages)
+	}
+	if out := logs.String(); !strings.Contains(out, "level=WARN") || !strings.Contains(out, "safety bound") || !strings.Contains(out, "max_pages=2") || !strings.Contains(out, "deliveries_read=200") {
+		t.Fatalf("no warning naming the bound: %q", out)
 	}
 }
