@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -444,5 +445,75 @@ func TestAppendWithState(t *testing.T) {
 	}
 	if err := s.AppendWithState(ctx, "k", "one", "two"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// When an agent last pushed is kept across TrackPR calls that do not know
+// it (the later time wins, zero changes nothing) and NoteAgentPush.
+func TestAgentPushedAt(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t)
+	t1 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	p := TrackedPR{Repo: "o/r", Number: 7, HeadSHA: "a", Open: true, AgentPushedAt: t1}
+	if err := s.TrackPR(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	p.AgentPushedAt, p.HeadSHA = time.Time{}, "b" // an event that saw no push
+	if err := s.TrackPR(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := s.TrackedPR(ctx, "o/r", 7)
+	if err != nil || !got.AgentPushedAt.Equal(t1) || got.HeadSHA != "b" {
+		t.Fatalf("%+v, %v; want the push at %v kept", got, err, t1)
+	}
+	if err := s.NoteAgentPush(ctx, "o/r", 7, t1.Add(-time.Hour)); err != nil { // older: kept the later
+		t.Fatal(err)
+	}
+	if err := s.NoteAgentPush(ctx, "o/r", 8, t1); err != nil { // untracked: nothing
+		t.Fatal(err)
+	}
+	if got, _, _ = s.TrackedPR(ctx, "o/r", 7); !got.AgentPushedAt.Equal(t1) {
+		t.Fatalf("after an older note: %v", got.AgentPushedAt)
+	}
+	if err := s.NoteAgentPush(ctx, "o/r", 7, t1.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ = s.TrackedPR(ctx, "o/r", 7); !got.AgentPushedAt.Equal(t1.Add(time.Hour)) {
+		t.Fatalf("after a later note: %v", got.AgentPushedAt)
+	}
+	if _, ok, _ := s.TrackedPR(ctx, "o/r", 8); ok {
+		t.Fatal("NoteAgentPush tracked an unknown PR")
+	}
+}
+
+// Schema 4 gives the agent PRs tracked before it (whose flag never
+// cleared) their last event's time as an agent's push: only an approval
+// after it clears them.
+func TestMigrateAgentPushes(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "guard.db")
+	db := rawDB(t, path)
+	for _, f := range []string{"0001_init.sql", "0002_payload_last.sql", "0003_retries.sql"} {
+		b, err := migrationFS.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exec(t, db, string(b))
+	}
+	exec(t, db, "PRAGMA user_version = 3")
+	ins := `INSERT INTO tracked_prs (repo, number, installation, head_sha, base_ref, author, agent, open, outcome, time_dependent, check_run_id, updated_at)
+		VALUES ('o/r', ?, 1, 'h', 'main', 'alice', ?, 1, 'allow', 0, 0, ?)`
+	exec(t, db, ins, 1, 1, 5000)
+	exec(t, db, ins, 2, 0, 6000)
+	db.Close()
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	agent, _, err := s.TrackedPR(ctx, "o/r", 1)
+	human, _, err2 := s.TrackedPR(ctx, "o/r", 2)
+	if err != nil || err2 != nil || !agent.AgentPushedAt.Equal(time.Unix(0, 5000).UTC()) || !human.AgentPushedAt.IsZero() {
+		t.Fatalf("agent PR pushed at %v (%v), human PR at %v (%v)", agent.AgentPushedAt, err, human.AgentPushedAt, err2)
 	}
 }

@@ -113,7 +113,7 @@ type migration struct {
 
 // SchemaVersion is the schema version this build of the guard writes: the
 // number of the last embedded migration (a test keeps them in step).
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // loadMigrations reads NNNN_name.sql files, ordered and numbered 1, 2, 3...
 func loadMigrations(fsys fs.FS) ([]migration, error) {

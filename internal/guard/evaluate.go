@@ -103,9 +103,16 @@ func (g *Guard) evaluate(ctx context.Context, t target) ([]audit.Record, error) 
 	}
 	stale := seen && tracked.HeadSHA != p.HeadSHA && !p.UpdatedAt.IsZero() && tracked.UpdatedAt.After(p.UpdatedAt)
 
+	pushedAt, _ := agentPushOf(in, g.o.Now())
 	rec := g.record(cfg, t, ev)
 	if stale {
 		rec.Reason = "not published: " + p.HeadSHA + " is no longer the head of the pull request; " + rec.Reason
+		if !pushedAt.IsZero() {
+			// The push still happened: the newer head's decisions count it.
+			if err := g.o.Store.NoteAgentPush(ctx, t.repo.FullName, t.number, pushedAt); err != nil {
+				return nil, err
+			}
+		}
 		if t.record {
 			if _, err := g.o.Store.Append(ctx, rec); err != nil {
 				return nil, err
@@ -145,8 +152,11 @@ func (g *Guard) evaluate(ctx context.Context, t target) ([]audit.Record, error) 
 	track := audit.TrackedPR{
 		Repo: t.repo.FullName, Number: t.number, Installation: t.installation,
 		HeadSHA: p.HeadSHA, BaseRef: p.BaseRef, Author: p.Author.Login,
-		Agent: in.AgentPR || (seen && tracked.Agent), Open: true, Outcome: string(ev.decision.Outcome),
+		// A decision that failed may not have classified the PR: the
+		// earlier classification stands then.
+		Agent: in.AgentPR || (ev.err != nil && seen && tracked.Agent), Open: true, Outcome: string(ev.decision.Outcome),
 		TimeDependent: in.AgentPR || freezesEveryone(cfg), CheckRunID: id, UpdatedAt: updated,
+		AgentPushedAt: pushedAt,
 	}
 	if t.record {
 		if _, err := g.o.Store.AppendTracked(ctx, track, rec); err != nil {
@@ -238,8 +248,11 @@ func buildInput(ctx context.Context, cfg *config.Config, dir pr.Directory, facts
 	if in.Event.Sender.Agent, err = cls.agent(ctx, in.Event.Sender); err != nil {
 		return in, err
 	}
-	if in.Event.Action == "synchronize" && in.Event.Sender.Agent {
-		in.AgentReasons = append(in.AgentReasons, "agent @"+in.Event.Sender.Login+" pushed to it")
+	// An agent's push or commit makes the PR an agent's until a human
+	// approves after it (SPEC §1); the author's being an agent, always.
+	var pushes []agentPush
+	if at, ok := agentPushOf(in, now); ok {
+		pushes = append(pushes, agentPush{why: "agent @" + in.Event.Sender.Login + " pushed to it", at: at, head: p.HeadSHA})
 	}
 	if am := in.PullRequest.AutoMerge; am != nil {
 		if am.EnabledBy.Agent, err = cls.agent(ctx, am.EnabledBy); err != nil {
@@ -250,7 +263,7 @@ func buildInput(ctx context.Context, cfg *config.Config, dir pr.Directory, facts
 	if err != nil {
 		return in, fmt.Errorf("list commits: %w", err)
 	}
-	for _, c := range commits {
+	for i, c := range commits {
 		for _, person := range []*pr.Person{&c.Author, &c.Committer} {
 			if person.Account.Login == "" {
 				continue
@@ -261,10 +274,7 @@ func buildInput(ctx context.Context, cfg *config.Config, dir pr.Directory, facts
 		}
 		for _, person := range []pr.Person{c.Author, c.Committer} {
 			if person.Account.Agent {
-				reason := "commit " + short(c.SHA) + " by agent @" + person.Account.Login
-				if !slices.Contains(in.AgentReasons, reason) {
-					in.AgentReasons = append(in.AgentReasons, reason)
-				}
+				pushes = append(pushes, agentPush{why: "commit " + short(c.SHA) + " by agent @" + person.Account.Login, commit: i + 1})
 			}
 		}
 		in.Commits = append(in.Commits, c)
@@ -276,12 +286,11 @@ func buildInput(ctx context.Context, cfg *config.Config, dir pr.Directory, facts
 			return in, fmt.Errorf("read tracked PR: %w", err)
 		}
 	}
-	if ok && tracked.Agent && len(in.AgentReasons) == 0 {
-		in.AgentReasons = append(in.AgentReasons, "an agent pushed to it earlier")
+	if ok && !tracked.AgentPushedAt.IsZero() {
+		pushes = append(pushes, agentPush{why: "an agent pushed to it earlier", at: tracked.AgentPushedAt, earlier: true})
 	}
-	in.AgentPR = len(in.AgentReasons) > 0
 
-	if in.AgentPR {
+	if in.PullRequest.Author.Agent || len(pushes) > 0 {
 		reviews, err := facts.Reviews(ctx)
 		if err != nil {
 			return in, fmt.Errorf("list reviews: %w", err)
@@ -295,6 +304,22 @@ func buildInput(ctx context.Context, cfg *config.Config, dir pr.Directory, facts
 			}
 			in.Reviews = append(in.Reviews, r)
 		}
+	}
+	approval, approvedAt := lastHumanApproval(in)
+	for _, ap := range pushes {
+		if approval != nil && ap.approvedBy(in.Commits, *approval, approvedAt) {
+			continue
+		}
+		if ap.earlier && len(in.AgentReasons) > 0 {
+			continue // said better by the reasons found now
+		}
+		if !slices.Contains(in.AgentReasons, ap.why) {
+			in.AgentReasons = append(in.AgentReasons, ap.why)
+		}
+	}
+	in.AgentPR = len(in.AgentReasons) > 0
+
+	if in.AgentPR {
 		files, err := facts.Files(ctx)
 		if err != nil {
 			return in, fmt.Errorf("list files: %w", err)
@@ -487,6 +512,84 @@ func short(sha string) string {
 }
 
 // classifier decides who is an agent and who is an approver.
+// agentPush is a reason to call a PR an agent's that a later human
+// approval clears: an agent's commit, or a push by an agent.
+type agentPush struct {
+	why     string
+	commit  int       // 1-based position in the PR's commits of an agent's commit; 0: a push
+	at      time.Time // when the push was
+	head    string    // the head it pushed, when known
+	earlier bool      // remembered from an earlier event
+}
+
+// approvedBy reports whether approval (given at approvedAt, its commit at
+// that 1-based position in commits, 0 when no longer there) came after the
+// push: an agent's commit the approved commit includes, or a push before
+// the approval to a commit still in the PR and at or before the approved
+// one. A rewritten history (the approved commit gone) clears nothing.
+func (ap agentPush) approvedBy(commits []pr.Commit, approval pr.Review, approvedAt int) bool {
+	if approvedAt == 0 {
+		return false
+	}
+	if ap.commit > 0 {
+		return ap.commit <= approvedAt
+	}
+	if !approval.SubmittedAt.After(ap.at) {
+		return false
+	}
+	if ap.head == "" {
+		return true
+	}
+	i := slices.IndexFunc(commits, func(c pr.Commit) bool { return c.SHA == ap.head })
+	return i >= 0 && i+1 <= approvedAt
+}
+
+// agentPushOf reports whether in's event is a push by an agent, and when:
+// the pull request's updated_at of the synchronize (else now).
+func agentPushOf(in *pr.Input, now time.Time) (time.Time, bool) {
+	if in.Event.Action != "synchronize" || !in.Event.Sender.Agent {
+		return time.Time{}, false
+	}
+	if at := in.PullRequest.UpdatedAt; !at.IsZero() {
+		return at, true
+	}
+	return now, true
+}
+
+// lastHumanApproval returns the latest human approval of in's PR (SPEC §5,
+// on whatever commit it was given: an APPROVED review by an account of type
+// User that is no agent, not the PR's author, neither author nor committer
+// of any of its commits, and an approver) and the 1-based position of its
+// commit in in.Commits (0: no longer in the PR); nil when there is none.
+// The policies judge approvals themselves; this only tells which of an
+// agent's pushes a human approved after.
+func lastHumanApproval(in *pr.Input) (*pr.Review, int) {
+	made := map[string]bool{}
+	for _, c := range in.Commits {
+		for _, p := range []pr.Person{c.Author, c.Committer} {
+			if p.Account.Login != "" {
+				made[strings.ToLower(p.Account.Login)] = true
+			}
+		}
+	}
+	var last *pr.Review
+	for i := range in.Reviews {
+		r := &in.Reviews[i]
+		login := strings.ToLower(r.User.Login)
+		if r.State != "APPROVED" || r.User.Type != "User" || r.User.Agent || !r.Approver || login == "" ||
+			login == strings.ToLower(in.PullRequest.Author.Login) || made[login] {
+			continue
+		}
+		if last == nil || r.SubmittedAt.After(last.SubmittedAt) {
+			last = r
+		}
+	}
+	if last == nil {
+		return nil, 0
+	}
+	return last, slices.IndexFunc(in.Commits, func(c pr.Commit) bool { return c.SHA == last.CommitID }) + 1
+}
+
 type classifier struct {
 	cfg *config.Config
 	dir pr.Directory

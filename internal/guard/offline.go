@@ -88,7 +88,7 @@ func Offline(ctx context.Context, cfg *config.Config, eng *policy.Engine, event 
 	if t.known == nil {
 		return nil, pr.Decision{}, fmt.Errorf("the %s payload carries no pull request: supply \"pull_request\" in --facts", event)
 	}
-	st := &offline{f: facts, pr: t.known}
+	st := &offline{f: facts, pr: t.known, now: now}
 	in, err := buildInput(ctx, cfg, st, st, st, t, now)
 	if err != nil {
 		return in, pr.Decision{}, err
@@ -127,8 +127,9 @@ func targetOf(d webhook.Delivery, ev any) (target, bool) {
 
 // offline serves OfflineFacts as facts, directory and state.
 type offline struct {
-	f  OfflineFacts
-	pr *pr.PullRequest
+	f   OfflineFacts
+	now time.Time // of the evaluation
+	pr  *pr.PullRequest
 }
 
 func (o *offline) PullRequest(ctx context.Context) (*pr.PullRequest, error) { return o.pr, nil }
@@ -160,7 +161,12 @@ func (o *offline) Permission(ctx context.Context, owner, repo, login string) (st
 	return "none", nil
 }
 func (o *offline) TrackedPR(ctx context.Context, repo string, number int) (audit.TrackedPR, bool, error) {
-	return audit.TrackedPR{Repo: repo, Number: number, Agent: o.f.AgentPushed}, o.f.AgentPushed, nil
+	// agent_pushed: an agent pushed after every review the facts list.
+	var at time.Time
+	if o.f.AgentPushed {
+		at = o.now
+	}
+	return audit.TrackedPR{Repo: repo, Number: number, Agent: o.f.AgentPushed, AgentPushedAt: at}, o.f.AgentPushed, nil
 }
 func (o *offline) Overrides(ctx context.Context, repo string, number int) ([]pr.Override, error) {
 	return o.f.Overrides, nil

@@ -116,8 +116,9 @@ func (g *Guard) approveOrOverride(ctx context.Context, q request, client *gh.Cli
 	if err != nil {
 		return nil, "", fmt.Errorf("read tracked PR: %w", err)
 	}
-	// Once an agent PR, always one (the tracked flag is sticky); a last
-	// decision that is an error did not classify the PR, so it says nothing.
+	// An agent PR by its last decision or by the guard's record of it (an
+	// agent's push counts until a human approves after it); a last decision
+	// that is an error did not classify the PR, so it says nothing.
 	agentPR := (found && last.Agent) || (seen && tracked.Agent)
 	if strings.EqualFold(p.Author.Login, q.actor.Login) {
 		switch {
