@@ -207,7 +207,7 @@ func TestEvalReplay(t *testing.T) {
 
 	code, out, errOut := runGuard(t, "eval", "--replay", id, "--db", h.db)
 	if code != 0 || !strings.Contains(out, `"outcome": "escalate"`) || !strings.Contains(out, "pay/pay_test.go") ||
-		!strings.Contains(errOut, "as recorded") {
+		!strings.Contains(errOut, "as recorded") || !strings.Contains(errOut, "replayed with the same policies") {
 		t.Fatalf("replay: exit %d\nstdout %s\nstderr %s", code, out, errOut)
 	}
 
@@ -216,7 +216,8 @@ func TestEvalReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, errOut = runGuard(t, "eval", "--replay", id, "--db", h.db, "--policy-dir", allow)
-	if code != 1 || !strings.Contains(errOut, "replayed as allow ()") || !strings.Contains(errOut, "the trail has escalate (") || !strings.Contains(errOut, "test_quarantine_off_hours") {
+	if code != 1 || !strings.Contains(errOut, "replayed as allow ()") || !strings.Contains(errOut, "the trail has escalate (") || !strings.Contains(errOut, "test_quarantine_off_hours") ||
+		!strings.Contains(errOut, "replayed with other policies: revision ") {
 		t.Fatalf("replay with other policies: exit %d, stderr %s", code, errOut)
 	}
 

@@ -178,3 +178,18 @@ func TestServeSettingsFromTheEnvironment(t *testing.T) {
 		t.Fatalf("flags over the environment: %+v, %v", c, err)
 	}
 }
+
+// The start line says which settings the guard runs with: a guard.yaml
+// that is not where the service looks would otherwise pass unnoticed.
+func TestServeLogsItsSettings(t *testing.T) {
+	for _, tt := range []struct{ yaml, want string }{
+		{"", `config="built-in defaults (no guard.yaml)"`},
+		{"timezone: Europe/Paris\n", "guard.yaml config_digest="},
+	} {
+		h := startGuard(t, newFake(t), tt.yaml)
+		waitFor(t, "the start line", func() bool { return strings.Contains(h.log.String(), "merge-guard listening") })
+		if line := h.log.String(); !strings.Contains(line, tt.want) || !strings.Contains(line, "config_digest=") {
+			t.Fatalf("start log lacks %q:\n%s", tt.want, line)
+		}
+	}
+}

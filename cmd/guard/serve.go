@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/hkdf"
 	"crypto/sha256"
@@ -400,7 +401,8 @@ func serve(ctx context.Context, c *serveConfig, s stdio) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("merge-guard listening", "addr", ln.Addr().String(), "github", c.GitHubURL,
-		"app_id", c.AppID, "policy_revision", eng.Revision(), "policy_evaluator", eng.Evaluator(), "mode", cfg.Mode)
+		"app_id", c.AppID, "policy_revision", eng.Revision(), "policy_evaluator", eng.Evaluator(), "mode", cfg.Mode,
+		"config", cmp.Or(cfgPath, "built-in defaults (no guard.yaml)"), "config_digest", cfg.Digest[:min(12, len(cfg.Digest))])
 	if c.ready != nil {
 		c.ready <- ln.Addr().String()
 	}
