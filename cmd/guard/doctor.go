@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -48,7 +49,15 @@ func runDoctor(ctx context.Context, args []string, s stdio) error {
 		ConfigPath: c.configPath, Policies: c.policies, PolicyDir: c.policyDir,
 	})
 	if err != nil {
-		return fmt.Errorf("%w (app id %d on %s)", err, c.cred.AppID, c.cred.GitHubURL)
+		err = fmt.Errorf("%w (app id %d on %s)", err, c.cred.AppID, c.cred.GitHubURL)
+		if c.json && rep != nil {
+			// Scripts get a report on stdout whatever happened.
+			rep.Error = err.Error()
+			if werr := rep.WriteJSON(s.out); werr != nil {
+				return errors.Join(err, fmt.Errorf("write report: %w", werr))
+			}
+		}
+		return err
 	}
 	if c.json {
 		err = rep.WriteJSON(s.out)

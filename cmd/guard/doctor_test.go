@@ -93,6 +93,8 @@ func TestDoctor(t *testing.T) {
 			stderr: "github app private key"},
 		{name: "the key of another app", args: []string{"doctor", "--github-url", good.URL(), "--app-id", strconv.FormatInt(good.AppID(), 10), "--private-key-file", testKeyPEM(t)},
 			code: 1, stderr: "GitHub refused the app's credentials (401"},
+		{name: "the key of another app, --json", args: []string{"doctor", "--json", "--github-url", good.URL(), "--app-id", strconv.FormatInt(good.AppID(), 10), "--private-key-file", testKeyPEM(t)},
+			code: 1, stdout: `"error": "GitHub refused the app's credentials (401`, stderr: "GitHub refused the app's credentials (401"},
 		{name: "no app id", args: []string{"doctor", "--private-key-file", notPEM}, code: 2, stderr: "the GitHub App id is required"},
 		{name: "an app id that is not a number", args: []string{"doctor", "--app-id", "merge-guard", "--private-key-file", notPEM}, code: 2, stderr: "is not a GitHub App id"},
 		{name: "no private key", args: []string{"doctor", "--app-id", "1"}, code: 2, stderr: "private key is required"},

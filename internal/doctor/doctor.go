@@ -154,6 +154,10 @@ type Report struct {
 	Policies      *Policies      `json:"policies,omitempty"`
 	Installations []Installation `json:"installations"`
 	Summary       Summary        `json:"summary"`
+	// Error says why GitHub could not be checked (the credentials, or
+	// listing the installations); the report then holds the local checks
+	// only, and Summary.OK is false.
+	Error string `json:"error,omitempty"`
 }
 
 // Summary counts the repositories by outcome.
@@ -173,8 +177,9 @@ type Summary struct {
 // package contract).
 func (r *Report) OK() bool { return r.Summary.OK }
 
-// Run checks the app through g. The credentials are checked first; an
-// error means nothing else could be checked.
+// Run checks the app through g. The configuration and policies are
+// checked first, then the credentials: an error means GitHub could not be
+// checked; the report returned with it holds the local checks, and Error.
 func Run(ctx context.Context, g GitHub, o Options) (*Report, error) {
 	if o.Concurrency <= 0 {
 		o.Concurrency = DefaultConcurrency
@@ -186,14 +191,18 @@ func Run(ctx context.Context, g GitHub, o Options) (*Report, error) {
 		rep.Policies = checkPolicies(ctx, o.Policies, o.PolicyDir)
 	}
 
+	fail := func(err error) (*Report, error) {
+		rep.Error = err.Error()
+		return rep, err
+	}
 	app, err := g.App(ctx)
 	if err != nil {
-		return nil, credentialsError(err)
+		return fail(credentialsError(err))
 	}
 	rep.App = app
 	insts, err := g.Installations(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("the credentials work, but %w", err)
+		return fail(fmt.Errorf("the credentials work, but %w", err))
 	}
 	slices.SortFunc(insts, func(a, b InstallationInfo) int { return cmp.Compare(a.ID, b.ID) })
 
