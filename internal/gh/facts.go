@@ -144,56 +144,51 @@ var ErrListCut = errors.New("GitHub's list is cut short")
 
 func (f *facts) Commits(ctx context.Context) ([]pr.Commit, error) {
 	return cloned(f.commits.get(func() ([]pr.Commit, error) {
-		var out []pr.Commit
-		opt := &github.ListOptions{PerPage: perPage}
-		err := pages(opt, func() (int, *github.Response, error) {
-			cs, resp, err := f.c.gh.PullRequests.ListCommits(ctx, f.owner, f.repo, f.number, opt)
-			for _, c := range cs {
-				out = append(out, commitFrom(c))
-			}
-			return len(cs), resp, err
-		})
-		if err != nil {
-			return nil, wrap("list commits of "+f.what(), err)
-		}
-		if len(out) >= MaxListedCommits {
-			n, _, err := f.counts(ctx)
-			if err != nil {
-				return nil, err
-			}
-			if n > len(out) {
-				return nil, fmt.Errorf("%s has %d commits and GitHub lists at most %d: the guard cannot see who made the others: %w", f.what(), n, MaxListedCommits, ErrListCut)
-			}
-		}
-		return out, nil
+		return listCapped(ctx, f, "commits", MaxListedCommits, commitFrom, f.c.gh.PullRequests.ListCommits,
+			"%s has %d commits and GitHub lists at most %d: the guard cannot see who made the others: %w")
 	}))
 }
 
 func (f *facts) Files(ctx context.Context) ([]pr.File, error) {
 	return cloned(f.files.get(func() ([]pr.File, error) {
-		var out []pr.File
-		opt := &github.ListOptions{PerPage: perPage}
-		err := pages(opt, func() (int, *github.Response, error) {
-			fs, resp, err := f.c.gh.PullRequests.ListFiles(ctx, f.owner, f.repo, f.number, opt)
-			for _, cf := range fs {
-				out = append(out, fileFrom(cf))
-			}
-			return len(fs), resp, err
-		})
-		if err != nil {
-			return nil, wrap("list files of "+f.what(), err)
-		}
-		if len(out) >= MaxListedFiles {
-			_, n, err := f.counts(ctx)
-			if err != nil {
-				return nil, err
-			}
-			if n > len(out) {
-				return nil, fmt.Errorf("%s changes %d files and GitHub lists at most %d: the guard cannot check the others for skipped tests: %w", f.what(), n, MaxListedFiles, ErrListCut)
-			}
-		}
-		return out, nil
+		return listCapped(ctx, f, "files", MaxListedFiles, fileFrom, f.c.gh.PullRequests.ListFiles,
+			"%s changes %d files and GitHub lists at most %d: the guard cannot check the others for skipped tests: %w")
 	}))
+}
+
+// listCapped lists every page of a pull request's commits or files (what),
+// of which GitHub lists at most limit: a list that long is checked against
+// the PR's count, and refused with ErrListCut (cut, formatted with the PR,
+// the count, limit and the error) when the count is higher.
+func listCapped[G, T any](ctx context.Context, f *facts, what string, limit int, conv func(G) T,
+	list func(context.Context, string, string, int, *github.ListOptions) ([]G, *github.Response, error), cut string) ([]T, error) {
+	var out []T
+	opt := &github.ListOptions{PerPage: perPage}
+	err := pages(opt, func() (int, *github.Response, error) {
+		items, resp, err := list(ctx, f.owner, f.repo, f.number, opt)
+		for _, it := range items {
+			out = append(out, conv(it))
+		}
+		return len(items), resp, err
+	})
+	if err != nil {
+		return nil, wrap("list "+what+" of "+f.what(), err)
+	}
+	if len(out) < limit {
+		return out, nil
+	}
+	commits, files, err := f.counts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n := commits
+	if what == "files" {
+		n = files
+	}
+	if n > len(out) {
+		return nil, fmt.Errorf(cut, f.what(), n, limit, ErrListCut)
+	}
+	return out, nil
 }
 
 // counts reads the pull request's commit and changed-file counts from

@@ -26,16 +26,7 @@ func TestRedeliverFailed(t *testing.T) {
 	fake.AddDelivery(githubtest.Delivery{GUID: "recovered", Event: "pull_request", StatusCode: 202, Status: "OK", Redelivery: true, DeliveredAt: now.Add(-time.Hour)})
 	tooOld := fake.AddDelivery(githubtest.Delivery{GUID: "ancient", Event: "pull_request", StatusCode: 500, DeliveredAt: now.Add(-100 * time.Hour)})
 
-	store, err := audit.Open(ctx, ":memory:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	app, err := gh.New(gh.Options{BaseURL: fake.URL(), AppID: fake.AppID(), PrivateKey: fake.PrivateKeyPEM()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := New(Options{Store: store, GitHub: app, Config: config.Default})
+	g := redeliverGuard(t, fake, nil)
 
 	n, err := g.RedeliverFailed(ctx)
 	if err != nil {
@@ -77,16 +68,7 @@ func TestRedeliverFailedBeyondTheNewest2000(t *testing.T) {
 	now := time.Now()
 	failed := busyDeliveries(fake, now, 150, 2100)
 
-	store, err := audit.Open(ctx, ":memory:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	app, err := gh.New(gh.Options{BaseURL: fake.URL(), AppID: fake.AppID(), PrivateKey: fake.PrivateKeyPEM()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := New(Options{Store: store, GitHub: app, Config: config.Default})
+	g := redeliverGuard(t, fake, nil)
 
 	n, err := g.RedeliverFailed(ctx)
 	if err != nil {
@@ -110,17 +92,8 @@ func TestRedeliverFailedWarnsAtTheBound(t *testing.T) {
 	fake := githubtest.New(t)
 	busyDeliveries(fake, time.Now(), 0, 250)
 
-	store, err := audit.Open(ctx, ":memory:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	app, err := gh.New(gh.Options{BaseURL: fake.URL(), AppID: fake.AppID(), PrivateKey: fake.PrivateKeyPEM()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logs bytes.Buffer
-	g := New(Options{Store: store, GitHub: app, Config: config.Default, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	g := redeliverGuard(t, fake, slog.New(slog.NewTextHandler(&logs, nil)))
 
 	if n, err := g.RedeliverFailed(ctx); err != nil || n != 0 {
 		t.Fatalf("redelivered %d (err %v), want 0: the failed delivery is on page 3", n, err)
@@ -131,4 +104,19 @@ func TestRedeliverFailedWarnsAtTheBound(t *testing.T) {
 	if out := logs.String(); !strings.Contains(out, "level=WARN") || !strings.Contains(out, "safety bound") || !strings.Contains(out, "max_pages=2") || !strings.Contains(out, "deliveries_read=200") {
 		t.Fatalf("no warning naming the bound: %q", out)
 	}
+}
+
+// redeliverGuard is a guard on an in-memory store and the fake GitHub.
+func redeliverGuard(t *testing.T, fake *githubtest.Server, log *slog.Logger) *Guard {
+	t.Helper()
+	store, err := audit.Open(context.Background(), ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	app, err := gh.New(gh.Options{BaseURL: fake.URL(), AppID: fake.AppID(), PrivateKey: fake.PrivateKeyPEM()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(Options{Store: store, GitHub: app, Config: config.Default, Logger: log})
 }
