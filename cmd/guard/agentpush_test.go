@@ -1,10 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mergeguard/guard/internal/githubtest"
 	"github.com/mergeguard/guard/internal/pr"
 )
 
@@ -64,5 +66,152 @@ func TestAgentPushesCountUntilAHumanApproves(t *testing.T) {
 	push(sha('5'), alice, agent, 6*time.Minute)
 	if run := h.waitCheckOn(t, sha('5'), "action_required"); !strings.Contains(run.Summary+run.Text, "commit 5555555 by agent") {
 		t.Fatalf("held without naming the agent's commit: %s\n%s", run.Summary, run.Text)
+	}
+}
+
+// pushHarness is a guard with alice's PR #n at sha 1 decided success, the
+// PR's times counted from t0 (an hour ago).
+type pushHarness struct {
+	*harness
+	t  *testing.T
+	n  int
+	t0 time.Time
+}
+
+func newPushHarness(t *testing.T, cfg string, n int, pre ...func(*githubtest.Server)) *pushHarness {
+	fake := newFake(t)
+	for _, f := range pre {
+		f(fake)
+	}
+	h := &pushHarness{harness: startGuard(t, fake, cfg), t: t, n: n, t0: time.Now().UTC().Truncate(time.Second).Add(-time.Hour)}
+	h.head('1', 0)
+	h.commit('1', alice, nil)
+	h.event("opened", '1', alice, 0)
+	h.waitCheckOn(t, sha('1'), "success")
+	return h
+}
+
+func (h *pushHarness) at(d time.Duration) string { return h.t0.Add(d).Format(time.RFC3339) }
+
+// commit adds a commit by author to the PR (parents nil: on the previous).
+func (h *pushHarness) commit(c byte, author pr.Account, parents []string) {
+	p := pr.Person{Name: author.Login, Email: author.Login + "@example.com", Account: author, Date: h.t0}
+	h.fake.AddCommit(testRepo, h.n, pr.Commit{SHA: sha(c), Message: "change", Author: p, Committer: p, Parents: parents})
+}
+
+// head moves the PR's head to c, updated d after t0.
+func (h *pushHarness) head(c byte, d time.Duration) {
+	h.fake.AddPull(testRepo, pr.PullRequest{Number: h.n, Title: "change", Author: alice, HeadSHA: sha(c), BaseRef: "main",
+		BaseSHA: strings.Repeat("0", 40), UpdatedAt: h.t0.Add(d)})
+}
+
+// event delivers a pull_request event on head c sent by sender.
+func (h *pushHarness) event(action string, c byte, sender pr.Account, d time.Duration) {
+	h.deliver("pull_request", patchJSON(h.t, prEvent(h.t, action, h.n, alice, sha(c), sender), map[string]any{"pull_request.updated_at": h.at(d)}))
+}
+
+// approve adds carol's approval of c, submitted d after t0, and delivers
+// it (the PR's head being head).
+func (h *pushHarness) approve(c, head byte, d time.Duration) {
+	h.fake.AddReview(testRepo, h.n, pr.Review{User: carol, State: "APPROVED", CommitID: sha(c), SubmittedAt: h.t0.Add(d)})
+	h.deliver("pull_request_review", patchJSON(h.t, reviewEvent(h.t, h.n, alice, sha(head), carol, sha(c)), map[string]any{"pull_request.updated_at": h.at(d)}))
+}
+
+// decided waits until the PR has k decision records and returns the
+// conclusion of the last check run on head c.
+func (h *pushHarness) decided(k int, c byte) githubtest.CheckRun {
+	h.t.Helper()
+	st := openAudit(h.t, h.harness)
+	waitFor(h.t, fmt.Sprintf("%d decisions", k), func() bool { return len(records(h.t, st, h.n, kind("decision", ""))) >= k })
+	runs := h.fake.CheckRuns(testRepo, sha(c))
+	if len(runs) == 0 {
+		h.t.Fatalf("no check run on %s", sha(c)[:7])
+	}
+	return runs[len(runs)-1]
+}
+
+// An approval given after an agent's push, but of an older commit, does
+// not clear the push: the pushed head is remembered with it.
+func TestAgentPushNotClearedByApprovalOfAnOlderCommit(t *testing.T) {
+	h := newPushHarness(t, "", 61)
+	h.commit('2', alice, nil) // written by alice, pushed by the agent
+	h.head('2', time.Minute)
+	h.event("synchronize", '2', agent, time.Minute)
+	h.waitCheckOn(t, sha('2'), "action_required")
+	h.approve('1', '2', 2*time.Minute) // carol approves 1, a page loaded before the push
+	if run := h.decided(3, '2'); run.Conclusion != "action_required" {
+		t.Fatalf("the agent's push of 2, which no human approved, is now %q (%s)", run.Conclusion, run.Title)
+	}
+}
+
+// The agent's synchronize processed after alice's later push (out of
+// order, or retried): the push is remembered and the PR's head decided
+// again at once.
+func TestLateAgentPushHoldsTheNewerHead(t *testing.T) {
+	h := newPushHarness(t, "", 62)
+	h.commit('2', alice, nil)
+	h.commit('3', alice, nil)
+	h.head('3', 2*time.Minute)
+	h.event("synchronize", '3', alice, 2*time.Minute)
+	h.waitCheckOn(t, sha('3'), "success")
+	h.event("synchronize", '2', agent, time.Minute) // the agent's earlier push
+	if run := h.decided(4, '3'); run.Conclusion != "action_required" || !strings.Contains(run.Summary, "an agent pushed to it earlier") {
+		t.Fatalf("head 3 after the guard learned the agent pushed 2: %q %s", run.Conclusion, run.Summary)
+	}
+}
+
+// The agent's synchronize processed after carol's approval of what it
+// pushed: the push's time is the payload's, not the PR's as re-read (the
+// review's), so the approval still counts for alice's next push.
+func TestLateAgentPushKeepsItsTime(t *testing.T) {
+	h := newPushHarness(t, "", 63)
+	h.commit('2', alice, nil)
+	h.head('2', 2*time.Minute)
+	h.approve('2', '2', 2*time.Minute)
+	h.waitCheckOn(t, sha('2'), "success")
+	h.event("synchronize", '2', agent, time.Minute)
+	h.decided(3, '2')
+	h.commit('3', alice, nil)
+	h.head('3', 3*time.Minute)
+	h.event("synchronize", '3', alice, 3*time.Minute)
+	if run := h.decided(4, '3'); run.Conclusion != "success" {
+		t.Fatalf("carol approved after the agent's push, yet alice's push is %q: %s", run.Conclusion, run.Title)
+	}
+}
+
+// A push whose sender cannot be classified (the agents team cannot be
+// read) fails closed: it counts as an agent's until a human approves.
+func TestPushBySenderNotClassifiedCounts(t *testing.T) {
+	const n = 64
+	dev := pr.Account{Login: "dev-agent", Type: "User"}
+	h := newPushHarness(t, "agents:\n  teams: [automation]\n  all_bots: true\n", n, func(fake *githubtest.Server) {
+		fake.AddTeam("octo-org", "automation")
+		fake.AddTeamMember("octo-org", "automation", "dev-agent", "active")
+	})
+	h.commit('2', alice, nil)
+	h.head('2', time.Minute)
+	h.fake.FailNext("GET", "/orgs/octo-org/teams/automation/memberships/dev-agent", 20, 502, nil, "")
+	h.event("synchronize", '2', dev, time.Minute)
+	h.waitCheckOn(t, sha('2'), "failure")
+	h.fake.ClearFaults()
+	h.event("labeled", '2', alice, time.Minute)
+	if run := h.decided(3, '2'); run.Conclusion != "action_required" {
+		t.Fatalf("after an error decision on a push by @dev-agent: %q %s", run.Conclusion, run.Title)
+	}
+}
+
+// carol approves alice's 2; alice then merges an agent's commit a from a
+// branch of its own. GitHub lists commits by date (1, a, 2, 4), so a sorts
+// before the approved 2, but 2 does not include it: held.
+func TestMergedAgentCommitNotCoveredByAnEarlierApproval(t *testing.T) {
+	h := newPushHarness(t, "", 65)
+	h.commit('a', agent, []string{strings.Repeat("0", 40)})
+	h.commit('2', alice, []string{sha('1')})
+	h.commit('4', alice, []string{sha('2'), sha('a')})
+	h.fake.AddReview(testRepo, h.n, pr.Review{User: carol, State: "APPROVED", CommitID: sha('2'), SubmittedAt: h.t0.Add(2 * time.Minute)})
+	h.head('4', 3*time.Minute)
+	h.event("synchronize", '4', alice, 3*time.Minute)
+	if run := h.decided(2, '4'); run.Conclusion != "action_required" || !strings.Contains(run.Summary, "commit aaaaaaa by agent") {
+		t.Fatalf("head 4 holds the agent's commit a, which no human approved: %q %s", run.Conclusion, run.Summary)
 	}
 }

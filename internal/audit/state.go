@@ -18,12 +18,17 @@ const (
 		ON CONFLICT (repo, sha) DO UPDATE SET check_run_id = excluded.check_run_id, updated_at = excluded.updated_at`
 	qSaveCheckRunPR = "INSERT OR IGNORE INTO check_run_prs (repo, sha, number) VALUES (?, ?, ?)"
 	qTrackPR        = `INSERT INTO tracked_prs (repo, number, installation, head_sha, base_ref, author,
-		agent, open, outcome, time_dependent, check_run_id, updated_at, agent_pushed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		agent, open, outcome, time_dependent, check_run_id, updated_at, agent_pushed_at, agent_pushed_head)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (repo, number) DO UPDATE SET installation = excluded.installation, head_sha = excluded.head_sha,
 		base_ref = excluded.base_ref, author = excluded.author, agent = excluded.agent, open = excluded.open,
 		outcome = excluded.outcome, time_dependent = excluded.time_dependent, check_run_id = excluded.check_run_id,
-		updated_at = excluded.updated_at, agent_pushed_at = max(agent_pushed_at, excluded.agent_pushed_at)`
-	qNoteAgentPush = `UPDATE tracked_prs SET agent_pushed_at = max(agent_pushed_at, ?) WHERE repo = ? AND number = ?`
+		updated_at = excluded.updated_at,
+		agent_pushed_head = CASE WHEN excluded.agent_pushed_at > agent_pushed_at THEN excluded.agent_pushed_head ELSE agent_pushed_head END,
+		agent_pushed_at = max(agent_pushed_at, excluded.agent_pushed_at)`
+	qNoteAgentPush = `UPDATE tracked_prs SET
+		agent_pushed_head = CASE WHEN ? > agent_pushed_at THEN ? ELSE agent_pushed_head END,
+		agent_pushed_at = max(agent_pushed_at, ?) WHERE repo = ? AND number = ?`
 )
 
 // SaveCheckRun remembers the check run the guard created for repo at sha and
@@ -234,9 +239,11 @@ type TrackedPR struct {
 	CheckRunID    int64
 	UpdatedAt     time.Time // the store's clock if zero
 	// AgentPushedAt is when an agent last pushed to the PR (a synchronize
-	// whose sender is an agent; zero: never seen). Storing keeps the later
-	// of the stored and the given time: it is never cleared.
-	AgentPushedAt time.Time
+	// whose sender is an agent; zero: never seen), AgentPushedHead the head
+	// it pushed ("": unknown). Storing keeps the later push of the stored
+	// and the given one: it is never cleared.
+	AgentPushedAt   time.Time
+	AgentPushedHead string
 }
 
 // TrackPR inserts or replaces the tracked state of p.Repo#p.Number.
@@ -290,15 +297,16 @@ func (s *Store) trackTx(ctx context.Context, tx *sql.Tx, p TrackedPR) error {
 	}
 	_, err := s.wq.in(tx).ExecContext(ctx, qTrackPR,
 		p.Repo, p.Number, p.Installation, p.HeadSHA, p.BaseRef, p.Author, b2i(p.Agent), b2i(p.Open), p.Outcome,
-		b2i(p.TimeDependent), p.CheckRunID, ns(at), nsOrZero(p.AgentPushedAt))
+		b2i(p.TimeDependent), p.CheckRunID, ns(at), nsOrZero(p.AgentPushedAt), p.AgentPushedHead)
 	return err
 }
 
-// NoteAgentPush records that an agent pushed to a tracked PR at at (kept
-// when later than the time stored); an untracked PR is left alone.
-func (s *Store) NoteAgentPush(ctx context.Context, repo string, number int, at time.Time) error {
+// NoteAgentPush records that an agent pushed head to a tracked PR at at
+// (kept when later than the push stored); an untracked PR is left alone.
+func (s *Store) NoteAgentPush(ctx context.Context, repo string, number int, at time.Time, head string) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, qNoteAgentPush, nsOrZero(at), repo, number)
+		t := nsOrZero(at)
+		_, err := tx.ExecContext(ctx, qNoteAgentPush, t, head, t, repo, number)
 		return err
 	})
 	if err != nil {
@@ -316,14 +324,14 @@ func nsOrZero(t time.Time) int64 {
 }
 
 const trackedCols = `repo, number, installation, head_sha, base_ref, author, agent, open, outcome, time_dependent,
-	check_run_id, updated_at, agent_pushed_at`
+	check_run_id, updated_at, agent_pushed_at, agent_pushed_head`
 
 func scanTracked(sc interface{ Scan(...any) error }) (TrackedPR, error) {
 	var p TrackedPR
 	var agent, open, td int
 	var at, pushed int64
 	err := sc.Scan(&p.Repo, &p.Number, &p.Installation, &p.HeadSHA, &p.BaseRef, &p.Author, &agent, &open, &p.Outcome,
-		&td, &p.CheckRunID, &at, &pushed)
+		&td, &p.CheckRunID, &at, &pushed, &p.AgentPushedHead)
 	p.Agent, p.Open, p.TimeDependent, p.UpdatedAt = agent != 0, open != 0, td != 0, fromNS(at)
 	if pushed != 0 {
 		p.AgentPushedAt = fromNS(pushed)

@@ -454,32 +454,32 @@ func TestAgentPushedAt(t *testing.T) {
 	ctx := context.Background()
 	s := mustOpen(t)
 	t1 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
-	p := TrackedPR{Repo: "o/r", Number: 7, HeadSHA: "a", Open: true, AgentPushedAt: t1}
+	p := TrackedPR{Repo: "o/r", Number: 7, HeadSHA: "a", Open: true, AgentPushedAt: t1, AgentPushedHead: "a"}
 	if err := s.TrackPR(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	p.AgentPushedAt, p.HeadSHA = time.Time{}, "b" // an event that saw no push
+	p.AgentPushedAt, p.AgentPushedHead, p.HeadSHA = time.Time{}, "", "b" // an event that saw no push
 	if err := s.TrackPR(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 	got, _, err := s.TrackedPR(ctx, "o/r", 7)
-	if err != nil || !got.AgentPushedAt.Equal(t1) || got.HeadSHA != "b" {
+	if err != nil || !got.AgentPushedAt.Equal(t1) || got.AgentPushedHead != "a" || got.HeadSHA != "b" {
 		t.Fatalf("%+v, %v; want the push at %v kept", got, err, t1)
 	}
-	if err := s.NoteAgentPush(ctx, "o/r", 7, t1.Add(-time.Hour)); err != nil { // older: kept the later
+	if err := s.NoteAgentPush(ctx, "o/r", 7, t1.Add(-time.Hour), "old"); err != nil { // older: kept the later
 		t.Fatal(err)
 	}
-	if err := s.NoteAgentPush(ctx, "o/r", 8, t1); err != nil { // untracked: nothing
+	if err := s.NoteAgentPush(ctx, "o/r", 8, t1, "x"); err != nil { // untracked: nothing
 		t.Fatal(err)
 	}
-	if got, _, _ = s.TrackedPR(ctx, "o/r", 7); !got.AgentPushedAt.Equal(t1) {
-		t.Fatalf("after an older note: %v", got.AgentPushedAt)
+	if got, _, _ = s.TrackedPR(ctx, "o/r", 7); !got.AgentPushedAt.Equal(t1) || got.AgentPushedHead != "a" {
+		t.Fatalf("after an older note: %v %q", got.AgentPushedAt, got.AgentPushedHead)
 	}
-	if err := s.NoteAgentPush(ctx, "o/r", 7, t1.Add(time.Hour)); err != nil {
+	if err := s.NoteAgentPush(ctx, "o/r", 7, t1.Add(time.Hour), "c"); err != nil {
 		t.Fatal(err)
 	}
-	if got, _, _ = s.TrackedPR(ctx, "o/r", 7); !got.AgentPushedAt.Equal(t1.Add(time.Hour)) {
-		t.Fatalf("after a later note: %v", got.AgentPushedAt)
+	if got, _, _ = s.TrackedPR(ctx, "o/r", 7); !got.AgentPushedAt.Equal(t1.Add(time.Hour)) || got.AgentPushedHead != "c" {
+		t.Fatalf("after a later note: %v %q", got.AgentPushedAt, got.AgentPushedHead)
 	}
 	if _, ok, _ := s.TrackedPR(ctx, "o/r", 8); ok {
 		t.Fatal("NoteAgentPush tracked an unknown PR")

@@ -255,8 +255,13 @@ func reviewFrom(r *github.PullRequestReview) pr.Review {
 
 func commitFrom(c *github.RepositoryCommit) pr.Commit {
 	gc := c.GetCommit()
+	parents := make([]string, 0, len(c.Parents))
+	for _, p := range c.Parents {
+		parents = append(parents, p.GetSHA())
+	}
 	return pr.Commit{
-		SHA: c.GetSHA(), Message: gc.GetMessage(),
+		Parents: parents,
+		SHA:     c.GetSHA(), Message: gc.GetMessage(),
 		Author: pr.Person{
 			Name: gc.GetAuthor().GetName(), Email: gc.GetAuthor().GetEmail(),
 			Date: gc.GetAuthor().GetDate().Time, Account: AccountFrom(c.GetAuthor()),

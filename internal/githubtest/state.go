@@ -248,18 +248,24 @@ func (s *Server) AddReview(repo string, n int, rv pr.Review) int64 {
 	return rv.ID
 }
 
-// AddCommit appends a commit to pull request n. Its parent is the PR's
-// previous commit (or its base SHA); the commit also enters the
-// repository's history for compare and commits/{sha}/pulls.
+// AddCommit appends a commit to pull request n (GitHub lists a PR's
+// commits in this order, which is by date, not by ancestry). Its parents
+// are c.Parents, or else the PR's previous commit (or its base SHA); the
+// commit also enters the repository's history for compare and
+// commits/{sha}/pulls.
 func (s *Server) AddCommit(repo string, n int, c pr.Commit) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, p := s.mustPull("AddCommit", repo, n)
-	parent := p.p.BaseSHA
-	if len(p.commits) > 0 {
-		parent = p.commits[len(p.commits)-1]
+	parents := c.Parents
+	if len(parents) == 0 {
+		parent := p.p.BaseSHA
+		if len(p.commits) > 0 {
+			parent = p.commits[len(p.commits)-1]
+		}
+		parents = []string{parent}
 	}
-	s.addGraph(r, c, parent)
+	s.addGraph(r, c, parents...)
 	p.commits = append(p.commits, c.SHA)
 }
 

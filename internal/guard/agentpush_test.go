@@ -7,23 +7,27 @@ import (
 	"github.com/mergeguard/guard/internal/pr"
 )
 
-// Which approval clears an agent's push: the latest human approval as
-// SPEC §5 defines one, and only for what it covers.
+// Which approvals clear an agent's push or commit: a human approval (SPEC
+// §5) of a commit that includes it, by the parents GitHub lists, and for a
+// push one submitted after it.
 func TestAgentPushApprovedBy(t *testing.T) {
 	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 	alice := pr.Account{Login: "alice", Type: "User"}
 	carol := pr.Account{Login: "carol", Type: "User"}
 	bot := pr.Account{Login: "helper[bot]", Type: "Bot", Agent: true}
-	commit := func(sha string, by pr.Account) pr.Commit {
-		return pr.Commit{SHA: sha, Author: pr.Person{Account: by}, Committer: pr.Person{Account: by}}
+	commit := func(sha string, by pr.Account, parents ...string) pr.Commit {
+		return pr.Commit{SHA: sha, Author: pr.Person{Account: by}, Committer: pr.Person{Account: by}, Parents: parents}
 	}
 	approve := func(by pr.Account, sha string, at time.Duration) pr.Review {
 		return pr.Review{User: by, State: "APPROVED", CommitID: sha, SubmittedAt: t0.Add(at), Approver: true}
 	}
-	commits := []pr.Commit{commit("c1", bot), commit("c2", alice), commit("c3", alice)}
-	agentCommit := agentPush{why: "commit c1 by agent", commit: 1}
-	pushed := agentPush{why: "pushed", at: t0.Add(time.Minute)}
-	pushedC2 := agentPush{why: "pushed c2", at: t0.Add(time.Minute), head: "c2"}
+	// base ← c1 (the agent's) ← c2 ← c3 (head)
+	line := []pr.Commit{commit("c1", bot, "base"), commit("c2", alice, "c1"), commit("c3", alice, "c2")}
+	// GitHub lists by date: the agent's older commit cA, cherry-picked (or
+	// merged, by m) after carol approved c2, sorts before c2.
+	picked := []pr.Commit{commit("c1", alice, "base"), commit("cA", bot, "elsewhere"), commit("c2", alice, "c1"), commit("m", alice, "c2", "cA")}
+	agentCommit := func(sha string) agentPush { return agentPush{commit: sha} }
+	pushed := func(head string) agentPush { return agentPush{pushSeen: pushSeen{at: t0.Add(time.Minute), head: head}} }
 	for _, tt := range []struct {
 		name    string
 		commits []pr.Commit
@@ -31,29 +35,32 @@ func TestAgentPushApprovedBy(t *testing.T) {
 		push    agentPush
 		want    bool
 	}{
-		{"an approval of a later commit covers an agent's commit", commits, []pr.Review{approve(carol, "c2", 0)}, agentCommit, true},
-		{"an approval of that commit covers it", commits, []pr.Review{approve(carol, "c1", 0)}, agentCommit, true},
-		{"nor an earlier one's", append([]pr.Commit{commit("c0", alice)}, commits...), []pr.Review{approve(carol, "c0", 0)}, agentPush{commit: 2}, false},
-		{"an approval after a push clears it", commits, []pr.Review{approve(carol, "c3", 2*time.Minute)}, pushed, true},
-		{"one before it does not", commits, []pr.Review{approve(carol, "c3", 0)}, pushed, false},
-		{"nor one in the same second", commits, []pr.Review{approve(carol, "c3", time.Minute)}, pushed, false},
-		{"the latest approval counts", commits, []pr.Review{approve(carol, "c3", 2*time.Minute), approve(pr.Account{Login: "dave", Type: "User"}, "c3", 0)}, pushed, true},
-		{"an approval of a commit before the pushed head does not clear the push", commits, []pr.Review{approve(carol, "c1", 2*time.Minute)}, pushedC2, false},
-		{"one of the pushed head does", commits, []pr.Review{approve(carol, "c2", 2*time.Minute)}, pushedC2, true},
-		{"an approved commit no longer in the PR clears nothing", commits, []pr.Review{approve(carol, "gone", 2*time.Minute)}, pushed, false},
-		{"the author's approval is none", commits, []pr.Review{approve(alice, "c3", 2*time.Minute)}, pushed, false},
-		{"a committer's approval is none", append(commits, commit("c4", carol)), []pr.Review{approve(carol, "c3", 2*time.Minute)}, pushed, false},
-		{"a bot's approval is none", commits, []pr.Review{approve(pr.Account{Login: "ok-bot", Type: "Bot"}, "c3", 2*time.Minute)}, pushed, false},
-		{"an agent's approval is none", commits, []pr.Review{approve(pr.Account{Login: "agent-user", Type: "User", Agent: true}, "c3", 2*time.Minute)}, pushed, false},
-		{"a non-approver's approval is none", commits, []pr.Review{{User: carol, State: "APPROVED", CommitID: "c3", SubmittedAt: t0.Add(2 * time.Minute)}}, pushed, false},
-		{"a comment is no approval", commits, []pr.Review{{User: carol, State: "COMMENTED", CommitID: "c3", SubmittedAt: t0.Add(2 * time.Minute), Approver: true}}, pushed, false},
+		{"an approval of a commit on top covers an agent's commit", line, []pr.Review{approve(carol, "c2", 0)}, agentCommit("c1"), true},
+		{"an approval of that commit covers it", line, []pr.Review{approve(carol, "c1", 0)}, agentCommit("c1"), true},
+		{"one of an earlier commit does not", append([]pr.Commit{commit("c0", alice, "base")}, commit("c1", bot, "c0")), []pr.Review{approve(carol, "c0", 0)}, agentCommit("c1"), false},
+		{"a cherry-picked agent commit listed before the approved one is not covered", picked, []pr.Review{approve(carol, "c2", 0)}, agentCommit("cA"), false},
+		{"a merge commit approved covers the merged agent commit", picked, []pr.Review{approve(carol, "m", 0)}, agentCommit("cA"), true},
+		{"an approval after a push of a commit on top clears it", line, []pr.Review{approve(carol, "c3", 2*time.Minute)}, pushed("c2"), true},
+		{"an approval of the pushed head clears it", line, []pr.Review{approve(carol, "c2", 2*time.Minute)}, pushed("c2"), true},
+		{"one before the push does not", line, []pr.Review{approve(carol, "c3", 0)}, pushed("c2"), false},
+		{"nor one in the same second", line, []pr.Review{approve(carol, "c3", time.Minute)}, pushed("c2"), false},
+		{"nor one after it of an older commit", line, []pr.Review{approve(carol, "c1", 2*time.Minute)}, pushed("c2"), false},
+		{"any approval that covers it counts", line, []pr.Review{approve(carol, "c1", 2*time.Minute), approve(pr.Account{Login: "dave", Type: "User"}, "c3", 3*time.Minute)}, pushed("c2"), true},
+		{"a push of unknown head: an approval of the PR's head after it", line, []pr.Review{approve(carol, "c3", 2*time.Minute)}, pushed(""), true},
+		{"a push of unknown head: not one of an older commit", line, []pr.Review{approve(carol, "c2", 2*time.Minute)}, pushed(""), false},
+		{"an approved commit no longer in the PR covers nothing", line, []pr.Review{approve(carol, "gone", 2*time.Minute)}, pushed("c2"), false},
+		{"a pushed head no longer in the PR is not covered", line, []pr.Review{approve(carol, "c3", 2*time.Minute)}, pushed("gone"), false},
+		{"the author's approval is none", line, []pr.Review{approve(alice, "c3", 2*time.Minute)}, pushed("c2"), false},
+		{"a committer's approval is none", append(line, commit("c4", carol, "c3")), []pr.Review{approve(carol, "c4", 2*time.Minute)}, pushed("c2"), false},
+		{"a bot's approval is none", line, []pr.Review{approve(pr.Account{Login: "ok-bot", Type: "Bot"}, "c3", 2*time.Minute)}, pushed("c2"), false},
+		{"an agent's approval is none", line, []pr.Review{approve(pr.Account{Login: "agent-user", Type: "User", Agent: true}, "c3", 2*time.Minute)}, pushed("c2"), false},
+		{"a non-approver's approval is none", line, []pr.Review{{User: carol, State: "APPROVED", CommitID: "c3", SubmittedAt: t0.Add(2 * time.Minute)}}, pushed("c2"), false},
+		{"a dismissed approval is none", line, []pr.Review{{User: carol, State: "DISMISSED", CommitID: "c3", SubmittedAt: t0.Add(2 * time.Minute), Approver: true}}, pushed("c2"), false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			in := &pr.Input{PullRequest: pr.PullRequest{Author: alice}, Commits: tt.commits, Reviews: tt.reviews}
-			approval, at := lastHumanApproval(in)
-			got := approval != nil && tt.push.approvedBy(in.Commits, *approval, at)
-			if got != tt.want {
-				t.Fatalf("approved = %v (approval %+v at %d), want %v", got, approval, at, tt.want)
+			in := &pr.Input{PullRequest: pr.PullRequest{Author: alice, HeadSHA: tt.commits[len(tt.commits)-1].SHA}, Commits: tt.commits, Reviews: tt.reviews}
+			if got := tt.push.approvedBy(in, humanApprovals(in)); got != tt.want {
+				t.Fatalf("approved = %v, want %v", got, tt.want)
 			}
 		})
 	}

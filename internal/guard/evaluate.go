@@ -43,6 +43,10 @@ type target struct {
 	// complete; a crash before that redoes them.
 	record bool
 
+	// push is the head and time of this event's push (a synchronize, from
+	// its payload); whether an agent made it is told by its sender.
+	push *pushSeen
+
 	// The guard's record of the PR, read once per evaluation.
 	tracked     audit.TrackedPR
 	seen        bool // tracked exists
@@ -57,6 +61,9 @@ type evaluation struct {
 	err      error // gathering or policy failure: the decision is error
 	took     time.Duration
 	revision string
+	// The event's sender is an agent (senderAgent), if that could be told
+	// (senderKnown).
+	senderAgent, senderKnown bool
 }
 
 // evaluate decides t's pull request, publishes the check run and returns the
@@ -67,7 +74,28 @@ func (g *Guard) evaluate(ctx context.Context, t target) ([]audit.Record, error) 
 		return nil, nil
 	}
 	defer g.locks.lock(t.repo.FullName + "#" + strconv.Itoa(t.number))()
+	if t.push == nil {
+		// Read before a fresh read of the PR may replace the payload's.
+		t.push = pushOf(t, g.o.Now())
+	}
+	return g.evaluateLocked(ctx, cfg, t)
+}
 
+// pushOf returns the push t's event is (a synchronize): when, by the
+// payload's updated_at (else now), and the head it pushed; nil for others.
+func pushOf(t target, now time.Time) *pushSeen {
+	if t.event.Action != "synchronize" || t.known == nil {
+		return nil
+	}
+	at := t.known.UpdatedAt
+	if at.IsZero() {
+		at = now
+	}
+	return &pushSeen{at: at, head: t.known.HeadSHA}
+}
+
+// evaluateLocked is evaluate with the PR's lock held.
+func (g *Guard) evaluateLocked(ctx context.Context, cfg *config.Config, t target) ([]audit.Record, error) {
 	tracked, seen, err := g.o.Store.TrackedPR(ctx, t.repo.FullName, t.number)
 	if err != nil {
 		return nil, fmt.Errorf("read tracked PR: %w", err)
@@ -103,22 +131,34 @@ func (g *Guard) evaluate(ctx context.Context, t target) ([]audit.Record, error) 
 	}
 	stale := seen && tracked.HeadSHA != p.HeadSHA && !p.UpdatedAt.IsZero() && tracked.UpdatedAt.After(p.UpdatedAt)
 
-	pushedAt, _ := agentPushOf(in, g.o.Now())
+	// An agent's push, or one whose sender could not be told (fail closed).
+	var push pushSeen
+	if t.push != nil && (!ev.senderKnown || ev.senderAgent) {
+		push = *t.push
+	}
 	rec := g.record(cfg, t, ev)
 	if stale {
 		rec.Reason = "not published: " + p.HeadSHA + " is no longer the head of the pull request; " + rec.Reason
-		if !pushedAt.IsZero() {
-			// The push still happened: the newer head's decisions count it.
-			if err := g.o.Store.NoteAgentPush(ctx, t.repo.FullName, t.number, pushedAt); err != nil {
-				return nil, err
-			}
-		}
 		if t.record {
 			if _, err := g.o.Store.Append(ctx, rec); err != nil {
 				return nil, err
 			}
 		}
-		return []audit.Record{rec}, nil
+		if push.at.IsZero() || (seen && !push.at.After(tracked.AgentPushedAt)) {
+			return []audit.Record{rec}, nil
+		}
+		// The push still happened, and the head published since may
+		// include it: note it and decide the PR's head afresh.
+		if err := g.o.Store.NoteAgentPush(ctx, t.repo.FullName, t.number, push.at, push.head); err != nil {
+			return nil, err
+		}
+		now := t
+		now.known, now.push, now.trackedRead = nil, nil, false
+		more, err := g.evaluateLocked(ctx, cfg, now)
+		if err != nil {
+			return nil, err
+		}
+		return append([]audit.Record{rec}, more...), nil
 	}
 
 	run := g.checkRun(cfg, t.repo, in, ev)
@@ -156,7 +196,7 @@ func (g *Guard) evaluate(ctx context.Context, t target) ([]audit.Record, error) 
 		// earlier classification stands then.
 		Agent: in.AgentPR || (ev.err != nil && seen && tracked.Agent), Open: true, Outcome: string(ev.decision.Outcome),
 		TimeDependent: in.AgentPR || freezesEveryone(cfg), CheckRunID: id, UpdatedAt: updated,
-		AgentPushedAt: pushedAt,
+		AgentPushedAt: push.at, AgentPushedHead: push.head,
 	}
 	if t.record {
 		if _, err := g.o.Store.AppendTracked(ctx, track, rec); err != nil {
@@ -189,6 +229,12 @@ func (g *Guard) decide(ctx context.Context, cfg *config.Config, client *gh.Clien
 	ev.revision = revision(eng.Revision(), cfg.Digest)
 	now := g.o.Now()
 	facts := client.Facts(t.repo.Owner, t.repo.Name, t.number, t.known)
+	// Whether the sender is an agent decides whether a push counts as an
+	// agent's even when the rest cannot be decided (team lookups cached).
+	cls := classifier{cfg: cfg, dir: client.Directory(), org: t.repo.Owner}
+	if a, err := cls.agent(ctx, t.event.Sender); err == nil {
+		ev.senderAgent, ev.senderKnown = a, true
+	}
 	in, err := buildInput(ctx, cfg, client.Directory(), facts, g.o.Store, t, now)
 	ev.input = in
 	if err == nil {
@@ -251,8 +297,8 @@ func buildInput(ctx context.Context, cfg *config.Config, dir pr.Directory, facts
 	// An agent's push or commit makes the PR an agent's until a human
 	// approves after it (SPEC §1); the author's being an agent, always.
 	var pushes []agentPush
-	if at, ok := agentPushOf(in, now); ok {
-		pushes = append(pushes, agentPush{why: "agent @" + in.Event.Sender.Login + " pushed to it", at: at, head: p.HeadSHA})
+	if t.push != nil && in.Event.Sender.Agent {
+		pushes = append(pushes, agentPush{why: "agent @" + in.Event.Sender.Login + " pushed to it", pushSeen: *t.push})
 	}
 	if am := in.PullRequest.AutoMerge; am != nil {
 		if am.EnabledBy.Agent, err = cls.agent(ctx, am.EnabledBy); err != nil {
@@ -263,7 +309,7 @@ func buildInput(ctx context.Context, cfg *config.Config, dir pr.Directory, facts
 	if err != nil {
 		return in, fmt.Errorf("list commits: %w", err)
 	}
-	for i, c := range commits {
+	for _, c := range commits {
 		for _, person := range []*pr.Person{&c.Author, &c.Committer} {
 			if person.Account.Login == "" {
 				continue
@@ -274,7 +320,7 @@ func buildInput(ctx context.Context, cfg *config.Config, dir pr.Directory, facts
 		}
 		for _, person := range []pr.Person{c.Author, c.Committer} {
 			if person.Account.Agent {
-				pushes = append(pushes, agentPush{why: "commit " + short(c.SHA) + " by agent @" + person.Account.Login, commit: i + 1})
+				pushes = append(pushes, agentPush{why: "commit " + short(c.SHA) + " by agent @" + person.Account.Login, commit: c.SHA})
 			}
 		}
 		in.Commits = append(in.Commits, c)
@@ -287,7 +333,8 @@ func buildInput(ctx context.Context, cfg *config.Config, dir pr.Directory, facts
 		}
 	}
 	if ok && !tracked.AgentPushedAt.IsZero() {
-		pushes = append(pushes, agentPush{why: "an agent pushed to it earlier", at: tracked.AgentPushedAt, earlier: true})
+		pushes = append(pushes, agentPush{why: "an agent pushed to it earlier", earlier: true,
+			pushSeen: pushSeen{at: tracked.AgentPushedAt, head: tracked.AgentPushedHead}})
 	}
 
 	if in.PullRequest.Author.Agent || len(pushes) > 0 {
@@ -305,9 +352,9 @@ func buildInput(ctx context.Context, cfg *config.Config, dir pr.Directory, facts
 			in.Reviews = append(in.Reviews, r)
 		}
 	}
-	approval, approvedAt := lastHumanApproval(in)
+	approvals := humanApprovals(in)
 	for _, ap := range pushes {
-		if approval != nil && ap.approvedBy(in.Commits, *approval, approvedAt) {
+		if ap.approvedBy(in, approvals) {
 			continue
 		}
 		if ap.earlier && len(in.AgentReasons) > 0 {
@@ -512,58 +559,82 @@ func short(sha string) string {
 }
 
 // classifier decides who is an agent and who is an approver.
+// pushSeen is a push to a pull request: when, and the head it pushed
+// ("": unknown, a push remembered from before the guard kept heads).
+type pushSeen struct {
+	at   time.Time
+	head string
+}
+
 // agentPush is a reason to call a PR an agent's that a later human
 // approval clears: an agent's commit, or a push by an agent.
 type agentPush struct {
-	why     string
-	commit  int       // 1-based position in the PR's commits of an agent's commit; 0: a push
-	at      time.Time // when the push was
-	head    string    // the head it pushed, when known
-	earlier bool      // remembered from an earlier event
+	why    string
+	commit string // the agent's commit; "": a push
+	pushSeen
+	earlier bool // remembered from an earlier event
 }
 
-// approvedBy reports whether approval (given at approvedAt, its commit at
-// that 1-based position in commits, 0 when no longer there) came after the
-// push: an agent's commit the approved commit includes, or a push before
-// the approval to a commit still in the PR and at or before the approved
-// one. A rewritten history (the approved commit gone) clears nothing.
-func (ap agentPush) approvedBy(commits []pr.Commit, approval pr.Review, approvedAt int) bool {
-	if approvedAt == 0 {
+// approvedBy reports whether one of approvals (human approvals, see
+// humanApprovals) covers ap: it approved a commit that is the agent's
+// commit or has it among its ancestors in the PR; for a push, it was also
+// submitted after the push, and it approved the pushed head or a commit
+// that includes it (a push of unknown head: the PR's head itself). Which
+// commits a commit includes is told by the parents GitHub lists, never by
+// the list's order (by date: a cherry-picked or merged agent commit can
+// sort before an approved one it is not part of).
+func (ap agentPush) approvedBy(in *pr.Input, approvals []pr.Review) bool {
+	for _, a := range approvals {
+		switch {
+		case ap.commit != "":
+			if includes(in.Commits, a.CommitID, ap.commit) {
+				return true
+			}
+		case !a.SubmittedAt.After(ap.at):
+		case ap.head == "":
+			if a.CommitID == in.PullRequest.HeadSHA {
+				return true
+			}
+		case includes(in.Commits, a.CommitID, ap.head):
+			return true
+		}
+	}
+	return false
+}
+
+// includes reports whether commit sha is top or one of top's ancestors
+// among commits (the PR's: ancestors outside it are not followed). A top
+// that is not among them includes nothing: the history was rewritten.
+func includes(commits []pr.Commit, top, sha string) bool {
+	parents := make(map[string][]string, len(commits))
+	for _, c := range commits {
+		parents[c.SHA] = c.Parents
+	}
+	if _, ok := parents[top]; !ok {
 		return false
 	}
-	if ap.commit > 0 {
-		return ap.commit <= approvedAt
+	seen := map[string]bool{}
+	for stack := []string{top}; len(stack) > 0; {
+		c := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if c == sha {
+			return true
+		}
+		if !seen[c] {
+			seen[c] = true
+			stack = append(stack, parents[c]...)
+		}
 	}
-	if !approval.SubmittedAt.After(ap.at) {
-		return false
-	}
-	if ap.head == "" {
-		return true
-	}
-	i := slices.IndexFunc(commits, func(c pr.Commit) bool { return c.SHA == ap.head })
-	return i >= 0 && i+1 <= approvedAt
+	return false
 }
 
-// agentPushOf reports whether in's event is a push by an agent, and when:
-// the pull request's updated_at of the synchronize (else now).
-func agentPushOf(in *pr.Input, now time.Time) (time.Time, bool) {
-	if in.Event.Action != "synchronize" || !in.Event.Sender.Agent {
-		return time.Time{}, false
-	}
-	if at := in.PullRequest.UpdatedAt; !at.IsZero() {
-		return at, true
-	}
-	return now, true
-}
-
-// lastHumanApproval returns the latest human approval of in's PR (SPEC §5,
-// on whatever commit it was given: an APPROVED review by an account of type
+// humanApprovals returns the human approvals of in's PR (SPEC §5, on
+// whatever commit each was given): APPROVED reviews by an account of type
 // User that is no agent, not the PR's author, neither author nor committer
-// of any of its commits, and an approver) and the 1-based position of its
-// commit in in.Commits (0: no longer in the PR); nil when there is none.
-// The policies judge approvals themselves; this only tells which of an
-// agent's pushes a human approved after.
-func lastHumanApproval(in *pr.Input) (*pr.Review, int) {
+// of any of its commits, and an approver. The policies judge approvals
+// themselves; these only tell which of an agent's pushes and commits a
+// human approved after them.
+func humanApprovals(in *pr.Input) []pr.Review {
 	made := map[string]bool{}
 	for _, c := range in.Commits {
 		for _, p := range []pr.Person{c.Author, c.Committer} {
@@ -572,22 +643,16 @@ func lastHumanApproval(in *pr.Input) (*pr.Review, int) {
 			}
 		}
 	}
-	var last *pr.Review
-	for i := range in.Reviews {
-		r := &in.Reviews[i]
+	var out []pr.Review
+	for _, r := range in.Reviews {
 		login := strings.ToLower(r.User.Login)
 		if r.State != "APPROVED" || r.User.Type != "User" || r.User.Agent || !r.Approver || login == "" ||
 			login == strings.ToLower(in.PullRequest.Author.Login) || made[login] {
 			continue
 		}
-		if last == nil || r.SubmittedAt.After(last.SubmittedAt) {
-			last = r
-		}
+		out = append(out, r)
 	}
-	if last == nil {
-		return nil, 0
-	}
-	return last, slices.IndexFunc(in.Commits, func(c pr.Commit) bool { return c.SHA == last.CommitID }) + 1
+	return out
 }
 
 type classifier struct {

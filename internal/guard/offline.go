@@ -88,6 +88,7 @@ func Offline(ctx context.Context, cfg *config.Config, eng *policy.Engine, event 
 	if t.known == nil {
 		return nil, pr.Decision{}, fmt.Errorf("the %s payload carries no pull request: supply \"pull_request\" in --facts", event)
 	}
+	t.push = pushOf(t, now)
 	st := &offline{f: facts, pr: t.known, now: now}
 	in, err := buildInput(ctx, cfg, st, st, st, t, now)
 	if err != nil {
@@ -161,7 +162,8 @@ func (o *offline) Permission(ctx context.Context, owner, repo, login string) (st
 	return "none", nil
 }
 func (o *offline) TrackedPR(ctx context.Context, repo string, number int) (audit.TrackedPR, bool, error) {
-	// agent_pushed: an agent pushed after every review the facts list.
+	// agent_pushed: an agent pushed after every review the facts list
+	// (its head unknown).
 	var at time.Time
 	if o.f.AgentPushed {
 		at = o.now

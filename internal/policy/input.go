@@ -131,6 +131,7 @@ var commitFields = []field[pr.Commit]{
 	{key: kMessage, build: func(b *builder, c *pr.Commit) *ast.Term { return b.str(c.Message) }},
 	{key: kAuthor, build: func(b *builder, c *pr.Commit) *ast.Term { return object(b, &c.Author, personFields) }},
 	{key: kCommitter, build: func(b *builder, c *pr.Commit) *ast.Term { return object(b, &c.Committer, personFields) }},
+	{key: kParents, build: func(b *builder, c *pr.Commit) *ast.Term { return b.strings(c.Parents) }},
 }
 
 var reviewFields = []field[pr.Review]{
@@ -525,6 +526,7 @@ var (
 	kNumber          = ast.StringTerm("number")
 	kOverrides       = ast.StringTerm("overrides")
 	kOwner           = ast.StringTerm("owner")
+	kParents         = ast.StringTerm("parents")
 	kPrivate         = ast.StringTerm("private")
 	kPullRequest     = ast.StringTerm("pull_request")
 	kQuarantineFiles = ast.StringTerm("quarantine_files")

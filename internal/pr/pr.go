@@ -166,6 +166,10 @@ type Commit struct {
 	Message   string `json:"message"`
 	Author    Person `json:"author"`
 	Committer Person `json:"committer"`
+	// Parents are the SHAs of the commit's parents (two or more for a
+	// merge commit); the guard tells by them which commits a human's
+	// approval of a later commit includes.
+	Parents []string `json:"parents"`
 }
 
 // Review is a pull request review.
