@@ -192,7 +192,7 @@ func Run(ctx context.Context, g GitHub, o Options) (*Report, error) {
 	}
 
 	fail := func(err error) (*Report, error) {
-		rep.Error = err.Error()
+		rep.Error, rep.Installations = err.Error(), []Installation{}
 		return rep, err
 	}
 	app, err := g.App(ctx)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/google/go-github/v62/github"
@@ -34,6 +35,15 @@ func (g *Guard) RedeliverFailed(ctx context.Context) (int, error) {
 	}
 	latest := map[string]attempt{} // GUID -> newest attempt
 	var order []string
+	// Deliveries up to the newest one a completed pass examined were
+	// examined then (an attempt never changes; a new one gets a new, higher
+	// id): a pass reads only what came since, not the whole window again.
+	var through, newest int64
+	if v, ok, err := g.o.Store.State(ctx, stateRedeliverThrough); err != nil {
+		return 0, err
+	} else if ok {
+		through, _ = strconv.ParseInt(v, 10, 64)
+	}
 	opts := &github.ListCursorOptions{PerPage: 100}
 	// Page until the deliveries are older than the window: a fixed number
 	// of pages would, on a busy app, silently skip failed deliveries older
@@ -52,7 +62,8 @@ func (g *Guard) RedeliverFailed(ctx context.Context) (int, error) {
 		read += len(ds)
 		old := false
 		for _, d := range ds {
-			if now.Sub(d.GetDeliveredAt().Time) > redeliverWindow {
+			newest = max(newest, d.GetID())
+			if now.Sub(d.GetDeliveredAt().Time) > redeliverWindow || d.GetID() <= through {
 				old = true
 				continue
 			}
@@ -92,8 +103,17 @@ func (g *Guard) RedeliverFailed(ctx context.Context) (int, error) {
 		}
 		asked++
 	}
+	if newest > through {
+		if err := g.o.Store.SetState(ctx, stateRedeliverThrough, strconv.FormatInt(newest, 10)); err != nil {
+			return asked, err
+		}
+	}
 	return asked, nil
 }
+
+// stateRedeliverThrough holds the id of the newest hook delivery a
+// completed redelivery pass examined.
+const stateRedeliverThrough = "redeliver.through"
 
 // RunRedelivery calls RedeliverFailed every interval until ctx is done.
 func (g *Guard) RunRedelivery(ctx context.Context, interval time.Duration) {

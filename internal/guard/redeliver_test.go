@@ -81,6 +81,19 @@ func TestRedeliverFailedBeyondTheNewest2000(t *testing.T) {
 	if pages := fake.CallCount("GET", "/app/hook/deliveries"); pages != 22 {
 		t.Errorf("listed %d pages of deliveries, want 22", pages)
 	}
+
+	// The next passes read only what came since the last one: a page.
+	fake.ResetCalls()
+	if n, err := g.RedeliverFailed(ctx); err != nil || n != 0 {
+		t.Fatalf("second pass: %d, %v", n, err)
+	}
+	late := fake.AddDelivery(githubtest.Delivery{GUID: "late", Event: "pull_request", StatusCode: 502, Status: "Bad Gateway", DeliveredAt: now})
+	if n, err := g.RedeliverFailed(ctx); err != nil || n != 1 || !slices.Contains(fake.Redeliveries(), late) {
+		t.Fatalf("third pass: %d, %v; redelivered %v, want the new failure %d", n, err, fake.Redeliveries(), late)
+	}
+	if pages := fake.CallCount("GET", "/app/hook/deliveries"); pages != 2 {
+		t.Errorf("the later passes listed %d pages, want one each", pages)
+	}
 }
 
 // TestRedeliverFailedWarnsAtTheBound: a pass that hits the page bound says
