@@ -477,6 +477,21 @@ func (s *Store) RetryFailed(ctx context.Context) ([]Delivery, error) {
 	return out, nil
 }
 
+// FailedPushes counts the synchronize deliveries of key (OWNER/NAME#N)
+// whose processing failed and that are still retried (received within
+// RetryWithin of now), other than the delivery except. Who pushed is known
+// only once such a delivery is processed: until then the guard counts the
+// push as an agent's.
+func (s *Store) FailedPushes(ctx context.Context, key string, now time.Time, except int64) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM deliveries WHERE state = 'failed' AND received_at >= ?
+		AND key = ? AND action = 'synchronize' AND seq <> ?`, ns(now.Add(-RetryWithin)), key, except).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("failed pushes of %s: %w", key, err)
+	}
+	return n, nil
+}
+
 // Complete appends recs to the trail and marks the delivery done in ONE
 // transaction; if it is already done it appends nothing and returns nil
 // (exactly-once across crashes and redeliveries). Records without a

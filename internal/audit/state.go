@@ -24,11 +24,17 @@ const (
 		base_ref = excluded.base_ref, author = excluded.author, agent = excluded.agent, open = excluded.open,
 		outcome = excluded.outcome, time_dependent = excluded.time_dependent, check_run_id = excluded.check_run_id,
 		updated_at = excluded.updated_at,
-		agent_pushed_head = CASE WHEN excluded.agent_pushed_at > agent_pushed_at THEN excluded.agent_pushed_head ELSE agent_pushed_head END,
+		agent_pushed_head = CASE WHEN excluded.agent_pushed_at > agent_pushed_at THEN excluded.agent_pushed_head
+			WHEN excluded.agent_pushed_at = agent_pushed_at AND excluded.agent_pushed_head <> agent_pushed_head THEN ''
+			ELSE agent_pushed_head END,
 		agent_pushed_at = max(agent_pushed_at, excluded.agent_pushed_at)`
+	// Two pushes in one second (updated_at has no finer grain): which head
+	// is the later is unknown, so neither is kept ('').
 	qNoteAgentPush = `UPDATE tracked_prs SET
-		agent_pushed_head = CASE WHEN ? > agent_pushed_at THEN ? ELSE agent_pushed_head END,
-		agent_pushed_at = max(agent_pushed_at, ?) WHERE repo = ? AND number = ?`
+		agent_pushed_head = CASE WHEN ?1 > agent_pushed_at THEN ?2
+			WHEN ?1 = agent_pushed_at AND ?2 <> agent_pushed_head THEN '' ELSE agent_pushed_head END,
+		agent_pushed_at = max(agent_pushed_at, ?1) WHERE repo = ?3 AND number = ?4`
+	qReanchorAgentPush = `UPDATE tracked_prs SET agent_pushed_head = ? WHERE repo = ? AND number = ? AND agent_pushed_at = ?`
 )
 
 // SaveCheckRun remembers the check run the guard created for repo at sha and
@@ -305,12 +311,26 @@ func (s *Store) trackTx(ctx context.Context, tx *sql.Tx, p TrackedPR) error {
 // (kept when later than the push stored); an untracked PR is left alone.
 func (s *Store) NoteAgentPush(ctx context.Context, repo string, number int, at time.Time, head string) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		t := nsOrZero(at)
-		_, err := tx.ExecContext(ctx, qNoteAgentPush, t, head, t, repo, number)
+		_, err := tx.ExecContext(ctx, qNoteAgentPush, nsOrZero(at), head, repo, number)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("note an agent's push to %s#%d: %w", repo, number, err)
+	}
+	return nil
+}
+
+// ReanchorAgentPush sets the head of the agent's push made at at, if it is
+// still the last one stored: the commit a human approved after it when its
+// own head was unknown or gone (rebased), so that the commits pushed on top
+// of that approved one are known to include the push.
+func (s *Store) ReanchorAgentPush(ctx context.Context, repo string, number int, at time.Time, head string) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, qReanchorAgentPush, head, repo, number, nsOrZero(at))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("re-anchor an agent's push to %s#%d: %w", repo, number, err)
 	}
 	return nil
 }

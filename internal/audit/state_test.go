@@ -484,6 +484,23 @@ func TestAgentPushedAt(t *testing.T) {
 	if _, ok, _ := s.TrackedPR(ctx, "o/r", 8); ok {
 		t.Fatal("NoteAgentPush tracked an unknown PR")
 	}
+	// Another head in the same second: which is later is unknown.
+	if err := s.NoteAgentPush(ctx, "o/r", 7, t1.Add(time.Hour), "d"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ = s.TrackedPR(ctx, "o/r", 7); got.AgentPushedHead != "" {
+		t.Fatalf("two heads in one second: head %q, want none", got.AgentPushedHead)
+	}
+	// Re-anchored to an approved commit, for that push only.
+	if err := s.ReanchorAgentPush(ctx, "o/r", 7, t1, "x"); err != nil { // an older push: nothing
+		t.Fatal(err)
+	}
+	if err := s.ReanchorAgentPush(ctx, "o/r", 7, t1.Add(time.Hour), "e"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ = s.TrackedPR(ctx, "o/r", 7); got.AgentPushedHead != "e" || !got.AgentPushedAt.Equal(t1.Add(time.Hour)) {
+		t.Fatalf("re-anchored: %v %q, want e", got.AgentPushedAt, got.AgentPushedHead)
+	}
 }
 
 // Schema 4 gives the agent PRs tracked before it (whose flag never

@@ -501,3 +501,18 @@ func (s *Server) Pull(repo string, n int) (pr.PullRequest, bool) {
 	}
 	return p.p, true
 }
+
+// SetPullCommits replaces the list of pull request n's commits with shas,
+// which must be in the repository's history already (AddCommit,
+// AddGraphCommit): a force-push (rebase) rewrote the PR's history.
+func (s *Server) SetPullCommits(repo string, n int, shas ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, p := s.mustPull("SetPullCommits", repo, n)
+	for _, sha := range shas {
+		if r.graph[sha] == nil {
+			panic("githubtest: SetPullCommits: commit " + sha + " is not in the history of " + repo)
+		}
+	}
+	p.commits = append([]string(nil), shas...)
+}

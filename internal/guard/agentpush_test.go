@@ -49,7 +49,12 @@ func TestAgentPushApprovedBy(t *testing.T) {
 		{"a push of unknown head: an approval of the PR's head after it", line, []pr.Review{approve(carol, "c3", 2*time.Minute)}, pushed(""), true},
 		{"a push of unknown head: not one of an older commit", line, []pr.Review{approve(carol, "c2", 2*time.Minute)}, pushed(""), false},
 		{"an approved commit no longer in the PR covers nothing", line, []pr.Review{approve(carol, "gone", 2*time.Minute)}, pushed("c2"), false},
-		{"a pushed head no longer in the PR is not covered", line, []pr.Review{approve(carol, "c3", 2*time.Minute)}, pushed("gone"), false},
+		{"a pushed head no longer in the PR (rebased): an approval of the PR's head after it", line, []pr.Review{approve(carol, "c3", 2*time.Minute)}, pushed("gone"), true},
+		{"a pushed head no longer in the PR: not one of an older commit", line, []pr.Review{approve(carol, "c2", 2*time.Minute)}, pushed("gone"), false},
+		{"an approval withdrawn by a later request for changes is none", line, []pr.Review{approve(carol, "c3", 2*time.Minute),
+			{ID: 9, User: carol, State: "CHANGES_REQUESTED", CommitID: "c3", SubmittedAt: t0.Add(3 * time.Minute), Approver: true}}, pushed("c2"), false},
+		{"an approval given again after a request for changes counts", line, []pr.Review{
+			{ID: 9, User: carol, State: "CHANGES_REQUESTED", CommitID: "c3", SubmittedAt: t0.Add(2 * time.Minute), Approver: true}, approve(carol, "c3", 3*time.Minute)}, pushed("c2"), true},
 		{"the author's approval is none", line, []pr.Review{approve(alice, "c3", 2*time.Minute)}, pushed("c2"), false},
 		{"a committer's approval is none", append(line, commit("c4", carol, "c3")), []pr.Review{approve(carol, "c4", 2*time.Minute)}, pushed("c2"), false},
 		{"a bot's approval is none", line, []pr.Review{approve(pr.Account{Login: "ok-bot", Type: "Bot"}, "c3", 2*time.Minute)}, pushed("c2"), false},

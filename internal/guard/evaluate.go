@@ -126,16 +126,22 @@ func (g *Guard) evaluateLocked(ctx context.Context, cfg *config.Config, t target
 	if p.HeadSHA == "" {
 		return nil, fmt.Errorf("evaluate %s#%d: head SHA unknown: %w", t.repo.FullName, t.number, ev.err)
 	}
-	if p.State == "closed" {
-		return nil, nil
-	}
-	stale := seen && tracked.HeadSHA != p.HeadSHA && !p.UpdatedAt.IsZero() && tracked.UpdatedAt.After(p.UpdatedAt)
-
 	// An agent's push, or one whose sender could not be told (fail closed).
 	var push pushSeen
 	if t.push != nil && (!ev.senderKnown || ev.senderAgent) {
 		push = *t.push
 	}
+	if p.State == "closed" {
+		// A late push still counts if the PR is reopened.
+		if !push.at.IsZero() {
+			if err := g.o.Store.NoteAgentPush(ctx, t.repo.FullName, t.number, push.at, push.head); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	}
+	stale := seen && tracked.HeadSHA != p.HeadSHA && !p.UpdatedAt.IsZero() && tracked.UpdatedAt.After(p.UpdatedAt)
+
 	rec := g.record(cfg, t, ev)
 	if stale {
 		rec.Reason = "not published: " + p.HeadSHA + " is no longer the head of the pull request; " + rec.Reason
@@ -144,11 +150,13 @@ func (g *Guard) evaluateLocked(ctx context.Context, cfg *config.Config, t target
 				return nil, err
 			}
 		}
-		if push.at.IsZero() || (seen && !push.at.After(tracked.AgentPushedAt)) {
+		if push.at.IsZero() {
 			return []audit.Record{rec}, nil
 		}
 		// The push still happened, and the head published since may
-		// include it: note it and decide the PR's head afresh.
+		// include it: note it and decide the PR's head afresh (also when
+		// processed again: a first pass may have noted it and failed to
+		// publish).
 		if err := g.o.Store.NoteAgentPush(ctx, t.repo.FullName, t.number, push.at, push.head); err != nil {
 			return nil, err
 		}
@@ -183,6 +191,13 @@ func (g *Guard) evaluateLocked(ctx context.Context, cfg *config.Config, t target
 	if !seen || tracked.HeadSHA != p.HeadSHA || tracked.CheckRunID != id {
 		if err := g.o.Store.SaveCheckRun(ctx, t.repo.FullName, p.HeadSHA, id, []int{t.number}); err != nil {
 			return nil, fmt.Errorf("save check run: %w", err)
+		}
+	}
+	if seen && !tracked.AgentPushedAt.IsZero() && ev.err == nil {
+		if h := reanchor(in, humanApprovals(in), pushSeen{at: tracked.AgentPushedAt, head: tracked.AgentPushedHead}); h != "" {
+			if err := g.o.Store.ReanchorAgentPush(ctx, t.repo.FullName, t.number, tracked.AgentPushedAt, h); err != nil {
+				return nil, err
+			}
 		}
 	}
 	updated := p.UpdatedAt
@@ -257,6 +272,7 @@ type State interface {
 	TrackedPR(ctx context.Context, repo string, number int) (audit.TrackedPR, bool, error)
 	Overrides(ctx context.Context, repo string, number int) ([]pr.Override, error)
 	ActiveFreezes(ctx context.Context, at time.Time) ([]audit.ManualFreeze, error)
+	FailedPushes(ctx context.Context, key string, now time.Time, except int64) (int, error)
 }
 
 var _ State = (*audit.Store)(nil)
@@ -331,6 +347,15 @@ func buildInput(ctx context.Context, cfg *config.Config, dir pr.Directory, facts
 		if tracked, ok, err = state.TrackedPR(ctx, t.repo.FullName, t.number); err != nil {
 			return in, fmt.Errorf("read tracked PR: %w", err)
 		}
+	}
+	// A push whose delivery failed is retried; until then who made it is
+	// unknown, and any other event would decide without it: it counts as
+	// an agent's (held, not passed) meanwhile.
+	if n, err := state.FailedPushes(ctx, t.repo.FullName+"#"+strconv.Itoa(t.number), now, t.delivery.Seq); err != nil {
+		return in, err
+	} else if n > 0 {
+		pushes = append(pushes, agentPush{why: fmt.Sprintf("a push whose delivery failed is not processed yet (%d; retried)", n),
+			pushSeen: pushSeen{at: now}})
 	}
 	if ok && !tracked.AgentPushedAt.IsZero() {
 		pushes = append(pushes, agentPush{why: "an agent pushed to it earlier", earlier: true,
@@ -591,15 +616,29 @@ func (ap agentPush) approvedBy(in *pr.Input, approvals []pr.Review) bool {
 				return true
 			}
 		case !a.SubmittedAt.After(ap.at):
-		case ap.head == "":
-			if a.CommitID == in.PullRequest.HeadSHA {
-				return true
-			}
 		case includes(in.Commits, a.CommitID, ap.head):
 			return true
 		}
 	}
-	return false
+	return reanchor(in, approvals, ap.pushSeen) != ""
+}
+
+// reanchor returns, for a push whose head is unknown (remembered from
+// before heads were kept, or two pushes in one second) or no longer in the
+// PR (rebased, force-pushed), the PR's head when one of approvals approved
+// it after the push: that approval covers the push, and the push can be
+// remembered with it as its head, so that what is pushed on top of it is
+// known to include it. "" otherwise.
+func reanchor(in *pr.Input, approvals []pr.Review, push pushSeen) string {
+	if slices.ContainsFunc(in.Commits, func(c pr.Commit) bool { return c.SHA == push.head }) {
+		return ""
+	}
+	for _, a := range approvals {
+		if a.SubmittedAt.After(push.at) && a.CommitID == in.PullRequest.HeadSHA {
+			return a.CommitID
+		}
+	}
+	return ""
 }
 
 // includes reports whether commit sha is top or one of top's ancestors
@@ -643,11 +682,24 @@ func humanApprovals(in *pr.Input) []pr.Review {
 			}
 		}
 	}
+	// A reviewer's verdict is their last review that approves, requests
+	// changes or is dismissed (by submitted_at, then id), as the policies
+	// read it: an approval withdrawn since counts for nothing.
+	latest := map[string]pr.Review{}
+	for _, r := range in.Reviews {
+		if r.State != "APPROVED" && r.State != "CHANGES_REQUESTED" && r.State != "DISMISSED" {
+			continue
+		}
+		login := strings.ToLower(r.User.Login)
+		if l, ok := latest[login]; !ok || r.SubmittedAt.After(l.SubmittedAt) || (r.SubmittedAt.Equal(l.SubmittedAt) && r.ID >= l.ID) {
+			latest[login] = r
+		}
+	}
 	var out []pr.Review
 	for _, r := range in.Reviews {
 		login := strings.ToLower(r.User.Login)
-		if r.State != "APPROVED" || r.User.Type != "User" || r.User.Agent || !r.Approver || login == "" ||
-			login == strings.ToLower(in.PullRequest.Author.Login) || made[login] {
+		if r.State != "APPROVED" || latest[login].ID != r.ID || r.User.Type != "User" || r.User.Agent || !r.Approver ||
+			login == "" || login == strings.ToLower(in.PullRequest.Author.Login) || made[login] {
 			continue
 		}
 		out = append(out, r)

@@ -170,6 +170,9 @@ func (o *offline) TrackedPR(ctx context.Context, repo string, number int) (audit
 	}
 	return audit.TrackedPR{Repo: repo, Number: number, Agent: o.f.AgentPushed, AgentPushedAt: at}, o.f.AgentPushed, nil
 }
+func (o *offline) FailedPushes(ctx context.Context, key string, now time.Time, except int64) (int, error) {
+	return 0, nil
+}
 func (o *offline) Overrides(ctx context.Context, repo string, number int) ([]pr.Override, error) {
 	return o.f.Overrides, nil
 }
