@@ -65,7 +65,7 @@ func TestAgentPushSeenWhileClosedCounts(t *testing.T) {
 // delivery's next attempt decides the head again, though the push is
 // noted already: head 3 is held.
 func TestLateAgentPushDecidedAgainAfterAFailure(t *testing.T) {
-	h := newPushHarnessReconciling(t, 73)
+	h := newPushHarnessWith(t, "", 73, func(c *serveConfig) { c.reconcile = 200 * time.Millisecond })
 	h.commit('2', alice, nil) // pushed by the agent at +1m
 	h.commit('3', alice, nil) // pushed by alice at +2m
 	h.head('3', 2*time.Minute)
@@ -77,23 +77,10 @@ func TestLateAgentPushDecidedAgainAfterAFailure(t *testing.T) {
 	const id = "late-agent-push-1"
 	postWebhook(t, h.base, "pull_request", id, late)
 	st := openAudit(t, h.harness)
-	raw, err := sql.Open("sqlite", h.db+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	waitFor(t, "the late synchronize to fail", func() bool {
-		var state string
-		raw.QueryRow("SELECT state FROM deliveries WHERE id = ?", id).Scan(&state)
-		return state == "failed"
-	})
+	waitFor(t, "the late synchronize to fail", func() bool { return h.deliveryState(id) == "failed" })
 	h.fake.ClearFaults()
 	postWebhook(t, h.base, "pull_request", id, late) // GitHub's redelivery (same GUID), or the scheduler's retry
-	waitFor(t, "the redelivery to complete", func() bool {
-		var state string
-		raw.QueryRow("SELECT state FROM deliveries WHERE id = ?", id).Scan(&state)
-		return state == "done"
-	})
+	waitFor(t, "the redelivery to complete", func() bool { return h.deliveryState(id) == "done" })
 	idle(t, st)
 	runs := h.fake.CheckRuns(testRepo, sha('3'))
 	if run := runs[len(runs)-1]; run.Conclusion != "action_required" {
@@ -105,12 +92,7 @@ func TestLateAgentPushDecidedAgainAfterAFailure(t *testing.T) {
 // the policies read it, is no approval, so the push counts again.
 func TestWithdrawnApprovalClearsNoPush(t *testing.T) {
 	h := newPushHarness(t, "", 74)
-	h.commit('2', alice, nil)
-	h.head('2', time.Minute)
-	h.event("synchronize", '2', agent, time.Minute)
-	h.waitCheckOn(t, sha('2'), "action_required")
-	h.approve('2', '2', 2*time.Minute)
-	h.waitCheckOn(t, sha('2'), "success")
+	h.agentPushApproved('2')
 	h.fake.AddReview(testRepo, h.n, pr.Review{User: carol, State: "CHANGES_REQUESTED", CommitID: sha('2'), SubmittedAt: h.t0.Add(3 * time.Minute)})
 	h.deliver("pull_request_review", patchJSON(t, reviewEvent(t, h.n, alice, sha('2'), carol, sha('2')),
 		map[string]any{"pull_request.updated_at": h.at(3 * time.Minute), "review.state": "changes_requested"}))
@@ -124,12 +106,7 @@ func TestWithdrawnApprovalClearsNoPush(t *testing.T) {
 // own push on top of it passes.
 func TestRebasedAgentPushClearedByAnApprovalAfterIt(t *testing.T) {
 	h := newPushHarness(t, "", 75)
-	h.commit('2', alice, nil)
-	h.head('2', time.Minute)
-	h.event("synchronize", '2', agent, time.Minute)
-	h.waitCheckOn(t, sha('2'), "action_required")
-	h.approve('2', '2', 2*time.Minute)
-	h.waitCheckOn(t, sha('2'), "success")
+	h.agentPushApproved('2')
 	// alice rebases onto a newer main: 1' (x), 2' (y).
 	h.commit('x', alice, []string{strings.Repeat("9", 40)})
 	h.commit('y', alice, []string{sha('x')})
@@ -146,17 +123,6 @@ func TestRebasedAgentPushClearedByAnApprovalAfterIt(t *testing.T) {
 	if run := h.decided(6, 'z'); run.Conclusion != "success" {
 		t.Fatalf("carol approved after the agent's only push, yet alice's own push z is %q: %s\n%s", run.Conclusion, run.Title, run.Summary)
 	}
-}
-
-func newPushHarnessReconciling(t *testing.T, n int) *pushHarness {
-	fake := newFake(t)
-	h := &pushHarness{harness: startGuardWith(t, fake, "", func(c *serveConfig) { c.reconcile = 200 * time.Millisecond }),
-		t: t, n: n, t0: time.Now().UTC().Truncate(time.Second).Add(-time.Hour)}
-	h.head('1', 0)
-	h.commit('1', alice, nil)
-	h.event("opened", '1', alice, 0)
-	h.waitCheckOn(t, sha('1'), "success")
-	return h
 }
 
 // A push remembered from before schema 4 has no head: an approval of the
@@ -177,9 +143,7 @@ func TestMigratedAgentPushClearedByAnApprovalAfterIt(t *testing.T) {
 	if run := h.decided(2, '1'); run.Conclusion != "success" {
 		t.Fatalf("after carol's approval: %q", run.Conclusion)
 	}
-	h.commit('2', alice, nil)
-	h.head('2', 2*time.Minute)
-	h.event("synchronize", '2', alice, 2*time.Minute)
+	h.push('2', alice, 2*time.Minute)
 	if run := h.decided(3, '2'); run.Conclusion != "success" {
 		t.Fatalf("carol approved after the remembered push, yet alice's own push is %q: %s", run.Conclusion, run.Title)
 	}
@@ -191,16 +155,7 @@ func TestMigratedAgentPushClearedByAnApprovalAfterIt(t *testing.T) {
 // an agent's.
 func TestPushNotProcessedYetHolds(t *testing.T) {
 	h := newPushHarness(t, "", 78)
-	raw, err := sql.Open("sqlite", h.db+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	state := func(id string) string {
-		var s string
-		raw.QueryRow("SELECT state FROM deliveries WHERE id = ?", id).Scan(&s)
-		return s
-	}
+	state := h.deliveryState
 	h.commit('2', alice, nil)
 	h.head('2', time.Minute)
 	h.fake.FailNext("POST", "/repos/{owner}/{repo}/check-runs", 0, 502, nil, "")
@@ -223,13 +178,9 @@ func TestPushNotProcessedYetHolds(t *testing.T) {
 // carol's approval of the first does not cover it.
 func TestTwoAgentPushesASecondApart(t *testing.T) {
 	h := newPushHarness(t, "", 79)
-	h.commit('2', alice, nil)
-	h.head('2', time.Minute)
-	h.event("synchronize", '2', agent, time.Minute)
+	h.push('2', agent, time.Minute)
 	h.waitCheckOn(t, sha('2'), "action_required")
-	h.commit('3', alice, nil)
-	h.head('3', time.Minute+time.Second)
-	h.event("synchronize", '3', agent, time.Minute+time.Second)
+	h.push('3', agent, time.Minute+time.Second)
 	h.waitCheckOn(t, sha('3'), "action_required")
 	h.approve('2', '3', 2*time.Minute)
 	if run := h.decided(4, '3'); run.Conclusion != "action_required" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"database/sql"
 	"fmt"
 	"strings"
 	"testing"
@@ -79,11 +80,17 @@ type pushHarness struct {
 }
 
 func newPushHarness(t *testing.T, cfg string, n int, pre ...func(*githubtest.Server)) *pushHarness {
+	return newPushHarnessWith(t, cfg, n, nil, pre...)
+}
+
+// newPushHarnessWith is newPushHarness with a hook that changes the
+// server config.
+func newPushHarnessWith(t *testing.T, cfg string, n int, edit func(*serveConfig), pre ...func(*githubtest.Server)) *pushHarness {
 	fake := newFake(t)
 	for _, f := range pre {
 		f(fake)
 	}
-	h := &pushHarness{harness: startGuard(t, fake, cfg), t: t, n: n, t0: time.Now().UTC().Truncate(time.Second).Add(-time.Hour)}
+	h := &pushHarness{harness: startGuardWith(t, fake, cfg, edit), t: t, n: n, t0: time.Now().UTC().Truncate(time.Second).Add(-time.Hour)}
 	h.head('1', 0)
 	h.commit('1', alice, nil)
 	h.event("opened", '1', alice, 0)
@@ -115,6 +122,37 @@ func (h *pushHarness) event(action string, c byte, sender pr.Account, d time.Dur
 func (h *pushHarness) approve(c, head byte, d time.Duration) {
 	h.fake.AddReview(testRepo, h.n, pr.Review{User: carol, State: "APPROVED", CommitID: sha(c), SubmittedAt: h.t0.Add(d)})
 	h.deliver("pull_request_review", patchJSON(h.t, reviewEvent(h.t, h.n, alice, sha(head), carol, sha(c)), map[string]any{"pull_request.updated_at": h.at(d)}))
+}
+
+// push has by push c, a commit alice wrote on top of the last, d after t0.
+func (h *pushHarness) push(c byte, by pr.Account, d time.Duration) {
+	h.commit(c, alice, nil)
+	h.head(c, d)
+	h.event("synchronize", c, by, d)
+}
+
+// agentPushApproved has the agent push c (a commit alice wrote) and carol
+// approve it: held, then passed.
+func (h *pushHarness) agentPushApproved(c byte) {
+	h.t.Helper()
+	h.push(c, agent, time.Minute)
+	h.waitCheckOn(h.t, sha(c), "action_required")
+	h.approve(c, c, 2*time.Minute)
+	h.waitCheckOn(h.t, sha(c), "success")
+}
+
+// deliveryState returns the inbox state of delivery id, read through a
+// connection of its own.
+func (h *pushHarness) deliveryState(id string) string {
+	h.t.Helper()
+	raw, err := sql.Open("sqlite", h.db+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer raw.Close()
+	var s string
+	raw.QueryRow("SELECT state FROM deliveries WHERE id = ?", id).Scan(&s)
+	return s
 }
 
 // decided waits until the PR has k decision records and returns the
@@ -150,9 +188,7 @@ func TestAgentPushNotClearedByApprovalOfAnOlderCommit(t *testing.T) {
 func TestLateAgentPushHoldsTheNewerHead(t *testing.T) {
 	h := newPushHarness(t, "", 62)
 	h.commit('2', alice, nil)
-	h.commit('3', alice, nil)
-	h.head('3', 2*time.Minute)
-	h.event("synchronize", '3', alice, 2*time.Minute)
+	h.push('3', alice, 2*time.Minute)
 	h.waitCheckOn(t, sha('3'), "success")
 	h.event("synchronize", '2', agent, time.Minute) // the agent's earlier push
 	if run := h.decided(4, '3'); run.Conclusion != "action_required" || !strings.Contains(run.Summary, "an agent pushed to it earlier") {
@@ -171,9 +207,7 @@ func TestLateAgentPushKeepsItsTime(t *testing.T) {
 	h.waitCheckOn(t, sha('2'), "success")
 	h.event("synchronize", '2', agent, time.Minute)
 	h.decided(3, '2')
-	h.commit('3', alice, nil)
-	h.head('3', 3*time.Minute)
-	h.event("synchronize", '3', alice, 3*time.Minute)
+	h.push('3', alice, 3*time.Minute)
 	if run := h.decided(4, '3'); run.Conclusion != "success" {
 		t.Fatalf("carol approved after the agent's push, yet alice's push is %q: %s", run.Conclusion, run.Title)
 	}
