@@ -466,25 +466,6 @@ func BenchmarkParseEnvelope(b *testing.B) {
 	}
 }
 
-// controlChar must find exactly what a byte loop finds, wherever the
-// control character sits in its eight-byte word and next to any byte.
-func TestControlChar(t *testing.T) {
-	naive := func(b []byte) int {
-		for i, c := range b {
-			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
-				return i
-			}
-		}
-		return -1
-	}
-	alphabet := []byte{0x00, 0x01, '\t', '\n', '\r', 0x1f, 0x20, 0x21, '"', 0x7f, 0x80, 0x9f, 0xa0, 0xff, 'a'}
-	probe(1, alphabet, ' ', func(b []byte) {
-		if got, want := controlChar(b), naive(b); got != want {
-			t.Fatalf("controlChar(%q) = %d, want %d", b, got, want)
-		}
-	})
-}
-
 // nextSpecial must find exactly what a byte loop finds, wherever the byte
 // sits in its word, after any start, and with other special bytes above it.
 func TestNextSpecial(t *testing.T) {
