@@ -37,7 +37,7 @@ func TestAgentPushSeenWhileClosedCounts(t *testing.T) {
 	h.commit('2', alice, nil) // pushed by the agent at +1m
 	h.head('2', time.Minute)
 	h.event("labeled", '2', alice, 2*time.Minute) // processed before the agent's synchronize
-	h.waitCheckOn(t, sha('2'), "success")         // transient: the guard has not seen the push yet
+	h.waitCheckOn(t, sha('2'), "action_required") // who pushed 2 is not known yet
 	closed := func(state string, d time.Duration) {
 		h.fake.AddPull(testRepo, pr.PullRequest{Number: h.n, Title: "change", Author: alice, HeadSHA: sha('2'), BaseRef: "main",
 			BaseSHA: strings.Repeat("0", 40), UpdatedAt: h.t0.Add(d), State: state})
@@ -186,4 +186,44 @@ func TestTwoAgentPushesASecondApart(t *testing.T) {
 	if run := h.decided(4, '3'); run.Conclusion != "action_required" {
 		t.Fatalf("control: %q", run.Conclusion)
 	}
+}
+
+// A head whose synchronize the guard has not processed was pushed by
+// someone it has not learned: held until a human approves it, whatever
+// event decides it (the reconcile repairing a lost synchronize, the
+// agent's own next event delivered first, a reopen after a push to the
+// closed PR, for which GitHub sends no synchronize).
+func TestHeadOfAnUnknownPusherHolds(t *testing.T) {
+	t.Run("the reconcile, the synchronize lost", func(t *testing.T) {
+		h := newPushHarnessWith(t, "", 91, func(c *serveConfig) { c.reconcile = 200 * time.Millisecond })
+		h.commit('2', alice, nil)
+		h.head('2', time.Minute)
+		if run := h.waitCheckOn(t, sha('2'), "action_required"); !strings.Contains(run.Summary, "pushed by someone the guard has not learned") {
+			t.Fatalf("held without saying why: %s", run.Summary)
+		}
+		h.approve('2', '2', 2*time.Minute)
+		h.waitCheckOn(t, sha('2'), "success")
+	})
+	t.Run("the agent's next event first", func(t *testing.T) {
+		h := newPushHarness(t, "", 92)
+		h.commit('2', alice, nil)
+		h.head('2', time.Minute)
+		h.event("auto_merge_enabled", '2', agent, time.Minute)
+		if run := h.decided(2, '2'); run.Conclusion != "action_required" {
+			t.Fatalf("head 2, its synchronize not processed, is %q: %s", run.Conclusion, run.Title)
+		}
+		h.event("synchronize", '2', alice, time.Minute) // then its synchronize: alice pushed it
+		if run := h.decided(3, '2'); run.Conclusion != "success" {
+			t.Fatalf("after alice's synchronize: %q %s", run.Conclusion, run.Summary)
+		}
+	})
+	t.Run("a reopen with a new head", func(t *testing.T) {
+		h := newPushHarness(t, "", 93)
+		h.commit('2', alice, nil)
+		h.head('2', time.Minute)
+		h.event("reopened", '2', agent, time.Minute)
+		if run := h.decided(2, '2'); run.Conclusion != "action_required" {
+			t.Fatalf("reopened on a head whose pusher is unknown: %q %s", run.Conclusion, run.Title)
+		}
+	})
 }

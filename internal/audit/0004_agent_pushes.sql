@@ -11,3 +11,10 @@
 ALTER TABLE tracked_prs ADD COLUMN agent_pushed_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tracked_prs ADD COLUMN agent_pushed_head TEXT NOT NULL DEFAULT '';
 UPDATE tracked_prs SET agent_pushed_at = updated_at WHERE agent = 1;
+
+-- The last head whose pusher the guard knows (its synchronize or opened
+-- processed, or the head it first saw): a head other than it was pushed by
+-- someone the guard has not learned, and counts as an agent's push until
+-- a human approves it. The tracked head stands for it before.
+ALTER TABLE tracked_prs ADD COLUMN known_head TEXT NOT NULL DEFAULT '';
+UPDATE tracked_prs SET known_head = head_sha;

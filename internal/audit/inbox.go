@@ -477,19 +477,21 @@ func (s *Store) RetryFailed(ctx context.Context) ([]Delivery, error) {
 	return out, nil
 }
 
-// FailedPushes counts the synchronize deliveries of key (OWNER/NAME#N)
-// whose processing failed and that are still retried (received within
-// RetryWithin of now), other than the delivery except. Who pushed is known
-// only once such a delivery is processed: until then the guard counts the
-// push as an agent's.
-func (s *Store) FailedPushes(ctx context.Context, key string, now time.Time, except int64) (int, error) {
+// FailedPushes returns how many synchronize deliveries of key (OWNER/NAME#N)
+// failed (and are not processed since), other than the delivery except,
+// and when the latest of them was received. Who pushed is known only once
+// such a delivery is processed: until then, or a human's approval of the
+// PR's head after it, the guard counts the push as an agent's. It reads the
+// partial index of failed deliveries, which are few.
+func (s *Store) FailedPushes(ctx context.Context, key string, except int64) (int, time.Time, error) {
 	var n int
-	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM deliveries WHERE state = 'failed' AND received_at >= ?
-		AND key = ? AND action = 'synchronize' AND seq <> ?`, ns(now.Add(-RetryWithin)), key, except).Scan(&n)
+	var latest sql.NullInt64
+	err := s.r.QueryRowContext(ctx, `SELECT count(*), max(received_at) FROM deliveries INDEXED BY deliveries_failed
+		WHERE state = 'failed' AND key = ? AND action = 'synchronize' AND seq <> ?`, key, except).Scan(&n, &latest)
 	if err != nil {
-		return 0, fmt.Errorf("failed pushes of %s: %w", key, err)
+		return 0, time.Time{}, fmt.Errorf("failed pushes of %s: %w", key, err)
 	}
-	return n, nil
+	return n, timeOrZero(latest), nil
 }
 
 // Complete appends recs to the trail and marks the delivery done in ONE

@@ -18,8 +18,8 @@ const (
 		ON CONFLICT (repo, sha) DO UPDATE SET check_run_id = excluded.check_run_id, updated_at = excluded.updated_at`
 	qSaveCheckRunPR = "INSERT OR IGNORE INTO check_run_prs (repo, sha, number) VALUES (?, ?, ?)"
 	qTrackPR        = `INSERT INTO tracked_prs (repo, number, installation, head_sha, base_ref, author,
-		agent, open, outcome, time_dependent, check_run_id, updated_at, agent_pushed_at, agent_pushed_head)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		agent, open, outcome, time_dependent, check_run_id, updated_at, agent_pushed_at, agent_pushed_head, known_head)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (repo, number) DO UPDATE SET installation = excluded.installation, head_sha = excluded.head_sha,
 		base_ref = excluded.base_ref, author = excluded.author, agent = excluded.agent, open = excluded.open,
 		outcome = excluded.outcome, time_dependent = excluded.time_dependent, check_run_id = excluded.check_run_id,
@@ -27,7 +27,8 @@ const (
 		agent_pushed_head = CASE WHEN excluded.agent_pushed_at > agent_pushed_at THEN excluded.agent_pushed_head
 			WHEN excluded.agent_pushed_at = agent_pushed_at AND excluded.agent_pushed_head <> agent_pushed_head THEN ''
 			ELSE agent_pushed_head END,
-		agent_pushed_at = max(agent_pushed_at, excluded.agent_pushed_at)`
+		agent_pushed_at = max(agent_pushed_at, excluded.agent_pushed_at),
+		known_head = CASE WHEN excluded.known_head <> '' THEN excluded.known_head ELSE known_head END`
 	// Two pushes in one second (updated_at has no finer grain): which head
 	// is the later is unknown, so neither is kept ('').
 	qNoteAgentPush = `UPDATE tracked_prs SET
@@ -250,6 +251,10 @@ type TrackedPR struct {
 	// and the given one: it is never cleared.
 	AgentPushedAt   time.Time
 	AgentPushedHead string
+	// KnownHead is the last head whose pusher the guard knows (its
+	// synchronize or opened event processed, or the head first seen); ""
+	// when storing: keep the stored one.
+	KnownHead string
 }
 
 // TrackPR inserts or replaces the tracked state of p.Repo#p.Number.
@@ -303,7 +308,7 @@ func (s *Store) trackTx(ctx context.Context, tx *sql.Tx, p TrackedPR) error {
 	}
 	_, err := s.wq.in(tx).ExecContext(ctx, qTrackPR,
 		p.Repo, p.Number, p.Installation, p.HeadSHA, p.BaseRef, p.Author, b2i(p.Agent), b2i(p.Open), p.Outcome,
-		b2i(p.TimeDependent), p.CheckRunID, ns(at), nsOrZero(p.AgentPushedAt), p.AgentPushedHead)
+		b2i(p.TimeDependent), p.CheckRunID, ns(at), nsOrZero(p.AgentPushedAt), p.AgentPushedHead, p.KnownHead)
 	return err
 }
 
@@ -344,14 +349,14 @@ func nsOrZero(t time.Time) int64 {
 }
 
 const trackedCols = `repo, number, installation, head_sha, base_ref, author, agent, open, outcome, time_dependent,
-	check_run_id, updated_at, agent_pushed_at, agent_pushed_head`
+	check_run_id, updated_at, agent_pushed_at, agent_pushed_head, known_head`
 
 func scanTracked(sc interface{ Scan(...any) error }) (TrackedPR, error) {
 	var p TrackedPR
 	var agent, open, td int
 	var at, pushed int64
 	err := sc.Scan(&p.Repo, &p.Number, &p.Installation, &p.HeadSHA, &p.BaseRef, &p.Author, &agent, &open, &p.Outcome,
-		&td, &p.CheckRunID, &at, &pushed, &p.AgentPushedHead)
+		&td, &p.CheckRunID, &at, &pushed, &p.AgentPushedHead, &p.KnownHead)
 	p.Agent, p.Open, p.TimeDependent, p.UpdatedAt = agent != 0, open != 0, td != 0, fromNS(at)
 	if pushed != 0 {
 		p.AgentPushedAt = fromNS(pushed)

@@ -458,12 +458,16 @@ func TestAgentPushedAt(t *testing.T) {
 	if err := s.TrackPR(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	p.AgentPushedAt, p.AgentPushedHead, p.HeadSHA = time.Time{}, "", "b" // an event that saw no push
+	p.AgentPushedAt, p.AgentPushedHead, p.HeadSHA, p.KnownHead = time.Time{}, "", "b", "b" // an event that saw no push
+	if err := s.TrackPR(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	p.KnownHead = "" // a write-back that learned nothing keeps the known head
 	if err := s.TrackPR(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 	got, _, err := s.TrackedPR(ctx, "o/r", 7)
-	if err != nil || !got.AgentPushedAt.Equal(t1) || got.AgentPushedHead != "a" || got.HeadSHA != "b" {
+	if err != nil || !got.AgentPushedAt.Equal(t1) || got.AgentPushedHead != "a" || got.HeadSHA != "b" || got.KnownHead != "b" {
 		t.Fatalf("%+v, %v; want the push at %v kept", got, err, t1)
 	}
 	if err := s.NoteAgentPush(ctx, "o/r", 7, t1.Add(-time.Hour), "old"); err != nil { // older: kept the later
@@ -530,7 +534,8 @@ func TestMigrateAgentPushes(t *testing.T) {
 	defer s.Close()
 	agent, _, err := s.TrackedPR(ctx, "o/r", 1)
 	human, _, err2 := s.TrackedPR(ctx, "o/r", 2)
-	if err != nil || err2 != nil || !agent.AgentPushedAt.Equal(time.Unix(0, 5000).UTC()) || !human.AgentPushedAt.IsZero() {
+	if err != nil || err2 != nil || !agent.AgentPushedAt.Equal(time.Unix(0, 5000).UTC()) || !human.AgentPushedAt.IsZero() ||
+		agent.KnownHead != "h" || human.KnownHead != "h" {
 		t.Fatalf("agent PR pushed at %v (%v), human PR at %v (%v)", agent.AgentPushedAt, err, human.AgentPushedAt, err2)
 	}
 }

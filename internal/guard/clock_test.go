@@ -22,8 +22,8 @@ func (f freezesOnly) Overrides(context.Context, string, int) ([]pr.Override, err
 func (f freezesOnly) ActiveFreezes(context.Context, time.Time) ([]audit.ManualFreeze, error) {
 	return f, nil
 }
-func (f freezesOnly) FailedPushes(context.Context, string, time.Time, int64) (int, error) {
-	return 0, nil
+func (f freezesOnly) FailedPushes(context.Context, string, int64) (int, time.Time, error) {
+	return 0, time.Time{}, nil
 }
 
 // The input's next_boundary is the end of a declared freeze when that comes

@@ -25,7 +25,7 @@ func (g *Guard) onClosed(ctx context.Context, d webhook.Delivery, e *github.Pull
 		return nil, fmt.Errorf("read tracked PR: %w", err)
 	}
 	if ok {
-		tracked.Open = false
+		tracked.Open, tracked.KnownHead = false, "" // keep the stored known head
 		if err := g.o.Store.TrackPR(ctx, tracked); err != nil {
 			return nil, fmt.Errorf("track pull request: %w", err)
 		}

@@ -81,6 +81,21 @@ func (g *Guard) evaluate(ctx context.Context, t target) ([]audit.Record, error) 
 	return g.evaluateLocked(ctx, cfg, t)
 }
 
+// knownHead is the head whose pusher t's evaluation learned: the head a
+// synchronize pushed, the head of an opened PR (its author's), or the head
+// of a PR seen for the first time; "" for none.
+func knownHead(t target, seen bool, head string) string {
+	switch {
+	case t.push != nil:
+		return t.push.head
+	case t.event.Action == "opened" && t.known != nil:
+		return t.known.HeadSHA
+	case !seen:
+		return head
+	}
+	return ""
+}
+
 // pushOf returns the push t's event is (a synchronize): when, by the
 // payload's updated_at (else now), and the head it pushed; nil for others.
 func pushOf(t target, now time.Time) *pushSeen {
@@ -211,7 +226,7 @@ func (g *Guard) evaluateLocked(ctx context.Context, cfg *config.Config, t target
 		// earlier classification stands then.
 		Agent: in.AgentPR || (ev.err != nil && seen && tracked.Agent), Open: true, Outcome: string(ev.decision.Outcome),
 		TimeDependent: in.AgentPR || freezesEveryone(cfg), CheckRunID: id, UpdatedAt: updated,
-		AgentPushedAt: push.at, AgentPushedHead: push.head,
+		AgentPushedAt: push.at, AgentPushedHead: push.head, KnownHead: knownHead(t, seen, p.HeadSHA),
 	}
 	if t.record {
 		if _, err := g.o.Store.AppendTracked(ctx, track, rec); err != nil {
@@ -272,7 +287,7 @@ type State interface {
 	TrackedPR(ctx context.Context, repo string, number int) (audit.TrackedPR, bool, error)
 	Overrides(ctx context.Context, repo string, number int) ([]pr.Override, error)
 	ActiveFreezes(ctx context.Context, at time.Time) ([]audit.ManualFreeze, error)
-	FailedPushes(ctx context.Context, key string, now time.Time, except int64) (int, error)
+	FailedPushes(ctx context.Context, key string, except int64) (int, time.Time, error)
 }
 
 var _ State = (*audit.Store)(nil)
@@ -348,14 +363,20 @@ func buildInput(ctx context.Context, cfg *config.Config, dir pr.Directory, facts
 			return in, fmt.Errorf("read tracked PR: %w", err)
 		}
 	}
-	// A push whose delivery failed is retried; until then who made it is
-	// unknown, and any other event would decide without it: it counts as
-	// an agent's (held, not passed) meanwhile.
-	if n, err := state.FailedPushes(ctx, t.repo.FullName+"#"+strconv.Itoa(t.number), now, t.delivery.Seq); err != nil {
+	// Who pushed is known from a push's synchronize only. One whose
+	// delivery failed (it is retried), or a head whose synchronize the
+	// guard has not processed (lost, late, or pushed while the PR was
+	// closed), counts as an agent's push until a human approves the head
+	// after it: any other event would decide without it.
+	if n, at, err := state.FailedPushes(ctx, t.repo.FullName+"#"+strconv.Itoa(t.number), t.delivery.Seq); err != nil {
 		return in, err
 	} else if n > 0 {
 		pushes = append(pushes, agentPush{why: fmt.Sprintf("a push whose delivery failed is not processed yet (%d; retried)", n),
-			pushSeen: pushSeen{at: now}})
+			pushSeen: pushSeen{at: at}})
+	}
+	if ok && tracked.KnownHead != "" && p.HeadSHA != tracked.KnownHead && (t.push == nil || t.push.head != p.HeadSHA) {
+		pushes = append(pushes, agentPush{why: "head " + short(p.HeadSHA) + " was pushed by someone the guard has not learned (its synchronize is not processed)",
+			pushSeen: pushSeen{at: tracked.UpdatedAt, head: p.HeadSHA}})
 	}
 	if ok && !tracked.AgentPushedAt.IsZero() {
 		pushes = append(pushes, agentPush{why: "an agent pushed to it earlier", earlier: true,

@@ -170,8 +170,8 @@ func (o *offline) TrackedPR(ctx context.Context, repo string, number int) (audit
 	}
 	return audit.TrackedPR{Repo: repo, Number: number, Agent: o.f.AgentPushed, AgentPushedAt: at}, o.f.AgentPushed, nil
 }
-func (o *offline) FailedPushes(ctx context.Context, key string, now time.Time, except int64) (int, error) {
-	return 0, nil
+func (o *offline) FailedPushes(ctx context.Context, key string, except int64) (int, time.Time, error) {
+	return 0, time.Time{}, nil
 }
 func (o *offline) Overrides(ctx context.Context, repo string, number int) ([]pr.Override, error) {
 	return o.f.Overrides, nil

@@ -85,7 +85,7 @@ func (g *Guard) scanOpenPulls(ctx context.Context, pace time.Duration) error {
 			}
 			for _, w := range watched {
 				if w.Repo == repo.FullName && !open[w.Number] {
-					w.Open = false
+					w.Open, w.KnownHead = false, "" // keep the stored known head
 					if err := g.o.Store.TrackPR(ctx, w); err != nil {
 						return err
 					}

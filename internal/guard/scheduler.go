@@ -368,7 +368,7 @@ func (g *Guard) reevaluateOpen(ctx context.Context, why string, pace time.Durati
 		}
 		if gone || err == nil && len(recs) == 0 {
 			// Closed since (or gone): stop tracking it as open.
-			it.p.Open = false
+			it.p.Open, it.p.KnownHead = false, "" // keep the stored known head
 			err = g.o.Store.TrackPR(ctx, it.p)
 		}
 		if err != nil {
