@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -226,4 +227,51 @@ func TestHeadOfAnUnknownPusherHolds(t *testing.T) {
 			t.Fatalf("reopened on a head whose pusher is unknown: %q %s", run.Conclusion, run.Title)
 		}
 	})
+}
+
+// A human's approval of a head whose pusher is unknown makes it a human's
+// PR again for good (not only for the evaluation of the review): a later
+// event during an agents' freeze passes it.
+func TestApprovedUnknownHeadIsKnown(t *testing.T) {
+	now := time.Now().UTC()
+	cfg := fmt.Sprintf("freezes:\n  - name: release-window\n    from: %q\n    to: %q\n", now.Add(-2*time.Hour).Format(time.RFC3339), now.Add(2*time.Hour).Format(time.RFC3339))
+	h := newPushHarness(t, cfg, 191)
+	h.commit('2', alice, nil)
+	h.head('2', time.Minute)
+	h.event("labeled", '2', alice, time.Minute) // the synchronize of 2 lost
+	if run := h.decided(2, '2'); run.Conclusion != "failure" {
+		t.Fatalf("an unknown pusher's head during an agents' freeze: %q", run.Conclusion)
+	}
+	h.approve('2', '2', 2*time.Minute)
+	if run := h.decided(3, '2'); run.Conclusion != "success" {
+		t.Fatalf("after carol's approval: %q %s", run.Conclusion, run.Summary)
+	}
+	h.head('2', 3*time.Minute)
+	h.event("labeled", '2', alice, 3*time.Minute)
+	if run := h.decided(4, '2'); run.Conclusion != "success" {
+		t.Fatalf("a label after carol's approval of 2: %q %s", run.Conclusion, run.Summary)
+	}
+}
+
+// A human's synchronize merely processed after another event of its head
+// holds the PR quietly (no reviewers asked, no comment), and the
+// synchronize then passes it.
+func TestLateHumanSynchronizeHoldsQuietly(t *testing.T) {
+	h := newPushHarness(t, "", 192)
+	h.commit('2', alice, nil)
+	h.head('2', time.Minute)
+	h.event("labeled", '2', alice, time.Minute) // before alice's synchronize
+	if run := h.decided(2, '2'); run.Conclusion != "action_required" {
+		t.Fatalf("before the synchronize: %q", run.Conclusion)
+	}
+	h.event("synchronize", '2', alice, time.Minute)
+	if run := h.decided(3, '2'); run.Conclusion != "success" {
+		t.Fatalf("after alice's synchronize: %q %s", run.Conclusion, run.Summary)
+	}
+	if cs := h.fake.Comments(testRepo, h.n); len(cs) != 0 {
+		t.Fatalf("comments on alice's PR: %+v", cs)
+	}
+	if users, teams := h.fake.RequestedReviewers(testRepo, h.n); len(users)+len(teams) != 0 {
+		t.Fatalf("reviewers asked: %v %v", users, teams)
+	}
 }

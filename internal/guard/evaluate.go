@@ -81,10 +81,37 @@ func (g *Guard) evaluate(ctx context.Context, t target) ([]audit.Record, error) 
 	return g.evaluateLocked(ctx, cfg, t)
 }
 
-// knownHead is the head whose pusher t's evaluation learned: the head a
-// synchronize pushed, the head of an opened PR (its author's), or the head
-// of a PR seen for the first time; "" for none.
-func knownHead(t target, seen bool, head string) string {
+// Reasons of a PR held because who pushed is not known yet.
+const (
+	whyUnknownHead = "was pushed by someone the guard has not learned (its synchronize is not processed)"
+	whyFailedPush  = "a push whose delivery failed is not processed yet"
+)
+
+// onlyUnknownPushers reports whether reasons are all of a push whose
+// pusher is not known yet.
+func onlyUnknownPushers(reasons []string) bool {
+	for _, r := range reasons {
+		if !strings.HasSuffix(r, whyUnknownHead) && !strings.HasPrefix(r, whyFailedPush) {
+			return false
+		}
+	}
+	return len(reasons) > 0
+}
+
+// headUnknown reports whether head, the PR's, was pushed by someone the
+// guard has not learned: the PR is tracked with another known head, and
+// t is not head's own synchronize.
+func headUnknown(t target, seen bool, tracked audit.TrackedPR, head string) bool {
+	return seen && tracked.KnownHead != "" && head != tracked.KnownHead && (t.push == nil || t.push.head != head)
+}
+
+// knownHead is the head whose pusher the evaluation of t learned: the head
+// a synchronize pushed, the head of an opened PR (its author's), the head
+// of a PR seen for the first time, or a head of unknown pusher that a
+// human approved after it was pushed (it is a human's PR again, SPEC §1);
+// "" for none.
+func knownHead(t target, seen bool, tracked audit.TrackedPR, in *pr.Input, decided bool) string {
+	head := in.PullRequest.HeadSHA
 	switch {
 	case t.push != nil:
 		return t.push.head
@@ -92,6 +119,12 @@ func knownHead(t target, seen bool, head string) string {
 		return t.known.HeadSHA
 	case !seen:
 		return head
+	case decided && headUnknown(t, seen, tracked, head):
+		for _, a := range humanApprovals(in) {
+			if a.CommitID == head && a.SubmittedAt.After(tracked.UpdatedAt) {
+				return head
+			}
+		}
 	}
 	return ""
 }
@@ -196,7 +229,10 @@ func (g *Guard) evaluateLocked(ctx context.Context, cfg *config.Config, t target
 	log := webhook.Logger(ctx, g.o.Logger).With("repo", t.repo.FullName, "pr", t.number, "sha", p.HeadSHA)
 	log.Info("decided", "outcome", ev.decision.Outcome, "rules", ev.decision.Rules(), "agent_pr", in.AgentPR,
 		"decision", ev.id, "check_run", id)
-	if ev.decision.Outcome == pr.Escalate && cfg.Mode != "advisory" {
+	// A PR held only because who pushed is not known yet (its synchronize
+	// late or failed) is held quietly: no reviewers are asked, no comment
+	// posted, for what is most often a human's push about to be learned.
+	if ev.decision.Outcome == pr.Escalate && cfg.Mode != "advisory" && !onlyUnknownPushers(in.AgentReasons) {
 		if err := g.escalate(ctx, cfg, client, t.repo, in, run.DetailsURL); err != nil {
 			// The check run already holds the PR; a reviewer request GitHub
 			// refuses must not stop the decision from being recorded.
@@ -226,7 +262,7 @@ func (g *Guard) evaluateLocked(ctx context.Context, cfg *config.Config, t target
 		// earlier classification stands then.
 		Agent: in.AgentPR || (ev.err != nil && seen && tracked.Agent), Open: true, Outcome: string(ev.decision.Outcome),
 		TimeDependent: in.AgentPR || freezesEveryone(cfg), CheckRunID: id, UpdatedAt: updated,
-		AgentPushedAt: push.at, AgentPushedHead: push.head, KnownHead: knownHead(t, seen, p.HeadSHA),
+		AgentPushedAt: push.at, AgentPushedHead: push.head, KnownHead: knownHead(t, seen, tracked, in, ev.err == nil),
 	}
 	if t.record {
 		if _, err := g.o.Store.AppendTracked(ctx, track, rec); err != nil {
@@ -371,12 +407,10 @@ func buildInput(ctx context.Context, cfg *config.Config, dir pr.Directory, facts
 	if n, at, err := state.FailedPushes(ctx, t.repo.FullName+"#"+strconv.Itoa(t.number), t.delivery.Seq); err != nil {
 		return in, err
 	} else if n > 0 {
-		pushes = append(pushes, agentPush{why: fmt.Sprintf("a push whose delivery failed is not processed yet (%d; retried)", n),
-			pushSeen: pushSeen{at: at}})
+		pushes = append(pushes, agentPush{why: fmt.Sprintf("%s (%d; retried)", whyFailedPush, n), pushSeen: pushSeen{at: at}})
 	}
-	if ok && tracked.KnownHead != "" && p.HeadSHA != tracked.KnownHead && (t.push == nil || t.push.head != p.HeadSHA) {
-		pushes = append(pushes, agentPush{why: "head " + short(p.HeadSHA) + " was pushed by someone the guard has not learned (its synchronize is not processed)",
-			pushSeen: pushSeen{at: tracked.UpdatedAt, head: p.HeadSHA}})
+	if headUnknown(t, ok, tracked, p.HeadSHA) {
+		pushes = append(pushes, agentPush{why: "head " + short(p.HeadSHA) + " " + whyUnknownHead, pushSeen: pushSeen{at: tracked.UpdatedAt, head: p.HeadSHA}})
 	}
 	if ok && !tracked.AgentPushedAt.IsZero() {
 		pushes = append(pushes, agentPush{why: "an agent pushed to it earlier", earlier: true,

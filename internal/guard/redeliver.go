@@ -115,15 +115,18 @@ func (g *Guard) RedeliverFailed(ctx context.Context) (int, error) {
 // completed redelivery pass examined.
 const stateRedeliverThrough = "redeliver.through"
 
-// RunRedelivery calls RedeliverFailed every interval until ctx is done.
+// RunRedelivery calls RedeliverFailed at once (deliveries that failed
+// while the guard was down), then every interval until ctx is done.
 func (g *Guard) RunRedelivery(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
 		}
 		n, err := g.RedeliverFailed(ctx)
 		switch {
