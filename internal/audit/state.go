@@ -36,6 +36,7 @@ const (
 			WHEN ?1 = agent_pushed_at AND ?2 <> agent_pushed_head THEN '' ELSE agent_pushed_head END,
 		agent_pushed_at = max(agent_pushed_at, ?1) WHERE repo = ?3 AND number = ?4`
 	qReanchorAgentPush = `UPDATE tracked_prs SET agent_pushed_head = ? WHERE repo = ? AND number = ? AND agent_pushed_at = ?`
+	qNoteKnownHead     = `UPDATE tracked_prs SET known_head = ? WHERE repo = ? AND number = ?`
 )
 
 // SaveCheckRun remembers the check run the guard created for repo at sha and
@@ -321,6 +322,19 @@ func (s *Store) NoteAgentPush(ctx context.Context, repo string, number int, at t
 	})
 	if err != nil {
 		return fmt.Errorf("note an agent's push to %s#%d: %w", repo, number, err)
+	}
+	return nil
+}
+
+// NoteKnownHead records head as the last head of a tracked PR whose pusher
+// the guard knows (see TrackedPR.KnownHead); an untracked PR is left alone.
+func (s *Store) NoteKnownHead(ctx context.Context, repo string, number int, head string) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, qNoteKnownHead, head, repo, number)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("note the known head of %s#%d: %w", repo, number, err)
 	}
 	return nil
 }

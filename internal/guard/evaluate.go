@@ -180,9 +180,15 @@ func (g *Guard) evaluateLocked(ctx context.Context, cfg *config.Config, t target
 		push = *t.push
 	}
 	if p.State == "closed" {
-		// A late push still counts if the PR is reopened.
-		if !push.at.IsZero() {
+		// A late push still counts if the PR is reopened; a human's is
+		// learned.
+		switch {
+		case !push.at.IsZero():
 			if err := g.o.Store.NoteAgentPush(ctx, t.repo.FullName, t.number, push.at, push.head); err != nil {
+				return nil, err
+			}
+		case t.push != nil && t.push.head == p.HeadSHA:
+			if err := g.o.Store.NoteKnownHead(ctx, t.repo.FullName, t.number, t.push.head); err != nil {
 				return nil, err
 			}
 		}
