@@ -276,24 +276,28 @@ func TestLateHumanSynchronizeHoldsQuietly(t *testing.T) {
 	}
 }
 
-// alice's synchronize processed while her PR is closed is learned: the
-// reopened PR passes.
+// alice's synchronize processed late, when her PR is closed by then (the
+// guard reads it afresh: a label of the same head came first), is learned:
+// the reopened PR passes.
 func TestHumanPushSeenWhileClosedIsKnown(t *testing.T) {
 	h := newPushHarness(t, "", 94)
 	h.commit('2', alice, nil)
+	h.head('2', time.Minute)
+	h.event("labeled", '2', alice, 2*time.Minute) // before alice's synchronize: held quietly
+	h.decided(2, '2')
 	h.fake.AddPull(testRepo, pr.PullRequest{Number: h.n, Title: "change", Author: alice, HeadSHA: sha('2'), BaseRef: "main",
-		BaseSHA: strings.Repeat("0", 40), UpdatedAt: h.t0.Add(2 * time.Minute), State: "closed"})
-	h.deliver("pull_request", patchJSON(t, prEvent(t, "closed", h.n, alice, sha('1'), alice),
-		map[string]any{"pull_request.updated_at": h.at(2 * time.Minute), "pull_request.state": "closed"}))
-	h.event("synchronize", '2', alice, time.Minute) // processed late, the PR closed by then
+		BaseSHA: strings.Repeat("0", 40), UpdatedAt: h.t0.Add(3 * time.Minute), State: "closed"})
+	h.deliver("pull_request", patchJSON(t, prEvent(t, "closed", h.n, alice, sha('2'), alice),
+		map[string]any{"pull_request.updated_at": h.at(3 * time.Minute), "pull_request.state": "closed"}))
+	h.event("synchronize", '2', alice, time.Minute) // late
 	st := openAudit(t, h.harness)
 	waitFor(t, "the synchronize to be learned", func() bool {
 		tr, _, _ := st.TrackedPR(context.Background(), testRepo, h.n)
 		return tr.KnownHead == sha('2')
 	})
-	h.head('2', 3*time.Minute)
-	h.event("reopened", '2', alice, 3*time.Minute)
-	if run := h.decided(2, '2'); run.Conclusion != "success" {
+	h.head('2', 4*time.Minute)
+	h.event("reopened", '2', alice, 4*time.Minute)
+	if run := h.decided(3, '2'); run.Conclusion != "success" {
 		t.Fatalf("alice's reopened PR, her own push learned: %q %s", run.Conclusion, run.Summary)
 	}
 }
