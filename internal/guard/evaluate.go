@@ -107,10 +107,10 @@ func headUnknown(t target, seen bool, tracked audit.TrackedPR, head string) bool
 
 // knownHead is the head whose pusher the evaluation of t learned: the head
 // a synchronize pushed, the head of an opened PR (its author's), the head
-// of a PR seen for the first time, or a head of unknown pusher that a
-// human approved after it was pushed (it is a human's PR again, SPEC §1);
-// "" for none.
-func knownHead(t target, seen bool, tracked audit.TrackedPR, in *pr.Input, decided bool) string {
+// of a PR seen for the first time, or a head of unknown pusher that one of
+// approvals (humanApprovals) approved after it was pushed (it is a human's
+// PR again, SPEC §1); "" for none.
+func knownHead(t target, seen bool, tracked audit.TrackedPR, in *pr.Input, approvals []pr.Review, decided bool) string {
 	head := in.PullRequest.HeadSHA
 	switch {
 	case t.push != nil:
@@ -120,7 +120,7 @@ func knownHead(t target, seen bool, tracked audit.TrackedPR, in *pr.Input, decid
 	case !seen:
 		return head
 	case decided && headUnknown(t, seen, tracked, head):
-		for _, a := range humanApprovals(in) {
+		for _, a := range approvals {
 			if a.CommitID == head && a.SubmittedAt.After(tracked.UpdatedAt) {
 				return head
 			}
@@ -250,8 +250,9 @@ func (g *Guard) evaluateLocked(ctx context.Context, cfg *config.Config, t target
 			return nil, fmt.Errorf("save check run: %w", err)
 		}
 	}
+	approvals := humanApprovals(in)
 	if seen && !tracked.AgentPushedAt.IsZero() && ev.err == nil {
-		if h := reanchor(in, humanApprovals(in), pushSeen{at: tracked.AgentPushedAt, head: tracked.AgentPushedHead}); h != "" {
+		if h := reanchor(in, approvals, pushSeen{at: tracked.AgentPushedAt, head: tracked.AgentPushedHead}); h != "" {
 			if err := g.o.Store.ReanchorAgentPush(ctx, t.repo.FullName, t.number, tracked.AgentPushedAt, h); err != nil {
 				return nil, err
 			}
@@ -268,7 +269,7 @@ func (g *Guard) evaluateLocked(ctx context.Context, cfg *config.Config, t target
 		// earlier classification stands then.
 		Agent: in.AgentPR || (ev.err != nil && seen && tracked.Agent), Open: true, Outcome: string(ev.decision.Outcome),
 		TimeDependent: in.AgentPR || freezesEveryone(cfg), CheckRunID: id, UpdatedAt: updated,
-		AgentPushedAt: push.at, AgentPushedHead: push.head, KnownHead: knownHead(t, seen, tracked, in, ev.err == nil),
+		AgentPushedAt: push.at, AgentPushedHead: push.head, KnownHead: knownHead(t, seen, tracked, in, approvals, ev.err == nil),
 	}
 	if t.record {
 		if _, err := g.o.Store.AppendTracked(ctx, track, rec); err != nil {
@@ -644,7 +645,6 @@ func short(sha string) string {
 	return sha
 }
 
-// classifier decides who is an agent and who is an approver.
 // pushSeen is a push to a pull request: when, and the head it pushed
 // ("": unknown, a push remembered from before the guard kept heads).
 type pushSeen struct {
@@ -768,6 +768,7 @@ func humanApprovals(in *pr.Input) []pr.Review {
 	return out
 }
 
+// classifier decides who is an agent and who is an approver.
 type classifier struct {
 	cfg *config.Config
 	dir pr.Directory
