@@ -316,27 +316,13 @@ func (s *Store) trackTx(ctx context.Context, tx *sql.Tx, p TrackedPR) error {
 // NoteAgentPush records that an agent pushed head to a tracked PR at at
 // (kept when later than the push stored); an untracked PR is left alone.
 func (s *Store) NoteAgentPush(ctx context.Context, repo string, number int, at time.Time, head string) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, qNoteAgentPush, nsOrZero(at), head, repo, number)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("note an agent's push to %s#%d: %w", repo, number, err)
-	}
-	return nil
+	return s.execTx(ctx, fmt.Sprintf("note an agent's push to %s#%d", repo, number), qNoteAgentPush, nsOrZero(at), head, repo, number)
 }
 
 // NoteKnownHead records head as the last head of a tracked PR whose pusher
 // the guard knows (see TrackedPR.KnownHead); an untracked PR is left alone.
 func (s *Store) NoteKnownHead(ctx context.Context, repo string, number int, head string) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, qNoteKnownHead, head, repo, number)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("note the known head of %s#%d: %w", repo, number, err)
-	}
-	return nil
+	return s.execTx(ctx, fmt.Sprintf("note the known head of %s#%d", repo, number), qNoteKnownHead, head, repo, number)
 }
 
 // ReanchorAgentPush sets the head of the agent's push made at at, if it is
@@ -344,12 +330,18 @@ func (s *Store) NoteKnownHead(ctx context.Context, repo string, number int, head
 // own head was unknown or gone (rebased), so that the commits pushed on top
 // of that approved one are known to include the push.
 func (s *Store) ReanchorAgentPush(ctx context.Context, repo string, number int, at time.Time, head string) error {
+	return s.execTx(ctx, fmt.Sprintf("re-anchor an agent's push to %s#%d", repo, number), qReanchorAgentPush, head, repo, number, nsOrZero(at))
+}
+
+// execTx runs one statement in a write transaction; what names it in the
+// error.
+func (s *Store) execTx(ctx context.Context, what, q string, args ...any) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, qReanchorAgentPush, head, repo, number, nsOrZero(at))
+		_, err := tx.ExecContext(ctx, q, args...)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("re-anchor an agent's push to %s#%d: %w", repo, number, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }
